@@ -1,0 +1,21 @@
+//! Domain types shared by every stage of the pipeline, with no I/O.
+//!
+//! ```text
+//!   PostgreSQL WAL ──► ChangeEvent { position, table, op, before, after } ──► sinks
+//!                         │
+//!                         └─ Position = (commit LSN, ordinal in transaction):
+//!                            a total order over all changes and their dedup key
+//! ```
+//!
+//! Everything downstream (Kafka, lake, warehouse) speaks these types, so they are
+//! kept small, explicit and free of any client library.
+
+mod event;
+mod lsn;
+mod table;
+mod value;
+
+pub use event::{ChangeEvent, Op, Position, TransactionInfo, TruncateOptions};
+pub use lsn::{Lsn, ParseLsnError, Xid};
+pub use table::{ColumnSchema, ReplicaIdentity, TableId, TableName, TableSchema};
+pub use value::{Row, Value};
