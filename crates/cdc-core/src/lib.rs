@@ -12,10 +12,12 @@
 
 mod event;
 mod lsn;
+mod secret;
 mod table;
 mod value;
 
 pub use event::{ChangeEvent, Op, Position, TransactionInfo, TruncateOptions};
 pub use lsn::{Lsn, ParseLsnError, Xid};
+pub use secret::Secret;
 pub use table::{ColumnSchema, ReplicaIdentity, TableId, TableName, TableSchema};
 pub use value::{Row, Value};

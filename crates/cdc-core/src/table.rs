@@ -22,7 +22,10 @@ pub struct TableName {
 impl TableName {
     /// A name from its two parts.
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        TableName { schema: schema.into(), name: name.into() }
+        TableName {
+            schema: schema.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -105,11 +108,15 @@ pub struct TableSchema {
 impl TableSchema {
     /// Indexes of the primary-key columns (falling back to the replica identity columns).
     pub fn key_indexes(&self) -> Vec<usize> {
-        let pk: Vec<usize> = (0..self.columns.len()).filter(|&i| self.columns[i].primary_key).collect();
+        let pk: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| self.columns[i].primary_key)
+            .collect();
         if !pk.is_empty() {
             return pk;
         }
-        (0..self.columns.len()).filter(|&i| self.columns[i].replica_identity).collect()
+        (0..self.columns.len())
+            .filter(|&i| self.columns[i].replica_identity)
+            .collect()
     }
 
     /// The index of the column named `name`.
@@ -136,7 +143,10 @@ mod tests {
 
     #[test]
     fn numeric_typmod_decodes_precision_and_scale() {
-        assert_eq!(column("a", ((10 << 16) | 2) + 4, false).numeric_precision_scale(), Some((10, 2)));
+        assert_eq!(
+            column("a", ((10 << 16) | 2) + 4, false).numeric_precision_scale(),
+            Some((10, 2))
+        );
         assert_eq!(column("a", -1, false).numeric_precision_scale(), None);
     }
 

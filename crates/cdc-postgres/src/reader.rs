@@ -1,0 +1,762 @@
+//! The capture loop: snapshot once, then stream pgoutput changes into a sink.
+//!
+//! ```text
+//!            ┌──────────── replication connection ─────────────┐
+//!   WAL ──►  │ XLogData(pgoutput) ──► Decoder ──► TxnAssembler │──► ChangeSink.write(batch)
+//!            │ keepalive ◄──► standby status (flush = durable) │        │
+//!            └─────────────────────────────────────────────────┘        ▼
+//!                 ▲                                            DurabilityTracker
+//!                 └──────────── confirmed_flush_lsn ◄──────────────────┘
+//! ```
+//!
+//! ## Progress tracking
+//! A transaction's end LSN is confirmed to PostgreSQL only once every batch holding its
+//! events, and every batch before it, is durable in the sink. While no transaction is
+//! open and nothing is in flight, the server's reported WAL end is confirmed instead, so
+//! the slot advances while the published tables are idle; a periodic heartbeat message
+//! makes sure there is something to report.
+//!
+//! ## Streamed transactions
+//! With pgoutput `streaming`, large transactions arrive in blocks before they commit.
+//! Their messages are spilled to disk ([`crate::spill`]) and replayed at Stream Commit,
+//! so nothing of an aborted transaction reaches the sink and memory stays bounded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cdc_core::{
+    ChangeEvent, ColumnSchema, Lsn, Op, Position, TableId, TableName, TableSchema, TransactionInfo,
+    Xid,
+};
+use tokio::sync::watch;
+use tokio_postgres::{Client, NoTls};
+
+use crate::checkpoint::CheckpointStore;
+use crate::connection::{ConnectParams, ReplicationConnection};
+use crate::error::SourceError;
+use crate::pgoutput::{Decoder, OldTuple, PgOutputMessage, Relation};
+use crate::rows::{fill_unchanged_toast, tuple_row};
+use crate::setup::{self, quote_ident, quote_literal};
+use crate::sink::{ChangeSink, DurabilityTracker};
+use crate::snapshot::{self, ProgressFn, SnapshotOptions};
+use crate::spill::{SpillStore, SpilledMessage};
+use crate::walsender::{self, ReplicationMessage, StandbyStatusUpdate};
+
+/// Prefix of the logical messages capture emits as a heartbeat.
+pub const HEARTBEAT_PREFIX: &str = "totesys_cdc.heartbeat";
+
+/// When to take the initial snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// When the slot is new (or its snapshot never completed).
+    Initial,
+    /// Never: stream from the slot's position only.
+    Never,
+}
+
+/// Everything capture needs to know.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// Where the source database is.
+    pub connection: ConnectParams,
+    /// Publication to stream (created for `tables` when missing).
+    pub publication: String,
+    /// Replication slot (created when missing).
+    pub slot: String,
+    /// Tables to publish; empty means every table of schema `public`.
+    pub tables: Vec<TableName>,
+    /// When to snapshot.
+    pub snapshot_mode: SnapshotMode,
+    /// How to snapshot.
+    pub snapshot: SnapshotOptions,
+    /// Events per batch handed to the sink.
+    pub batch_size: usize,
+    /// Batches written but not yet durable before reading pauses.
+    pub max_in_flight: usize,
+    /// How often a standby status update is sent at the latest.
+    pub status_interval: Duration,
+    /// How often a heartbeat message is written to the WAL; `None` disables it.
+    pub heartbeat_interval: Option<Duration>,
+    /// Directory for spill files and the snapshot checkpoint.
+    pub state_dir: PathBuf,
+    /// `logical_decoding_work_mem` for the walsender: the size past which a
+    /// transaction is streamed before it commits.
+    pub logical_decoding_work_mem: Option<String>,
+}
+
+impl CaptureConfig {
+    /// Defaults for everything but the connection.
+    pub fn new(connection: ConnectParams) -> Self {
+        CaptureConfig {
+            connection,
+            publication: "totesys_cdc".into(),
+            slot: "totesys_cdc".into(),
+            tables: Vec::new(),
+            snapshot_mode: SnapshotMode::Initial,
+            snapshot: SnapshotOptions::default(),
+            batch_size: 1_000,
+            max_in_flight: 64,
+            status_interval: Duration::from_secs(10),
+            heartbeat_interval: Some(Duration::from_secs(10)),
+            state_dir: PathBuf::from("state"),
+            logical_decoding_work_mem: None,
+        }
+    }
+}
+
+/// Counts and positions of a running capture, for status output.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureStats {
+    /// Events per table and op code.
+    pub per_table: BTreeMap<String, TableCounts>,
+    /// Transactions delivered.
+    pub transactions: u64,
+    /// Last WAL position received from the server.
+    pub received_lsn: Lsn,
+    /// Last LSN confirmed to the server.
+    pub confirmed_lsn: Lsn,
+    /// Commit time of the newest delivered transaction (Unix micros).
+    pub last_commit_micros: Option<i64>,
+    /// When the newest transaction was delivered (Unix micros).
+    pub last_delivered_micros: Option<i64>,
+    /// Rows delivered by the initial snapshot.
+    pub snapshot_rows: u64,
+}
+
+/// Event counts of one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Snapshot reads.
+    pub reads: u64,
+    /// Inserts.
+    pub inserts: u64,
+    /// Updates.
+    pub updates: u64,
+    /// Deletes.
+    pub deletes: u64,
+    /// Truncates.
+    pub truncates: u64,
+}
+
+/// Shared, cheaply readable [`CaptureStats`].
+pub type SharedStats = Arc<Mutex<CaptureStats>>;
+
+/// Runs capture until `shutdown` turns true or an error occurs.
+pub async fn run<S: ChangeSink>(
+    config: &CaptureConfig,
+    sink: &mut S,
+    mut shutdown: watch::Receiver<bool>,
+    stats: SharedStats,
+    progress: Option<ProgressFn>,
+) -> Result<(), SourceError> {
+    setup::validate_slot_name(&config.slot)?;
+    let client = connect_client(&config.connection, "capture").await?;
+    setup::check_source(&client).await?;
+    let wanted = if config.tables.is_empty() {
+        crate::catalog::tables_in_schema(&client, "public").await?
+    } else {
+        config.tables.clone()
+    };
+    let published = setup::ensure_publication(&client, &config.publication, &wanted).await?;
+    let checkpoints = CheckpointStore::new(&config.state_dir);
+
+    let mut params = config.connection.clone();
+    if let Some(mem) = &config.logical_decoding_work_mem {
+        params
+            .options
+            .push(("logical_decoding_work_mem".into(), mem.clone()));
+    }
+    let mut replication = ReplicationConnection::connect(&params).await?;
+    let slot_name = quote_ident(&config.slot);
+    let mut slot = setup::ensure_slot_free(&client, &config.slot).await?;
+    if slot.is_some()
+        && config.snapshot_mode == SnapshotMode::Initial
+        && checkpoints.snapshot_done(&config.slot)?.is_none()
+    {
+        tracing::warn!(slot = %config.slot, "slot exists but its initial snapshot never completed: recreating it");
+        replication
+            .simple_query(&format!("DROP_REPLICATION_SLOT {slot_name} WAIT"))
+            .await?;
+        slot = None;
+    }
+    let start_lsn = match slot {
+        Some(info) => info.confirmed_flush_lsn.unwrap_or(Lsn::ZERO),
+        None => {
+            checkpoints.clear(&config.slot)?;
+            let export = match config.snapshot_mode {
+                SnapshotMode::Initial => "export",
+                SnapshotMode::Never => "nothing",
+            };
+            let rows = replication
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {slot_name} LOGICAL pgoutput (SNAPSHOT '{export}')"
+                ))
+                .await?;
+            let row = rows.first().ok_or_else(|| {
+                SourceError::Protocol("CREATE_REPLICATION_SLOT returned no row".into())
+            })?;
+            let consistent_point: Lsn = row
+                .get(1)
+                .and_then(|v| v.as_deref())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    SourceError::Protocol("CREATE_REPLICATION_SLOT: no consistent point".into())
+                })?;
+            tracing::info!(slot = %config.slot, %consistent_point, "created replication slot");
+            if config.snapshot_mode == SnapshotMode::Initial {
+                let snapshot_name = row.get(2).and_then(|v| v.clone()).ok_or_else(|| {
+                    SourceError::Protocol("CREATE_REPLICATION_SLOT: no snapshot name".into())
+                })?;
+                let rows = snapshot::copy_tables(
+                    &config.connection,
+                    &snapshot_name,
+                    consistent_point,
+                    &published,
+                    sink,
+                    &config.snapshot,
+                    progress,
+                )
+                .await?;
+                stats_mut(&stats, |s| s.snapshot_rows = rows);
+                checkpoints.mark_snapshot_done(&config.slot, consistent_point)?;
+                tracing::info!(rows, %consistent_point, "initial snapshot complete");
+            }
+            consistent_point
+        }
+    };
+
+    let publication = quote_literal(&quote_ident(&config.publication));
+    replication
+        .start_copy_both(&format!(
+            "START_REPLICATION SLOT {slot_name} LOGICAL {start_lsn} \
+             (proto_version '2', publication_names {publication}, streaming 'on', messages 'true')"
+        ))
+        .await?;
+    tracing::info!(slot = %config.slot, %start_lsn, "streaming");
+
+    let mut stream = StreamState {
+        decoder: Decoder::new(2, false),
+        relations: HashMap::new(),
+        type_names: HashMap::new(),
+        catalog: client,
+        txn: None,
+        streaming_xid: None,
+        spill: SpillStore::new(&config.state_dir.join("spill"))?,
+        tracker: DurabilityTracker::new(start_lsn),
+        batch_size: config.batch_size.max(1),
+        max_in_flight: config.max_in_flight.max(1),
+        stats: stats.clone(),
+    };
+    let heartbeat = config
+        .heartbeat_interval
+        .map(|every| spawn_heartbeat(config.connection.clone(), every));
+    let result = stream_loop(&mut replication, &mut stream, sink, config, &mut shutdown).await;
+    if let Some(task) = heartbeat {
+        task.abort();
+    }
+    if result.is_ok() {
+        // Graceful stop: let in-flight batches land, confirm them, say goodbye.
+        while stream.tracker.in_flight() > 0 {
+            stream.tracker.wait_oldest().await?;
+        }
+        let flushed = stream.tracker.durable();
+        let received = stats_read(&stats, |s| s.received_lsn).max(flushed);
+        replication
+            .send_copy_data(&status_update(received, flushed, false))
+            .await?;
+        stats_mut(&stats, |s| s.confirmed_lsn = flushed);
+        let _ = replication.close().await;
+    }
+    result
+}
+
+async fn stream_loop<S: ChangeSink>(
+    replication: &mut ReplicationConnection,
+    stream: &mut StreamState,
+    sink: &mut S,
+    config: &CaptureConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), SourceError> {
+    let mut last_status = Instant::now();
+    let mut confirmed = stream.tracker.durable();
+    let mut received = confirmed;
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let mut reply_now = false;
+        tokio::select! {
+            biased;
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return Ok(());
+                }
+            }
+            data = replication.next_copy_data() => {
+                let Some(data) = data? else {
+                    return Err(SourceError::Protocol("server ended the replication stream".into()));
+                };
+                let message = ReplicationMessage::decode(data)
+                    .map_err(|source| SourceError::Decode { lsn: received, source })?;
+                match message {
+                    ReplicationMessage::XLogData(x) => {
+                        received = received.max(x.wal_end);
+                        stream.handle(x.wal_start, x.data, sink).await?;
+                    }
+                    ReplicationMessage::Keepalive(k) => {
+                        received = received.max(k.wal_end);
+                        if stream.txn.is_none() {
+                            stream.tracker.push_position(k.wal_end);
+                        }
+                        reply_now = k.reply_requested;
+                    }
+                }
+            }
+            _ = ticker.tick() => {}
+        }
+        let durable = stream.tracker.poll()?;
+        let due = last_status.elapsed() >= config.status_interval;
+        let moved = durable > confirmed && last_status.elapsed() >= Duration::from_secs(1);
+        if reply_now || due || moved {
+            // Asking for a reply when idle makes the server send a keepalive with its WAL end.
+            let ask = due && stream.txn.is_none();
+            replication
+                .send_copy_data(&status_update(received.max(durable), durable, ask))
+                .await?;
+            confirmed = durable;
+            last_status = Instant::now();
+            stats_mut(&stream.stats, |s| {
+                s.received_lsn = received;
+                s.confirmed_lsn = durable;
+            });
+        }
+    }
+}
+
+/// A standby status update reporting `flush` as both flushed and applied.
+fn status_update(
+    write: Lsn,
+    flush: Lsn,
+    reply_requested: bool,
+) -> [u8; StandbyStatusUpdate::ENCODED_LEN] {
+    StandbyStatusUpdate {
+        write,
+        flush,
+        apply: flush,
+        client_time_micros: walsender::now_unix_micros(),
+        reply_requested,
+    }
+    .encode()
+}
+
+/// An open (regular or replayed) transaction being assembled into batches.
+struct OpenTxn {
+    info: TransactionInfo,
+    ordinal: u64,
+    batch: Vec<ChangeEvent>,
+}
+
+struct StreamState {
+    decoder: Decoder,
+    relations: HashMap<TableId, Arc<TableSchema>>,
+    type_names: HashMap<u32, String>,
+    catalog: Client,
+    txn: Option<OpenTxn>,
+    streaming_xid: Option<Xid>,
+    spill: SpillStore,
+    tracker: DurabilityTracker,
+    batch_size: usize,
+    max_in_flight: usize,
+    stats: SharedStats,
+}
+
+impl StreamState {
+    async fn handle<S: ChangeSink>(
+        &mut self,
+        lsn: Lsn,
+        payload: Bytes,
+        sink: &mut S,
+    ) -> Result<(), SourceError> {
+        let message = self
+            .decoder
+            .decode(payload.clone())
+            .map_err(|source| SourceError::Decode { lsn, source })?;
+        if let Some(top) = self.streaming_xid {
+            if let Some(xid) = message_xid(&message) {
+                if !matches!(
+                    message,
+                    PgOutputMessage::StreamStop | PgOutputMessage::StreamStart(_)
+                ) {
+                    self.spill
+                        .append(top, &SpilledMessage { xid, lsn, payload })?;
+                    return Ok(());
+                }
+            }
+        }
+        match message {
+            PgOutputMessage::Begin(begin) => {
+                self.txn = Some(OpenTxn {
+                    info: TransactionInfo {
+                        xid: Some(begin.xid),
+                        commit_lsn: begin.final_lsn,
+                        end_lsn: begin.final_lsn,
+                        commit_time_micros: begin.commit_time_micros,
+                    },
+                    ordinal: 0,
+                    batch: Vec::new(),
+                });
+            }
+            PgOutputMessage::Commit(commit) => {
+                let mut txn = self.txn.take().ok_or_else(|| {
+                    SourceError::Protocol(format!("Commit at {} without Begin", commit.commit_lsn))
+                })?;
+                txn.info.end_lsn = commit.end_lsn;
+                self.finish(txn, sink).await?;
+            }
+            PgOutputMessage::StreamStart(start) => self.streaming_xid = Some(start.xid),
+            PgOutputMessage::StreamStop => self.streaming_xid = None,
+            PgOutputMessage::StreamAbort(abort) => self.spill.abort(abort.xid, abort.subxid)?,
+            PgOutputMessage::StreamCommit(commit) => {
+                let info = TransactionInfo {
+                    xid: Some(commit.xid),
+                    commit_lsn: commit.commit_lsn,
+                    end_lsn: commit.end_lsn,
+                    commit_time_micros: commit.commit_time_micros,
+                };
+                let mut txn = OpenTxn {
+                    info,
+                    ordinal: 0,
+                    batch: Vec::new(),
+                };
+                if let Some(mut reader) = self.spill.take_committed(commit.xid)? {
+                    let mut replay = replay_decoder(commit.xid)?;
+                    while let Some(spilled) = reader.next_message()? {
+                        let message = replay.decode(spilled.payload).map_err(|source| {
+                            SourceError::Decode {
+                                lsn: spilled.lsn,
+                                source,
+                            }
+                        })?;
+                        self.apply(&mut txn, spilled.lsn, message, sink).await?;
+                    }
+                }
+                self.finish(txn, sink).await?;
+            }
+            PgOutputMessage::Message(message)
+                if message.prefix == HEARTBEAT_PREFIX && self.txn.is_none() =>
+            {
+                self.tracker.push_position(message.lsn);
+            }
+            other => {
+                let mut txn = self.txn.take();
+                let result = match txn.as_mut() {
+                    Some(open) => self.apply(open, lsn, other, sink).await,
+                    None => self.apply_outside_txn(other).await,
+                };
+                self.txn = txn;
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages that may arrive between transactions (relation and type descriptions).
+    async fn apply_outside_txn(&mut self, message: PgOutputMessage) -> Result<(), SourceError> {
+        match message {
+            PgOutputMessage::Relation(relation) => self.describe(relation).await,
+            PgOutputMessage::Type(info) => {
+                self.type_names
+                    .insert(info.type_oid, format!("{}.{}", info.namespace, info.name));
+                Ok(())
+            }
+            PgOutputMessage::Origin(_) | PgOutputMessage::Message(_) => Ok(()),
+            other => Err(SourceError::Protocol(format!(
+                "{} outside a transaction",
+                message_name(&other)
+            ))),
+        }
+    }
+
+    async fn apply<S: ChangeSink>(
+        &mut self,
+        txn: &mut OpenTxn,
+        lsn: Lsn,
+        message: PgOutputMessage,
+        sink: &mut S,
+    ) -> Result<(), SourceError> {
+        let (table, op, before, after, truncate) = match message {
+            PgOutputMessage::Insert(insert) => {
+                let table = self.relation(insert.relation)?;
+                let after = tuple_row(&table, &insert.new)?;
+                (table, Op::Insert, None, Some(after), None)
+            }
+            PgOutputMessage::Update(update) => {
+                let table = self.relation(update.relation)?;
+                let mut after = tuple_row(&table, &update.new)?;
+                let before = match &update.old {
+                    Some(OldTuple::Full(old)) => {
+                        let before = tuple_row(&table, old)?;
+                        fill_unchanged_toast(&mut after, Some(&before));
+                        Some(before)
+                    }
+                    Some(OldTuple::Key(old)) => Some(tuple_row(&table, old)?),
+                    None => None,
+                };
+                (table, Op::Update, before, Some(after), None)
+            }
+            PgOutputMessage::Delete(delete) => {
+                let table = self.relation(delete.relation)?;
+                let old = match &delete.old {
+                    OldTuple::Full(old) | OldTuple::Key(old) => old,
+                };
+                let before = tuple_row(&table, old)?;
+                (table, Op::Delete, Some(before), None, None)
+            }
+            PgOutputMessage::Truncate(truncate) => {
+                for id in &truncate.relations {
+                    let table = self.relation(*id)?;
+                    self.push_event(
+                        txn,
+                        lsn,
+                        table,
+                        Op::Truncate,
+                        None,
+                        None,
+                        Some(truncate.options),
+                        sink,
+                    )
+                    .await?;
+                }
+                return Ok(());
+            }
+            other => return self.apply_outside_txn(other).await,
+        };
+        self.push_event(txn, lsn, table, op, before, after, truncate, sink)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn push_event<S: ChangeSink>(
+        &mut self,
+        txn: &mut OpenTxn,
+        lsn: Lsn,
+        table: Arc<TableSchema>,
+        op: Op,
+        before: Option<cdc_core::Row>,
+        after: Option<cdc_core::Row>,
+        truncate: Option<cdc_core::TruncateOptions>,
+        sink: &mut S,
+    ) -> Result<(), SourceError> {
+        txn.batch.push(ChangeEvent {
+            position: Position {
+                commit_lsn: txn.info.commit_lsn,
+                ordinal: txn.ordinal,
+            },
+            transaction: txn.info,
+            lsn,
+            snapshot: false,
+            table,
+            op,
+            before,
+            after,
+            truncate,
+        });
+        txn.ordinal += 1;
+        if txn.batch.len() >= self.batch_size {
+            let batch = std::mem::take(&mut txn.batch);
+            self.write(batch, None, sink).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish<S: ChangeSink>(
+        &mut self,
+        mut txn: OpenTxn,
+        sink: &mut S,
+    ) -> Result<(), SourceError> {
+        let end = txn.info.end_lsn;
+        if txn.batch.is_empty() {
+            self.tracker.push_position(end);
+        } else {
+            let batch = std::mem::take(&mut txn.batch);
+            self.write(batch, Some(end), sink).await?;
+        }
+        let now = walsender::now_unix_micros();
+        stats_mut(&self.stats, |s| {
+            s.transactions += 1;
+            s.last_commit_micros = Some(txn.info.commit_time_micros);
+            s.last_delivered_micros = Some(now);
+        });
+        Ok(())
+    }
+
+    async fn write<S: ChangeSink>(
+        &mut self,
+        batch: Vec<ChangeEvent>,
+        completes: Option<Lsn>,
+        sink: &mut S,
+    ) -> Result<(), SourceError> {
+        while self.tracker.in_flight() >= self.max_in_flight {
+            self.tracker.wait_oldest().await?;
+        }
+        stats_mut(&self.stats, |s| {
+            for event in &batch {
+                let counts = s.per_table.entry(event.table.name.to_string()).or_default();
+                match event.op {
+                    Op::Read => counts.reads += 1,
+                    Op::Insert => counts.inserts += 1,
+                    Op::Update => counts.updates += 1,
+                    Op::Delete => counts.deletes += 1,
+                    Op::Truncate => counts.truncates += 1,
+                }
+            }
+        });
+        let ack = sink.write(batch).await?;
+        self.tracker.push(completes, ack);
+        Ok(())
+    }
+
+    fn relation(&self, id: TableId) -> Result<Arc<TableSchema>, SourceError> {
+        self.relations
+            .get(&id)
+            .cloned()
+            .ok_or(SourceError::UnknownRelation(id))
+    }
+
+    /// Records a Relation message, completed with nullability and keys from the catalog.
+    async fn describe(&mut self, relation: Relation) -> Result<(), SourceError> {
+        let catalog = match crate::catalog::table_schema(&self.catalog, relation.id).await {
+            Ok(schema) => Some(schema),
+            Err(SourceError::MissingTable(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let columns = relation
+            .columns
+            .iter()
+            .map(|column| {
+                let known = catalog.as_ref().and_then(|c| {
+                    c.columns
+                        .iter()
+                        .find(|k| k.name == column.name && k.type_oid == column.type_oid)
+                });
+                ColumnSchema {
+                    name: column.name.clone(),
+                    type_oid: column.type_oid,
+                    type_modifier: column.type_modifier,
+                    type_name: known
+                        .map(|k| k.type_name.clone())
+                        .or_else(|| self.type_names.get(&column.type_oid).cloned())
+                        .unwrap_or_else(|| format!("oid:{}", column.type_oid)),
+                    nullable: known.is_none_or(|k| k.nullable),
+                    primary_key: known.map_or(column.is_key, |k| k.primary_key),
+                    replica_identity: column.is_key,
+                }
+            })
+            .collect();
+        let schema = TableSchema {
+            id: relation.id,
+            name: TableName::new(relation.namespace, relation.name),
+            columns,
+            replica_identity: relation.replica_identity,
+        };
+        tracing::debug!(table = %schema.name, columns = schema.columns.len(), "relation described");
+        self.relations.insert(relation.id, Arc::new(schema));
+        Ok(())
+    }
+}
+
+/// A decoder positioned inside a stream block of `xid`, for replaying spilled messages.
+fn replay_decoder(xid: Xid) -> Result<Decoder, SourceError> {
+    let mut decoder = Decoder::new(2, false);
+    let mut start = Vec::with_capacity(6);
+    start.push(b'S');
+    start.extend_from_slice(&xid.0.to_be_bytes());
+    start.push(0);
+    decoder
+        .decode(Bytes::from(start))
+        .map_err(|source| SourceError::Decode {
+            lsn: Lsn::ZERO,
+            source,
+        })?;
+    Ok(decoder)
+}
+
+fn message_xid(message: &PgOutputMessage) -> Option<Xid> {
+    match message {
+        PgOutputMessage::Relation(m) => m.xid,
+        PgOutputMessage::Type(m) => m.xid,
+        PgOutputMessage::Insert(m) => m.xid,
+        PgOutputMessage::Update(m) => m.xid,
+        PgOutputMessage::Delete(m) => m.xid,
+        PgOutputMessage::Truncate(m) => m.xid,
+        PgOutputMessage::Message(m) => m.xid,
+        _ => None,
+    }
+}
+
+fn message_name(message: &PgOutputMessage) -> &'static str {
+    match message {
+        PgOutputMessage::Insert(_) => "Insert",
+        PgOutputMessage::Update(_) => "Update",
+        PgOutputMessage::Delete(_) => "Delete",
+        PgOutputMessage::Truncate(_) => "Truncate",
+        _ => "message",
+    }
+}
+
+async fn connect_client(params: &ConnectParams, purpose: &str) -> Result<Client, SourceError> {
+    let (client, connection) =
+        params
+            .to_config()
+            .connect(NoTls)
+            .await
+            .map_err(SourceError::sql(format!(
+                "connect to the source database for {purpose}"
+            )))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "source connection closed");
+        }
+    });
+    Ok(client)
+}
+
+fn spawn_heartbeat(params: ConnectParams, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        let mut client = None;
+        loop {
+            ticker.tick().await;
+            if client.is_none() {
+                client = connect_client(&params, "heartbeat").await.ok();
+            }
+            let Some(c) = &client else { continue };
+            if let Err(e) = c
+                .execute(
+                    "SELECT pg_logical_emit_message(false, $1, '')",
+                    &[&HEARTBEAT_PREFIX],
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "heartbeat failed");
+                if e.is_closed() {
+                    client = None;
+                }
+            }
+        }
+    })
+}
+
+fn stats_mut(stats: &SharedStats, f: impl FnOnce(&mut CaptureStats)) {
+    if let Ok(mut guard) = stats.lock() {
+        f(&mut guard);
+    }
+}
+
+fn stats_read<T>(stats: &SharedStats, f: impl FnOnce(&CaptureStats) -> T) -> T
+where
+    T: Default,
+{
+    stats.lock().map(|g| f(&g)).unwrap_or_default()
+}
