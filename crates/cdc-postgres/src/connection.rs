@@ -359,7 +359,7 @@ impl ReplicationConnection {
         ]);
         let total =
             1 + usize::try_from(len).map_err(|_| SourceError::Protocol("huge message".into()))?;
-        if len < 4 || len > 1 << 20 {
+        if !(4..=1 << 20).contains(&len) {
             return Err(SourceError::Protocol(format!(
                 "CopyBothResponse of length {len}"
             )));

@@ -114,6 +114,10 @@ pub struct CaptureStats {
     pub per_table: BTreeMap<String, TableCounts>,
     /// Transactions delivered.
     pub transactions: u64,
+    /// Of those, transactions PostgreSQL streamed before commit (replayed from spill files).
+    pub streamed_transactions: u64,
+    /// Streamed transactions (or subtransactions) that aborted and were discarded.
+    pub aborted_streams: u64,
     /// Last WAL position received from the server.
     pub received_lsn: Lsn,
     /// Last LSN confirmed to the server.
@@ -416,7 +420,10 @@ impl StreamState {
             }
             PgOutputMessage::StreamStart(start) => self.streaming_xid = Some(start.xid),
             PgOutputMessage::StreamStop => self.streaming_xid = None,
-            PgOutputMessage::StreamAbort(abort) => self.spill.abort(abort.xid, abort.subxid)?,
+            PgOutputMessage::StreamAbort(abort) => {
+                self.spill.abort(abort.xid, abort.subxid)?;
+                stats_mut(&self.stats, |s| s.aborted_streams += 1);
+            }
             PgOutputMessage::StreamCommit(commit) => {
                 let info = TransactionInfo {
                     xid: Some(commit.xid),
@@ -442,6 +449,7 @@ impl StreamState {
                     }
                 }
                 self.finish(txn, sink).await?;
+                stats_mut(&self.stats, |s| s.streamed_transactions += 1);
             }
             PgOutputMessage::Message(message)
                 if message.prefix == HEARTBEAT_PREFIX && self.txn.is_none() =>

@@ -96,7 +96,8 @@ pub async fn copy_tables<S: ChangeSink>(
         mpsc::channel::<Result<WorkerMessage, SourceError>>(options.parallelism.max(1) * 2);
     let permits = Arc::new(Semaphore::new(options.parallelism.max(1)));
     let mut workers = tokio::task::JoinSet::new();
-    for table in tables.iter().cloned() {
+    for table in tables {
+        let table = table.clone();
         let tx = tx.clone();
         let permits = permits.clone();
         let params = params.clone();

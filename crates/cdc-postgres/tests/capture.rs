@@ -1,5 +1,7 @@
 //! Capture against a real PostgreSQL: snapshot, streaming, and every kind of change.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
@@ -384,4 +386,56 @@ async fn every_common_type_is_typed_losslessly_in_snapshot_and_stream() {
     let table = &streamed(&events)[0].table;
     assert_eq!(table.columns[5].numeric_precision_scale(), Some((10, 2)));
     assert_eq!(table.columns[20].type_name, "mood");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_transactions_arrive_at_commit_and_aborted_ones_vanish() {
+    let (db, client) = db_with("CREATE TABLE s (id int PRIMARY KEY, pad text NOT NULL);").await;
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(&db, &state);
+    // Past 64kB of changes the server streams the transaction before it commits.
+    cfg.logical_decoding_work_mem = Some("64kB".into());
+    let capture = start(cfg);
+    wait_slot(&client, &db.name).await;
+    client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO s SELECT g, repeat('a', 100) FROM generate_series(1, 5000) g;
+             ROLLBACK;
+             BEGIN;
+             INSERT INTO s SELECT g, repeat('b', 100) FROM generate_series(1, 5000) g;
+             SAVEPOINT sp;
+             INSERT INTO s SELECT g, repeat('c', 100) FROM generate_series(5001, 10000) g;
+             ROLLBACK TO SAVEPOINT sp;
+             INSERT INTO s SELECT g, 'd' FROM generate_series(20001, 20010) g;
+             COMMIT;
+             INSERT INTO s VALUES (0, 'after');",
+        )
+        .await
+        .unwrap();
+    capture.wait_count(5011, |e| !e.snapshot).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = capture.stats.lock().unwrap().clone();
+    let events = capture.stop().await.unwrap().events();
+    let s = streamed(&events);
+    assert_eq!(s.len(), 5011, "only the committed rows, once each");
+    assert!(
+        stats.streamed_transactions >= 1,
+        "the big transaction was streamed: {stats:?}"
+    );
+    assert!(
+        stats.aborted_streams >= 1,
+        "the rolled-back work was streamed and discarded: {stats:?}"
+    );
+    let ids: Vec<i64> = s.iter().map(|e| int(e, "id")).collect();
+    let mut expected: Vec<i64> = (1..=5000).chain(20001..=20010).collect();
+    expected.push(0);
+    assert_eq!(
+        ids, expected,
+        "commit order and in-transaction order kept, nothing from aborted work"
+    );
+    assert!(s[..5010]
+        .windows(2)
+        .all(|w| w[0].position.ordinal + 1 == w[1].position.ordinal));
+    assert!(s[..5010].iter().all(|e| e.transaction == s[0].transaction));
 }

@@ -1,5 +1,7 @@
 //! Capture across restarts, idle periods, bad setups and authentication methods.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
