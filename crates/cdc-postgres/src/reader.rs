@@ -438,15 +438,21 @@ impl StreamState {
                 };
                 if let Some(mut reader) = self.spill.take_committed(commit.xid)? {
                     let mut replay = replay_decoder(commit.xid)?;
+                    // Relation messages inside a stream describe tables for that
+                    // transaction only; the regular stream keeps its own descriptions.
+                    let outside = self.relations.clone();
+                    let mut result = Ok(());
                     while let Some(spilled) = reader.next_message()? {
                         let message = replay.decode(spilled.payload).map_err(|source| {
-                            SourceError::Decode {
-                                lsn: spilled.lsn,
-                                source,
-                            }
+                            SourceError::Decode { lsn: spilled.lsn, source }
                         })?;
-                        self.apply(&mut txn, spilled.lsn, message, sink).await?;
+                        result = self.apply(&mut txn, spilled.lsn, message, sink).await;
+                        if result.is_err() {
+                            break;
+                        }
                     }
+                    self.relations = outside;
+                    result?;
                 }
                 self.finish(txn, sink).await?;
                 stats_mut(&self.stats, |s| s.streamed_transactions += 1);
