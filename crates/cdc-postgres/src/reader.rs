@@ -444,7 +444,10 @@ impl StreamState {
                     let mut result = Ok(());
                     while let Some(spilled) = reader.next_message()? {
                         let message = replay.decode(spilled.payload).map_err(|source| {
-                            SourceError::Decode { lsn: spilled.lsn, source }
+                            SourceError::Decode {
+                                lsn: spilled.lsn,
+                                source,
+                            }
                         })?;
                         result = self.apply(&mut txn, spilled.lsn, message, sink).await;
                         if result.is_err() {
