@@ -214,6 +214,7 @@ pub async fn run<S: ChangeSink>(
                 let snapshot_name = row.get(2).and_then(|v| v.clone()).ok_or_else(|| {
                     SourceError::Protocol("CREATE_REPLICATION_SLOT: no snapshot name".into())
                 })?;
+                let counting = count_snapshot_rows(stats.clone(), progress);
                 let rows = snapshot::copy_tables(
                     &config.connection,
                     &snapshot_name,
@@ -221,7 +222,7 @@ pub async fn run<S: ChangeSink>(
                     &published,
                     sink,
                     &config.snapshot,
-                    progress,
+                    Some(counting),
                 )
                 .await?;
                 stats_mut(&stats, |s| s.snapshot_rows = rows);
@@ -761,6 +762,20 @@ fn spawn_heartbeat(params: ConnectParams, every: Duration) -> tokio::task::JoinH
                     client = None;
                 }
             }
+        }
+    })
+}
+
+/// Wraps a snapshot progress callback so that rows are also counted per table in the stats.
+fn count_snapshot_rows(stats: SharedStats, inner: Option<ProgressFn>) -> ProgressFn {
+    Arc::new(move |progress: snapshot::SnapshotProgress| {
+        if let snapshot::SnapshotProgress::Rows { table, rows } = &progress {
+            stats_mut(&stats, |s| {
+                s.per_table.entry(table.to_string()).or_default().reads += rows
+            });
+        }
+        if let Some(inner) = &inner {
+            inner(progress);
         }
     })
 }

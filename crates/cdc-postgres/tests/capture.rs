@@ -264,7 +264,7 @@ async fn snapshot_then_stream_has_no_gap_and_no_overlap_under_concurrent_writes(
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let last_commit = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
         .unwrap()
         .get::<_, String>(0);

@@ -110,7 +110,7 @@ async fn idle_published_tables_with_a_busy_unpublished_table_still_advance_the_s
             .unwrap();
     }
     let busy_end: cdc_core::Lsn = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
         .unwrap()
         .get::<_, String>(0)
@@ -270,4 +270,95 @@ async fn every_authentication_method_streams() {
         !line.contains("wrong"),
         "the password must not be printed: {line}"
     );
+}
+
+/// A sink that holds every acknowledgement until the test releases it.
+#[derive(Clone, Default)]
+struct GatedSink {
+    events: std::sync::Arc<std::sync::Mutex<Vec<cdc_core::ChangeEvent>>>,
+    pending: std::sync::Arc<std::sync::Mutex<Vec<cdc_postgres::sink::AckSender>>>,
+}
+
+impl cdc_postgres::sink::ChangeSink for GatedSink {
+    async fn write(
+        &mut self,
+        batch: Vec<cdc_core::ChangeEvent>,
+    ) -> Result<cdc_postgres::sink::WriteAck, cdc_postgres::sink::SinkError> {
+        self.events.lock().unwrap().extend(batch);
+        let (ack, sender) = cdc_postgres::sink::WriteAck::pending();
+        self.pending.lock().unwrap().push(sender);
+        Ok(ack)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slot_advances_only_past_what_the_sink_made_durable() {
+    let db = TestDb::create().await.unwrap();
+    let client = db.client().await.unwrap();
+    client
+        .batch_execute("CREATE TABLE d (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let cfg = config(&db, &state);
+    let sink = GatedSink::default();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let stats = std::sync::Arc::new(std::sync::Mutex::new(
+        cdc_postgres::reader::CaptureStats::default(),
+    ));
+    let mut task_sink = sink.clone();
+    let task = tokio::spawn(async move {
+        cdc_postgres::reader::run(&cfg, &mut task_sink, stop_rx, stats, None).await
+    });
+    wait_slot(&client, &db.name).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before_insert = confirmed_flush(&client, &db.name).await;
+    client
+        .batch_execute("INSERT INTO d VALUES (1)")
+        .await
+        .unwrap();
+    let insert_end: cdc_core::Lsn = client
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap();
+    // The event arrives, but its ack is held: the slot must stay before the insert,
+    // even though keepalives and heartbeats keep coming.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sink.events.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "event never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = confirmed_flush(&client, &db.name).await;
+    assert!(
+        held < insert_end,
+        "slot confirmed {held} past the undurable insert ending at {insert_end}"
+    );
+    assert!(held >= before_insert);
+
+    // Durable now: the slot moves past the insert.
+    for sender in sink.pending.lock().unwrap().drain(..) {
+        sender.send(Ok(()));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = confirmed_flush(&client, &db.name).await;
+        if now >= insert_end {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slot stuck at {now} after the ack"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(true);
+    // Stopping waits for in-flight acks; release anything written meanwhile.
+    for sender in sink.pending.lock().unwrap().drain(..) {
+        sender.send(Ok(()));
+    }
+    task.await.unwrap().unwrap();
 }

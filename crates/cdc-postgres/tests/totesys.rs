@@ -126,7 +126,7 @@ async fn capture_matches_source(variant: SchemaVariant) {
         .await
         .unwrap();
     let end: cdc_core::Lsn = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
         .unwrap()
         .get::<_, String>(0)
