@@ -439,10 +439,9 @@ impl StreamState {
                 };
                 if let Some(mut reader) = self.spill.take_committed(commit.xid)? {
                     let mut replay = replay_decoder(commit.xid)?;
-                    // Relation messages inside a stream describe tables for that
-                    // transaction only; the regular stream keeps its own descriptions.
-                    let outside = self.relations.clone();
-                    let mut result = Ok(());
+                    // Relation messages of a committed stream stay in force afterwards:
+                    // pgoutput marks a relation's schema as sent when a stream that
+                    // carried it commits, and does not send it again.
                     while let Some(spilled) = reader.next_message()? {
                         let message = replay.decode(spilled.payload).map_err(|source| {
                             SourceError::Decode {
@@ -450,13 +449,8 @@ impl StreamState {
                                 source,
                             }
                         })?;
-                        result = self.apply(&mut txn, spilled.lsn, message, sink).await;
-                        if result.is_err() {
-                            break;
-                        }
+                        self.apply(&mut txn, spilled.lsn, message, sink).await?;
                     }
-                    self.relations = outside;
-                    result?;
                 }
                 self.finish(txn, sink).await?;
                 stats_mut(&self.stats, |s| s.streamed_transactions += 1);

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 pub struct Running {
     pub sink: MemorySink,
     pub stats: SharedStats,
+    /// The error capture stopped with, if it did.
+    pub error: Arc<Mutex<Option<String>>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), SourceError>>,
 }
@@ -51,7 +53,8 @@ impl Running {
                 return;
             }
             if self.task.is_finished() {
-                panic!("capture stopped while waiting for {what}");
+                let error = self.error.lock().unwrap().clone();
+                panic!("capture stopped while waiting for {what}: {error:?}");
             }
             assert!(
                 start.elapsed() < timeout,
@@ -94,12 +97,25 @@ pub fn start_into(config: CaptureConfig, sink: MemorySink) -> Running {
     let stats: SharedStats = Arc::new(Mutex::new(CaptureStats::default()));
     let mut task_sink = sink.clone();
     let task_stats = stats.clone();
+    let error = Arc::new(Mutex::new(None));
+    let task_error = error.clone();
     let task = tokio::spawn(async move {
-        reader::run(&config, &mut task_sink, stop_rx, task_stats, None).await
+        let result = reader::run(&config, &mut task_sink, stop_rx, task_stats, None).await;
+        if let Err(e) = &result {
+            let mut chain = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                chain.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            *task_error.lock().unwrap() = Some(chain);
+        }
+        result
     });
     Running {
         sink,
         stats,
+        error,
         stop,
         task,
     }
