@@ -67,13 +67,13 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let summary = cdc_sim::seed(&client, args.seed)
             .await
             .context("seeding reference data")?;
-        eprintln!("seeded: {summary:?}");
+        eprintln!("seeded:\n{summary}");
     }
     if args.scale > 0 {
         let summary = cdc_sim::bulk_load(&client, args.scale, args.seed)
             .await
             .context("bulk-loading orders")?;
-        eprintln!("bulk-loaded: {summary:?}");
+        eprintln!("bulk-loaded: {summary}");
     }
     if args.rate > 0.0 {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -109,9 +109,6 @@ impl WorkloadConfig {
     }
 }
 
-/// How long a fast workload gathers units before starting a transaction.
-const BATCH_TICK: Duration = Duration::from_millis(10);
-
 /// A token bucket of changes.
 #[derive(Debug)]
 struct Pacer {
@@ -141,36 +138,18 @@ impl Pacer {
         self.last = now;
     }
 
-    /// Whether `wanted` tokens are there (all of them, when the bucket is smaller).
-    fn has(&mut self, wanted: u64, now: Instant) -> bool {
+    /// Takes `cost` tokens if there are that many (all of them, when the bucket is smaller).
+    fn try_take(&mut self, cost: u64, now: Instant) -> bool {
         if self.rate.is_none() {
             return true;
         }
         self.refill(now);
-        self.tokens + 1e-9 >= (wanted as f64).min(self.capacity)
-    }
-
-    /// Takes `cost` tokens if there are that many.
-    fn try_take(&mut self, cost: u64, now: Instant) -> bool {
-        if !self.has(cost, now) {
-            return false;
-        }
-        if self.rate.is_some() {
-            self.tokens = (self.tokens - cost as f64).max(0.0);
-        }
-        true
-    }
-
-    /// Tokens to wait for before starting a batch whose first unit costs `cost`: what
-    /// accrues in [`BATCH_TICK`] (so fast rates make few, full transactions rather than
-    /// many small ones), within one batch, and at least the unit.
-    fn batch_start(&self, cost: u64, batch_size: u64) -> u64 {
-        match self.rate {
-            Some(rate) => {
-                let per_tick = (rate * BATCH_TICK.as_secs_f64()) as u64;
-                per_tick.min(batch_size).max(cost)
-            }
-            None => cost,
+        let cost = (cost as f64).min(self.capacity);
+        if self.tokens + 1e-9 >= cost {
+            self.tokens = (self.tokens - cost).max(0.0);
+            true
+        } else {
+            false
         }
     }
 
@@ -275,19 +254,12 @@ pub async fn run_workload(
                 pending = Some(unit);
                 break;
             }
-            let now = Instant::now();
-            let start = pacer.batch_start(cost, config.batch_size);
-            let ready = if batch.units.is_empty() {
-                pacer.has(start, now) && pacer.try_take(cost, now)
-            } else {
-                pacer.try_take(cost, now)
-            };
-            if !ready {
+            if !pacer.try_take(cost, Instant::now()) {
                 if !batch.units.is_empty() {
                     pending = Some(unit);
                     break;
                 }
-                let mut wake = pacer.ready_at(start);
+                let mut wake = pacer.ready_at(cost);
                 if let Some(deadline) = deadline {
                     wake = wake.min(deadline);
                 }
@@ -397,21 +369,6 @@ mod tests {
             taken += 1;
         }
         assert_eq!(taken, 100);
-    }
-
-    #[test]
-    fn fast_rates_gather_a_tick_of_changes_per_batch() {
-        let start = Instant::now();
-        let slow = Pacer::new(Some(100.0), 200, start);
-        assert_eq!(slow.batch_start(1, 200), 1);
-        assert_eq!(slow.batch_start(3, 200), 3);
-        let fast = Pacer::new(Some(20_000.0), 200, start);
-        assert_eq!(fast.batch_start(3, 200), 200);
-        assert_eq!(fast.batch_start(3, 50), 50);
-        let middling = Pacer::new(Some(1_000.0), 200, start);
-        assert_eq!(middling.batch_start(1, 200), 10);
-        let unpaced = Pacer::new(None, 200, start);
-        assert_eq!(unpaced.batch_start(3, 200), 3);
     }
 
     #[test]
