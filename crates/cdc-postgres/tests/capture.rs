@@ -8,15 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use cdc_core::{Op, ReplicaIdentity, Value};
-use cdc_testkit::TestDb;
 use support::*;
-
-async fn db_with(sql: &str) -> (TestDb, tokio_postgres::Client) {
-    let db = TestDb::create().await.expect("test database");
-    let client = db.client().await.expect("client");
-    client.batch_execute(sql).await.expect("setup sql");
-    (db, client)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_update_delete_truncate_arrive_exactly() {
@@ -263,12 +255,7 @@ async fn snapshot_then_stream_has_no_gap_and_no_overlap_under_concurrent_writes(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let last_commit = client
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0);
-    let last_commit: cdc_core::Lsn = last_commit.parse().unwrap();
+    let last_commit = wal_insert_lsn(&client).await;
     capture
         .wait_for(
             "every change up to the writers' end",

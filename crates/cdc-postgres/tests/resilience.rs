@@ -17,12 +17,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_at_a_random_point_loses_nothing() {
-    let db = TestDb::create().await.unwrap();
-    let client = db.client().await.unwrap();
-    client
-        .batch_execute("CREATE TABLE r (id int PRIMARY KEY, v int NOT NULL)")
-        .await
-        .unwrap();
+    let (db, client) = db_with("CREATE TABLE r (id int PRIMARY KEY, v int NOT NULL)").await;
     let state = tempfile::tempdir().unwrap();
     let capture = start(config(&db, &state));
     wait_slot(&client, &db.name).await;
@@ -88,12 +83,7 @@ async fn restart_at_a_random_point_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_published_tables_with_a_busy_unpublished_table_still_advance_the_slot() {
-    let db = TestDb::create().await.unwrap();
-    let client = db.client().await.unwrap();
-    client
-        .batch_execute("CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id serial PRIMARY KEY, pad text);")
-        .await
-        .unwrap();
+    let (db, client) = db_with("CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id serial PRIMARY KEY, pad text);").await;
     let state = tempfile::tempdir().unwrap();
     let mut cfg = config(&db, &state);
     cfg.tables = vec![cdc_core::TableName::new("public", "quiet")];
@@ -109,13 +99,7 @@ async fn idle_published_tables_with_a_busy_unpublished_table_still_advance_the_s
             .await
             .unwrap();
     }
-    let busy_end: cdc_core::Lsn = client
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap();
+    let busy_end: cdc_core::Lsn = wal_insert_lsn(&client).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut after = before;
     while std::time::Instant::now() < deadline {
@@ -135,12 +119,7 @@ async fn idle_published_tables_with_a_busy_unpublished_table_still_advance_the_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_in_use_gives_a_one_line_error() {
-    let db = TestDb::create().await.unwrap();
-    let client = db.client().await.unwrap();
-    client
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let (db, client) = db_with("CREATE TABLE t (id int PRIMARY KEY)").await;
     let state = tempfile::tempdir().unwrap();
     let first = start(config(&db, &state));
     wait_slot(&client, &db.name).await;
@@ -293,12 +272,7 @@ impl cdc_postgres::sink::ChangeSink for GatedSink {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slot_advances_only_past_what_the_sink_made_durable() {
-    let db = TestDb::create().await.unwrap();
-    let client = db.client().await.unwrap();
-    client
-        .batch_execute("CREATE TABLE d (id int PRIMARY KEY)")
-        .await
-        .unwrap();
+    let (db, client) = db_with("CREATE TABLE d (id int PRIMARY KEY)").await;
     let state = tempfile::tempdir().unwrap();
     let cfg = config(&db, &state);
     let sink = GatedSink::default();
@@ -317,13 +291,7 @@ async fn the_slot_advances_only_past_what_the_sink_made_durable() {
         .batch_execute("INSERT INTO d VALUES (1)")
         .await
         .unwrap();
-    let insert_end: cdc_core::Lsn = client
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap();
+    let insert_end: cdc_core::Lsn = wal_insert_lsn(&client).await;
     // The event arrives, but its ack is held: the slot must stay before the insert,
     // even though keepalives and heartbeats keep coming.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -125,13 +125,7 @@ async fn capture_matches_source(variant: SchemaVariant) {
     let stats = cdc_sim::run_workload(&client, &workload, never)
         .await
         .unwrap();
-    let end: cdc_core::Lsn = client
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap();
+    let end: cdc_core::Lsn = wal_insert_lsn(&client).await;
     capture
         .wait_for(
             "the stream to pass the workload's end",

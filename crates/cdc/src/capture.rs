@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use cdc_core::{Secret, TableName};
 use cdc_postgres::connection::ConnectParams;
+use cdc_postgres::error::SourceError;
 use cdc_postgres::reader::{self, CaptureConfig, CaptureStats, SharedStats, SnapshotMode};
-use cdc_postgres::snapshot::SnapshotProgress;
+use cdc_postgres::sink::ChangeSink;
+use cdc_postgres::snapshot::{ProgressFn, SnapshotProgress};
 use cdc_postgres::walsender::now_unix_micros;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -149,24 +151,16 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let result = loop {
         let attempt = match args.sink {
             SinkKind::Count => {
-                let mut sink = crate::sinks::CountingSink::default();
-                reader::run(
-                    &config,
-                    &mut sink,
-                    stop_rx.clone(),
-                    stats.clone(),
-                    progress.clone(),
-                )
-                .await
+                let sink = crate::sinks::CountingSink::default();
+                run_once(&config, sink, &stop_rx, &stats, &progress).await
             }
             SinkKind::Jsonl => {
-                let mut sink = crate::sinks::JsonLinesSink;
-                reader::run(
+                run_once(
                     &config,
-                    &mut sink,
-                    stop_rx.clone(),
-                    stats.clone(),
-                    progress.clone(),
+                    crate::sinks::JsonLinesSink,
+                    &stop_rx,
+                    &stats,
+                    &progress,
                 )
                 .await
             }
@@ -187,6 +181,23 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         eprint!("{}", render_report(&s));
     }
     result.map_err(|e| anyhow::anyhow!(error_line(&e)))
+}
+
+async fn run_once<S: ChangeSink>(
+    config: &CaptureConfig,
+    mut sink: S,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    stats: &SharedStats,
+    progress: &Option<ProgressFn>,
+) -> Result<(), SourceError> {
+    reader::run(
+        config,
+        &mut sink,
+        stop.clone(),
+        stats.clone(),
+        progress.clone(),
+    )
+    .await
 }
 
 fn parse_table(text: &str) -> anyhow::Result<TableName> {

@@ -212,3 +212,21 @@ impl Running {
         }
     }
 }
+
+/// A fresh database with `sql` run in it, and a client to it.
+pub async fn db_with(sql: &str) -> (TestDb, tokio_postgres::Client) {
+    let db = TestDb::create().await.expect("test database");
+    let client = db.client().await.expect("client");
+    client.batch_execute(sql).await.expect("setup sql");
+    (db, client)
+}
+
+/// The server's current WAL insert position: past every commit made so far (the
+/// write position can lag commits under `synchronous_commit = off`).
+pub async fn wal_insert_lsn(client: &tokio_postgres::Client) -> cdc_core::Lsn {
+    let row = client
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .expect("wal position");
+    row.get::<_, String>(0).parse().expect("lsn")
+}
