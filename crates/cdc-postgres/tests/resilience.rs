@@ -330,3 +330,37 @@ async fn the_slot_advances_only_past_what_the_sink_made_durable() {
     }
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_least_privilege_role_captures_with_a_prepared_publication() {
+    let (db, client) = db_with("CREATE TABLE lp (id int PRIMARY KEY, v text)").await;
+    let role = format!("{}_cdc", db.name);
+    // What an administrator grants: log in, replicate, read the tables. The
+    // publication is made by the tables' owner, since creating one needs ownership.
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role};
+             CREATE ROLE {role} LOGIN REPLICATION PASSWORD 'pw';
+             GRANT SELECT ON lp TO {role};
+             CREATE PUBLICATION totesys_cdc FOR TABLE lp;
+             INSERT INTO lp VALUES (1, 'a');"
+        ))
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(&db, &state);
+    cfg.connection.user = role.clone();
+    cfg.connection.password = Some(cdc_core::Secret::new("pw"));
+    let capture = start(cfg);
+    capture.wait_count(1, |e| e.snapshot).await;
+    client
+        .batch_execute("INSERT INTO lp VALUES (2, 'b')")
+        .await
+        .unwrap();
+    capture.wait_count(1, |e| !e.snapshot).await;
+    capture.stop().await.unwrap();
+    client
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
