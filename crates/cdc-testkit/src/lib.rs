@@ -9,9 +9,11 @@
 //! cluster under `$TOTESYS_CDC_TEST_PG_DIR` (default `target/test-pg`), guarded by a
 //! file lock so the test processes of one run share it.
 
+mod broker;
 mod cluster;
 mod database;
 
+pub use broker::{find_tansu, BrokerStorage, KafkaBroker};
 pub use cluster::{
     find_bin_dir, free_port, PgCluster, AUTH_ROLES, AUTH_ROLE_PASSWORD, SUPERUSER_PASSWORD,
 };

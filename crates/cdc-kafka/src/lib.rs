@@ -1,0 +1,55 @@
+//! Kafka for totesys CDC: topic setup and an idempotent producer whose deliveries
+//! report durability.
+//!
+//! ```text
+//!   Producer::send(topic, key, value) ──► librdkafka queue ──► broker (acks=all)
+//!        │                                                      │
+//!        └── Delivery (future) ◄──── delivery report ◄──────────┘
+//!              resolves Ok((partition, offset)) only once the broker has the record
+//! ```
+//!
+//! Idempotence (`enable.idempotence=true`) keeps per-partition order and drops the
+//! producer's own retries, so a record acknowledged is written once; records that
+//! capture re-sends after a crash are recognised downstream by their position.
+
+mod producer;
+mod settings;
+mod topics;
+
+pub use producer::{Delivery, Producer};
+pub use settings::KafkaSettings;
+pub use topics::{ensure_topics, TopicSpec};
+
+/// A failure talking to Kafka; one line naming what was attempted.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// The client could not be created from the settings.
+    #[error("invalid Kafka client settings")]
+    Config(#[source] rdkafka::error::KafkaError),
+    /// A record could not be queued or was not acknowledged.
+    #[error("delivery to topic {topic} failed")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// The cause.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The producer went away before reporting a delivery.
+    #[error("delivery report for topic {topic} was lost (producer closed)")]
+    DeliveryCanceled {
+        /// The topic.
+        topic: String,
+    },
+    /// Creating or inspecting topics failed.
+    #[error("cannot create topic {topic}: {reason}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// An admin request failed as a whole.
+    #[error("Kafka admin request failed")]
+    Admin(#[source] rdkafka::error::KafkaError),
+}

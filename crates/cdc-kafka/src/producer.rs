@@ -1,0 +1,100 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+
+use crate::{KafkaError, KafkaSettings};
+
+/// An idempotent, acks=all producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+}
+
+impl Producer {
+    /// Creates the producer; settings may override everything but idempotence and acks.
+    pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
+        let mut config = settings.client_config();
+        for (name, default) in [
+            ("compression.type", "zstd"),
+            ("linger.ms", "5"),
+            ("batch.num.messages", "10000"),
+        ] {
+            if config.get(name).is_none() {
+                config.set(name, default);
+            }
+        }
+        config.set("enable.idempotence", "true").set("acks", "all");
+        let inner = config.create().map_err(KafkaError::Config)?;
+        Ok(Producer { inner })
+    }
+
+    /// Queues a record (a tombstone when `value` is `None`); waits while the local
+    /// queue is full. The returned [`Delivery`] resolves once the broker has it.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<Delivery, KafkaError> {
+        loop {
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
+            match self.inner.send_result(record) {
+                Ok(future) => {
+                    return Ok(Delivery {
+                        topic: topic.to_owned(),
+                        future,
+                    })
+                }
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // Backpressure: let librdkafka drain, then try again.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((source, _)) => {
+                    return Err(KafkaError::Delivery {
+                        topic: topic.to_owned(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued record is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner
+            .flush(timeout)
+            .map_err(|source| KafkaError::Delivery {
+                topic: "(all)".into(),
+                source,
+            })
+    }
+}
+
+/// The broker's acknowledgement of one record: `(partition, offset)`.
+pub struct Delivery {
+    topic: String,
+    future: DeliveryFuture,
+}
+
+impl Future for Delivery {
+    type Output = Result<(i32, i64), KafkaError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let topic = self.topic.clone();
+        match Pin::new(&mut self.future).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(_canceled)) => Poll::Ready(Err(KafkaError::DeliveryCanceled { topic })),
+            Poll::Ready(Ok(Err((source, _message)))) => {
+                Poll::Ready(Err(KafkaError::Delivery { topic, source }))
+            }
+            Poll::Ready(Ok(Ok(delivery))) => Poll::Ready(Ok((delivery.partition, delivery.offset))),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Proof that the local broker keeps offsets: produce in batches with the idempotent
+//! producer, consume in a group, commit, restart the broker, resume exactly there.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use cdc_kafka::{ensure_topics, KafkaSettings, Producer, TopicSpec};
+use cdc_testkit::{BrokerStorage, KafkaBroker};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::Message;
+
+const RECORDS: usize = 20_000;
+const PARTITIONS: i32 = 3;
+
+fn consumer(settings: &KafkaSettings, group: &str, topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = settings
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// Reads up to `n` records (or until `idle` passes without one): (partition, offset, key, value).
+async fn read(consumer: &StreamConsumer, n: usize, idle: Duration) -> Vec<(i32, i64, String, u64)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match tokio::time::timeout(idle, consumer.recv()).await {
+            Err(_) => break,
+            Ok(message) => {
+                let message = message.unwrap();
+                let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+                let value: u64 = std::str::from_utf8(message.payload().unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                out.push((message.partition(), message.offset(), key, value));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_survive_batches_group_commits_and_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = KafkaBroker::start(dir.path(), BrokerStorage::Sqlite).unwrap();
+    let settings = KafkaSettings::new(broker.bootstrap());
+    let topic = "proof";
+    ensure_topics(
+        &settings,
+        &[TopicSpec {
+            name: topic.into(),
+            partitions: PARTITIONS,
+            replication_factor: 1,
+            config: vec![],
+        }],
+    )
+    .await
+    .unwrap();
+
+    let producer = Producer::new(&settings).unwrap();
+    let started = Instant::now();
+    for batch in 0..RECORDS / 1000 {
+        let mut deliveries = Vec::new();
+        for i in batch * 1000..(batch + 1) * 1000 {
+            let key = format!("k{}", i % 97);
+            deliveries.push(
+                producer
+                    .send(topic, key.as_bytes(), Some(i.to_string().as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        for delivery in deliveries {
+            delivery.await.unwrap();
+        }
+    }
+    println!("produced {RECORDS} records in {:?}", started.elapsed());
+
+    let first = consumer(&settings, "proof-group", topic);
+    let (mut low_sum, mut high_sum) = (0, 0);
+    for partition in 0..PARTITIONS {
+        let (low, high) = first
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .unwrap();
+        low_sum += low;
+        high_sum += high;
+    }
+    assert_eq!(
+        (low_sum, high_sum),
+        (0, RECORDS as i64),
+        "watermarks count every record once"
+    );
+
+    let part_one = read(&first, 8_000, Duration::from_secs(20)).await;
+    assert_eq!(part_one.len(), 8_000);
+    first.commit_consumer_state(CommitMode::Sync).unwrap();
+    drop(first);
+
+    broker.restart().unwrap();
+
+    let second = consumer(&settings, "proof-group", topic);
+    let part_two = read(&second, RECORDS, Duration::from_secs(10)).await;
+
+    let one: HashSet<u64> = part_one.iter().map(|r| r.3).collect();
+    let two: HashSet<u64> = part_two.iter().map(|r| r.3).collect();
+    assert_eq!(
+        part_two.len(),
+        RECORDS - 8_000,
+        "resumed exactly at the committed offsets"
+    );
+    assert!(one.is_disjoint(&two), "nothing read twice");
+    assert_eq!(one.len() + two.len(), RECORDS, "nothing lost");
+
+    // Per key, values arrive in the order they were produced.
+    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (_, _, key, value) in part_one.iter().chain(&part_two) {
+        by_key.entry(key.clone()).or_default().push(*value);
+    }
+    assert!(by_key
+        .values()
+        .all(|values| values.windows(2).all(|w| w[0] < w[1])));
+}
