@@ -102,6 +102,26 @@ impl ConnectParams {
     }
 }
 
+/// Opens a regular (non-replication) connection, driven on the current runtime.
+pub async fn connect_regular(
+    params: &ConnectParams,
+    purpose: &str,
+) -> Result<tokio_postgres::Client, SourceError> {
+    let (client, connection) = params
+        .to_config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(SourceError::sql(format!(
+            "connect to the source database for {purpose}"
+        )))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "source connection closed");
+        }
+    });
+    Ok(client)
+}
+
 /// The session settings capture relies on for the text form of values.
 pub const SESSION_SETTINGS: [(&str, &str); 5] = [
     ("DateStyle", "ISO, MDY"),

@@ -32,7 +32,7 @@ use cdc_core::{
     Xid,
 };
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::checkpoint::CheckpointStore;
 use crate::connection::{ConnectParams, ReplicationConnection};
@@ -157,7 +157,7 @@ pub async fn run<S: ChangeSink>(
     progress: Option<ProgressFn>,
 ) -> Result<(), SourceError> {
     setup::validate_slot_name(&config.slot)?;
-    let client = connect_client(&config.connection, "capture").await?;
+    let client = crate::connection::connect_regular(&config.connection, "capture").await?;
     setup::check_source(&client).await?;
     let wanted = if config.tables.is_empty() {
         crate::catalog::tables_in_schema(&client, "public").await?
@@ -717,23 +717,6 @@ fn message_name(message: &PgOutputMessage) -> &'static str {
     }
 }
 
-async fn connect_client(params: &ConnectParams, purpose: &str) -> Result<Client, SourceError> {
-    let (client, connection) =
-        params
-            .to_config()
-            .connect(NoTls)
-            .await
-            .map_err(SourceError::sql(format!(
-                "connect to the source database for {purpose}"
-            )))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "source connection closed");
-        }
-    });
-    Ok(client)
-}
-
 fn spawn_heartbeat(params: ConnectParams, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
@@ -741,7 +724,9 @@ fn spawn_heartbeat(params: ConnectParams, every: Duration) -> tokio::task::JoinH
         loop {
             ticker.tick().await;
             if client.is_none() {
-                client = connect_client(&params, "heartbeat").await.ok();
+                client = crate::connection::connect_regular(&params, "heartbeat")
+                    .await
+                    .ok();
             }
             let Some(c) = &client else { continue };
             if let Err(e) = c

@@ -16,7 +16,6 @@ use bytes::{Buf, BytesMut};
 use cdc_core::{ChangeEvent, Lsn, Op, Position, Row, TableName, TableSchema, TransactionInfo};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, Semaphore};
-use tokio_postgres::NoTls;
 
 use crate::connection::{ConnectParams, SESSION_SETTINGS};
 use crate::error::SourceError;
@@ -185,14 +184,8 @@ async fn copy_table(
     batch_size: usize,
     tx: &mpsc::Sender<Result<WorkerMessage, SourceError>>,
 ) -> Result<(), SourceError> {
-    let (client, connection) = params
-        .to_config()
-        .connect(NoTls)
-        .await
-        .map_err(SourceError::sql(format!("connect for snapshot of {table}")))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let client =
+        crate::connection::connect_regular(params, &format!("the snapshot of {table}")).await?;
     let settings: String = SESSION_SETTINGS
         .iter()
         .map(|(name, value)| format!("SET {name} = {};", quote_literal(value)))

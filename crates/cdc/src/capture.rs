@@ -167,7 +167,8 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         };
         match attempt {
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
-                tracing::warn!(error = %error_line(&e), retry_in = ?backoff, "capture interrupted; retrying");
+                let error = anyhow::Error::from(e);
+                tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "capture interrupted; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
@@ -180,7 +181,8 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     if let Ok(s) = stats.lock() {
         eprint!("{}", render_report(&s));
     }
-    result.map_err(|e| anyhow::anyhow!(error_line(&e)))
+    // main prints the error with its whole cause chain on one line.
+    result.map_err(anyhow::Error::from)
 }
 
 async fn run_once<S: ChangeSink>(
@@ -208,16 +210,6 @@ fn parse_table(text: &str) -> anyhow::Result<TableName> {
         None if !text.is_empty() => Ok(TableName::new("public", text)),
         _ => anyhow::bail!("invalid --tables entry {text:?}: expected schema.table"),
     }
-}
-
-fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        parts.push(cause.to_string());
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 fn streamed_events(stats: &CaptureStats) -> u64 {
