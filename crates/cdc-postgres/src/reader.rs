@@ -262,29 +262,28 @@ pub async fn run<S: ChangeSink>(
     if let Some(task) = heartbeat {
         task.abort();
     }
-    if result.is_ok() {
-        // Graceful stop: let in-flight batches land, confirm them, say goodbye.
-        while stream.tracker.in_flight() > 0 {
-            stream.tracker.wait_oldest().await?;
-        }
-        let flushed = stream.tracker.durable();
-        let received = stats_read(&stats, |s| s.received_lsn).max(flushed);
-        replication
-            .send_copy_data(&status_update(received, flushed, false))
-            .await?;
-        stats_mut(&stats, |s| s.confirmed_lsn = flushed);
-        let _ = replication.close().await;
+    let received = result?;
+    // Graceful stop: let in-flight batches land, confirm them, say goodbye.
+    while stream.tracker.in_flight() > 0 {
+        stream.tracker.wait_oldest().await?;
     }
-    result
+    let flushed = stream.tracker.durable();
+    replication
+        .send_copy_data(&status_update(received.max(flushed), flushed, false))
+        .await?;
+    stats_mut(&stats, |s| s.confirmed_lsn = flushed);
+    let _ = replication.close().await;
+    Ok(())
 }
 
+/// Streams until shutdown (returning the last WAL position received) or an error.
 async fn stream_loop<S: ChangeSink>(
     replication: &mut ReplicationConnection,
     stream: &mut StreamState,
     sink: &mut S,
     config: &CaptureConfig,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), SourceError> {
+) -> Result<Lsn, SourceError> {
     let mut last_status = Instant::now();
     let mut confirmed = stream.tracker.durable();
     let mut received = confirmed;
@@ -295,7 +294,7 @@ async fn stream_loop<S: ChangeSink>(
             biased;
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
-                    return Ok(());
+                    return Ok(received);
                 }
             }
             data = replication.next_copy_data() => {
@@ -763,11 +762,4 @@ fn stats_mut(stats: &SharedStats, f: impl FnOnce(&mut CaptureStats)) {
     if let Ok(mut guard) = stats.lock() {
         f(&mut guard);
     }
-}
-
-fn stats_read<T>(stats: &SharedStats, f: impl FnOnce(&CaptureStats) -> T) -> T
-where
-    T: Default,
-{
-    stats.lock().map(|g| f(&g)).unwrap_or_default()
 }
