@@ -46,7 +46,17 @@ async fn restart_at_a_random_point_loses_nothing() {
         running = start_into(config(&db, &state), crashed);
     }
     writer.await.unwrap();
-    running.wait_count(800, |e| !e.snapshot).await;
+    // Re-sent events count once: wait for 800 distinct positions, not 800 events.
+    running
+        .wait_for("800 distinct changes", Duration::from_secs(60), |events| {
+            let distinct: std::collections::HashSet<Position> = events
+                .iter()
+                .filter(|e| !e.snapshot)
+                .map(|e| e.position)
+                .collect();
+            distinct.len() >= 800
+        })
+        .await;
     // Let a little more arrive (duplicates, if any), then stop cleanly.
     tokio::time::sleep(Duration::from_millis(300)).await;
     sink.replace(running.stop().await.unwrap());
