@@ -13,6 +13,7 @@
 mod event;
 mod lsn;
 mod secret;
+pub mod sink;
 mod table;
 mod value;
 

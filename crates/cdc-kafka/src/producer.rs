@@ -21,6 +21,8 @@ impl Producer {
         for (name, default) in [
             ("compression.type", "zstd"),
             ("linger.ms", "5"),
+            // The Java client's partitioner, so keys land where Kafka Connect would put them.
+            ("partitioner", "murmur2_random"),
             ("batch.num.messages", "10000"),
         ] {
             if config.get(name).is_none() {
@@ -32,16 +34,34 @@ impl Producer {
         Ok(Producer { inner })
     }
 
-    /// Queues a record (a tombstone when `value` is `None`); waits while the local
-    /// queue is full. The returned [`Delivery`] resolves once the broker has it.
+    /// Queues a record (a tombstone when `value` is `None`) to the partition its key
+    /// hashes to; waits while the local queue is full. The returned [`Delivery`]
+    /// resolves once the broker has it.
     pub async fn send(
         &self,
         topic: &str,
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<Delivery, KafkaError> {
+        self.send_to(topic, None, Some(key), value).await
+    }
+
+    /// Queues a record to `partition` (or the key's partition when `None`); like [`Producer::send`].
+    pub async fn send_to(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Delivery, KafkaError> {
         loop {
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
             if let Some(value) = value {
                 record = record.payload(value);
             }
@@ -63,6 +83,44 @@ impl Producer {
                     })
                 }
             }
+        }
+    }
+
+    /// The number of partitions of `topic`, asked of the cluster.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
+        let producer = self.inner.clone();
+        let name = topic.to_owned();
+        let found = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&name), Duration::from_secs(30))
+                .map(|metadata| {
+                    metadata
+                        .topics()
+                        .iter()
+                        .find(|t| t.name() == name)
+                        .map(|t| (t.partitions().len(), t.error()))
+                })
+        })
+        .await
+        .map_err(|e| KafkaError::Topic {
+            topic: topic.to_owned(),
+            reason: format!("metadata lookup did not finish: {e}"),
+        })?
+        .map_err(KafkaError::Admin)?;
+        match found {
+            Some((n, None)) if n > 0 => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
+            Some((_, error)) => Err(KafkaError::Topic {
+                topic: topic.to_owned(),
+                reason: match error {
+                    Some(code) => format!("metadata says {:?}", RDKafkaErrorCode::from(code)),
+                    None => "the topic has no partitions".into(),
+                },
+            }),
+            None => Err(KafkaError::Topic {
+                topic: topic.to_owned(),
+                reason: "the cluster does not know it".into(),
+            }),
         }
     }
 

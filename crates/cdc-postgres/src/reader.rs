@@ -587,11 +587,16 @@ impl StreamState {
         sink: &mut S,
     ) -> Result<(), SourceError> {
         let end = txn.info.end_lsn;
-        if txn.batch.is_empty() {
+        if txn.ordinal == 0 {
             self.tracker.push_position(end);
         } else {
-            let batch = std::mem::take(&mut txn.batch);
-            self.write(batch, Some(end), sink).await?;
+            if !txn.batch.is_empty() {
+                let batch = std::mem::take(&mut txn.batch);
+                self.write(batch, None, sink).await?;
+            }
+            self.wait_for_room().await?;
+            let ack = sink.commit(&txn.info, txn.ordinal).await?;
+            self.tracker.push(Some(end), ack);
         }
         let now = walsender::now_unix_micros();
         stats_mut(&self.stats, |s| {
@@ -602,15 +607,21 @@ impl StreamState {
         Ok(())
     }
 
+    /// Waits until fewer than `max_in_flight` batches are pending (backpressure).
+    async fn wait_for_room(&mut self) -> Result<(), SourceError> {
+        while self.tracker.in_flight() >= self.max_in_flight {
+            self.tracker.wait_oldest().await?;
+        }
+        Ok(())
+    }
+
     async fn write<S: ChangeSink>(
         &mut self,
         batch: Vec<ChangeEvent>,
         completes: Option<Lsn>,
         sink: &mut S,
     ) -> Result<(), SourceError> {
-        while self.tracker.in_flight() >= self.max_in_flight {
-            self.tracker.wait_oldest().await?;
-        }
+        self.wait_for_room().await?;
         stats_mut(&self.stats, |s| {
             for event in &batch {
                 let counts = s.per_table.entry(event.table.name.to_string()).or_default();

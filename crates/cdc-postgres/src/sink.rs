@@ -1,109 +1,10 @@
-//! Where capture delivers change events, and how durability flows back.
-//!
-//! ```text
-//!   reader ──write(batch)──► sink ──(later)──► WriteAck resolves: batch durable
-//!      ▲                                               │
-//!      └──── confirmed_flush_lsn advances only past ◄──┘
-//!            transactions whose every batch is durable
-//! ```
+//! Where capture delivers change events ([`ChangeSink`], from `cdc-core`), and the
+//! [`DurabilityTracker`] that turns acknowledged batches into the LSN safe to confirm.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
 
-use cdc_core::{ChangeEvent, Lsn};
-use tokio::sync::oneshot;
-
-/// A sink's failure; the reader stops and nothing past the last durable LSN is confirmed.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// The sink's backend refused or lost the write.
-    #[error("sink write failed: {0}")]
-    Write(String),
-    /// The sink went away before reporting durability.
-    #[error("sink dropped an acknowledgement before reporting durability")]
-    AckDropped,
-}
-
-/// Receives change events from capture.
-///
-/// Guarantees the reader gives a sink:
-/// - **Order**: batches arrive in source commit order; events inside a batch are in
-///   position order. A transaction may span several batches; it never interleaves
-///   with another.
-/// - **At-least-once**: after a crash the reader restarts from the last confirmed LSN,
-///   so a sink may see events again; they carry the same [`cdc_core::Position`], the
-///   key to drop duplicates by.
-/// - **No concurrency**: `write` is called by one task, one batch at a time.
-///
-/// What the sink promises back: a [`WriteAck`] resolves `Ok` only once the batch is
-/// durable (it will survive a crash of capture and of the sink); only then may the
-/// source forget it.
-pub trait ChangeSink: Send {
-    /// Accepts a batch; may wait to apply backpressure. Durability comes through the ack.
-    fn write(
-        &mut self,
-        batch: Vec<ChangeEvent>,
-    ) -> impl Future<Output = Result<WriteAck, SinkError>> + Send;
-}
-
-/// Resolves when a written batch is durable.
-#[derive(Debug)]
-pub struct WriteAck(AckState);
-
-#[derive(Debug)]
-enum AckState {
-    Done,
-    Pending(oneshot::Receiver<Result<(), SinkError>>),
-}
-
-/// The sink's half of a pending [`WriteAck`].
-#[derive(Debug)]
-pub struct AckSender(oneshot::Sender<Result<(), SinkError>>);
-
-impl AckSender {
-    /// Reports the batch durable (`Ok`) or lost (`Err`).
-    pub fn send(self, result: Result<(), SinkError>) {
-        // The reader may have gone away; then nobody needs the answer.
-        let _ = self.0.send(result);
-    }
-}
-
-impl WriteAck {
-    /// An ack for a batch that is already durable.
-    pub fn durable() -> Self {
-        WriteAck(AckState::Done)
-    }
-
-    /// An ack resolved later through the returned sender.
-    pub fn pending() -> (Self, AckSender) {
-        let (tx, rx) = oneshot::channel();
-        (WriteAck(AckState::Pending(rx)), AckSender(tx))
-    }
-
-    /// Checks without waiting: `Some` once resolved.
-    pub fn poll_now(&mut self) -> Option<Result<(), SinkError>> {
-        match &mut self.0 {
-            AckState::Done => Some(Ok(())),
-            AckState::Pending(rx) => match rx.try_recv() {
-                Ok(result) => {
-                    self.0 = AckState::Done;
-                    Some(result)
-                }
-                Err(oneshot::error::TryRecvError::Empty) => None,
-                Err(oneshot::error::TryRecvError::Closed) => Some(Err(SinkError::AckDropped)),
-            },
-        }
-    }
-
-    /// Waits until resolved.
-    pub async fn wait(self) -> Result<(), SinkError> {
-        match self.0 {
-            AckState::Done => Ok(()),
-            AckState::Pending(rx) => rx.await.unwrap_or(Err(SinkError::AckDropped)),
-        }
-    }
-}
+pub use cdc_core::sink::{AckSender, ChangeSink, MemorySink, SinkError, WriteAck};
+use cdc_core::Lsn;
 
 /// Tracks written batches and the LSN that is safe to confirm to PostgreSQL.
 #[derive(Debug, Default)]
@@ -173,44 +74,6 @@ impl DurabilityTracker {
     /// The highest LSN known safe to confirm.
     pub fn durable(&self) -> Lsn {
         self.durable
-    }
-}
-
-/// A sink that keeps every event in memory and acks at once: for tests and `--sink memory`.
-#[derive(Debug, Clone, Default)]
-pub struct MemorySink {
-    events: Arc<Mutex<Vec<ChangeEvent>>>,
-}
-
-impl MemorySink {
-    /// A new, empty sink.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A copy of everything received so far.
-    pub fn events(&self) -> Vec<ChangeEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
-    }
-
-    /// How many events were received.
-    pub fn len(&self) -> usize {
-        self.events.lock().map(|e| e.len()).unwrap_or(0)
-    }
-
-    /// Whether nothing was received.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl ChangeSink for MemorySink {
-    async fn write(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, SinkError> {
-        self.events
-            .lock()
-            .map_err(|_| SinkError::Write("memory sink poisoned".into()))?
-            .extend(batch);
-        Ok(WriteAck::durable())
     }
 }
 

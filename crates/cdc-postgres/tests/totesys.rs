@@ -8,101 +8,20 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cdc_core::{ChangeEvent, Op, Value};
+use cdc_core::ChangeEvent;
 use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_testkit::rows::{replay, source_rows, Cell};
 use cdc_testkit::TestDb;
 use support::*;
 
-/// A value as PostgreSQL renders it in [`source_rows`], for comparison.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Cell {
-    Null,
-    Int(i64),
-    Text(String),
-    Bool(bool),
-}
-
-fn cell(value: &Value) -> Cell {
-    match value {
-        Value::Null => Cell::Null,
-        Value::Int16(v) => Cell::Int(i64::from(*v)),
-        Value::Int32(v) => Cell::Int(i64::from(*v)),
-        Value::Int64(v) => Cell::Int(*v),
-        Value::Timestamp(v) | Value::TimestampTz(v) => Cell::Int(*v),
-        Value::Numeric(s) | Value::Text(s) | Value::Other(s) => Cell::Text(s.clone()),
-        Value::Bool(b) => Cell::Bool(*b),
-        other => panic!("unexpected totesys value {other:?}"),
-    }
-}
-
-/// Every row of `table` keyed by its first column, each column rendered by SQL:
-/// integers as bigint, timestamps as microseconds since the epoch, everything else as text.
-async fn source_rows(client: &tokio_postgres::Client, table: &str) -> BTreeMap<i64, Vec<Cell>> {
-    let columns = client
-        .query(
-            "SELECT column_name::text, data_type::text FROM information_schema.columns \
-             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
-            &[&table],
-        )
-        .await
-        .unwrap();
-    let exprs: Vec<String> = columns
-        .iter()
-        .map(|c| {
-            let (name, kind): (String, String) = (c.get(0), c.get(1));
-            match kind.as_str() {
-                "integer" | "smallint" | "bigint" => format!("\"{name}\"::int8::text"),
-                "timestamp without time zone" => {
-                    format!("(extract(epoch FROM \"{name}\") * 1000000)::int8::text")
-                }
-                "boolean" => format!("'b:' || \"{name}\"::text"),
-                _ => format!("'t:' || \"{name}\"::text"),
-            }
-        })
-        .collect();
-    let sql = format!("SELECT {} FROM public.\"{table}\"", exprs.join(", "));
-    let mut rows = BTreeMap::new();
-    for row in client.query(&sql, &[]).await.unwrap() {
-        let cells: Vec<Cell> = (0..columns.len())
-            .map(|i| match row.get::<_, Option<String>>(i) {
-                None => Cell::Null,
-                Some(s) if s.starts_with("t:") => Cell::Text(s[2..].to_owned()),
-                Some(s) if s.starts_with("b:") => Cell::Bool(&s[2..] == "true"),
-                Some(s) => Cell::Int(s.parse().unwrap()),
-            })
-            .collect();
-        let Cell::Int(key) = cells[0] else {
-            panic!("key")
-        };
-        rows.insert(key, cells);
-    }
-    rows
-}
-
 /// Replays snapshot and stream events of `table` in position order.
 fn replayed_rows(events: &[ChangeEvent], table: &str) -> BTreeMap<i64, Vec<Cell>> {
-    let mut rows = BTreeMap::new();
-    let key = |row: &[Value]| match cell(&row[0]) {
-        Cell::Int(k) => k,
-        other => panic!("key {other:?}"),
-    };
-    for event in events.iter().filter(|e| e.table.name.name == table) {
-        match event.op {
-            Op::Read | Op::Insert | Op::Update => {
-                let after = event.after.as_ref().unwrap();
-                assert!(!after.contains(&Value::UnchangedToast));
-                if let Some(before) = &event.before {
-                    rows.remove(&key(before));
-                }
-                rows.insert(key(after), after.iter().map(cell).collect());
-            }
-            Op::Delete => {
-                rows.remove(&key(event.before.as_ref().unwrap()));
-            }
-            Op::Truncate => rows.clear(),
-        }
-    }
-    rows
+    replay(
+        events
+            .iter()
+            .filter(|e| e.table.name.name == table)
+            .map(|e| (e.op, e.before.as_deref(), e.after.as_deref())),
+    )
 }
 
 async fn capture_matches_source(variant: SchemaVariant) {

@@ -29,10 +29,10 @@ impl ChangeSink for JsonLinesSink {
         let mut out = std::io::BufWriter::new(stdout.lock());
         for event in &batch {
             let line = event_json(event);
-            writeln!(out, "{line}").map_err(|e| SinkError::Write(format!("stdout: {e}")))?;
+            writeln!(out, "{line}").map_err(|e| SinkError::Rejected(format!("stdout: {e}")))?;
         }
         out.flush()
-            .map_err(|e| SinkError::Write(format!("stdout: {e}")))?;
+            .map_err(|e| SinkError::Rejected(format!("stdout: {e}")))?;
         Ok(WriteAck::durable())
     }
 }

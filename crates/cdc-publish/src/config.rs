@@ -1,0 +1,138 @@
+//! Topic naming and the settings of the topics capture writes.
+
+use cdc_core::TableName;
+use cdc_kafka::TopicSpec;
+
+/// The default topic prefix.
+pub const DEFAULT_PREFIX: &str = "totesys";
+
+/// What capture's Kafka sink publishes, and how its topics are created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishConfig {
+    /// Topic names are `<prefix>.<schema>.<table>`.
+    pub topic_prefix: String,
+    /// Partitions of each table topic created by capture (existing topics keep theirs).
+    pub partitions: i32,
+    /// Replication factor of the topics capture creates.
+    pub replication_factor: i32,
+    /// `retention.ms` of the topics capture creates; `-1` keeps every event, which
+    /// replay and backfill from the beginning need.
+    pub retention_ms: i64,
+    /// Further topic configuration (`min.insync.replicas`, `segment.bytes`, …).
+    pub topic_config: Vec<(String, String)>,
+    /// Follow each delete (and each key change's old key) with a tombstone.
+    pub tombstones: bool,
+    /// Also write transaction boundaries to `<prefix>.transaction`.
+    pub transaction_topic: bool,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            topic_prefix: DEFAULT_PREFIX.to_owned(),
+            partitions: 3,
+            replication_factor: 1,
+            retention_ms: -1,
+            topic_config: Vec::new(),
+            tombstones: true,
+            transaction_topic: false,
+        }
+    }
+}
+
+impl PublishConfig {
+    /// The topic of `table`: `<prefix>.<schema>.<table>`, with characters Kafka does not
+    /// allow in topic names replaced by `_`.
+    pub fn topic_for(&self, table: &TableName) -> String {
+        let name = format!("{}.{}.{}", self.topic_prefix, table.schema, table.name);
+        legal_topic_name(&name)
+    }
+
+    /// The transaction-metadata topic: `<prefix>.transaction`.
+    pub fn transaction_topic_name(&self) -> String {
+        legal_topic_name(&format!("{}.transaction", self.topic_prefix))
+    }
+
+    /// The spec capture creates `topic` with when it is missing.
+    pub fn topic_spec(&self, topic: &str, partitions: i32) -> TopicSpec {
+        let mut config = vec![
+            ("cleanup.policy".to_owned(), "delete".to_owned()),
+            ("retention.ms".to_owned(), self.retention_ms.to_string()),
+        ];
+        for (name, value) in &self.topic_config {
+            config.retain(|(existing, _)| existing != name);
+            config.push((name.clone(), value.clone()));
+        }
+        TopicSpec {
+            name: topic.to_owned(),
+            partitions,
+            replication_factor: self.replication_factor,
+            config,
+        }
+    }
+}
+
+/// The registry subject of a topic's keys (Confluent's TopicNameStrategy).
+pub fn key_subject(topic: &str) -> String {
+    format!("{topic}-key")
+}
+
+/// The registry subject of a topic's values (Confluent's TopicNameStrategy).
+pub fn value_subject(topic: &str) -> String {
+    format!("{topic}-value")
+}
+
+/// `name` with every character outside `[A-Za-z0-9._-]` replaced by `_`, cut to Kafka's 249.
+fn legal_topic_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(249)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_follow_the_contract_and_stay_legal() {
+        let config = PublishConfig::default();
+        assert_eq!(
+            config.topic_for(&TableName::new("public", "sales_order")),
+            "totesys.public.sales_order"
+        );
+        assert_eq!(
+            config.topic_for(&TableName::new("Sales Data", "år")),
+            "totesys.Sales_Data.år".replace('å', "_")
+        );
+        assert_eq!(config.transaction_topic_name(), "totesys.transaction");
+        assert_eq!(
+            value_subject("totesys.public.staff"),
+            "totesys.public.staff-value"
+        );
+    }
+
+    #[test]
+    fn topic_config_overrides_defaults() {
+        let config = PublishConfig {
+            retention_ms: 86_400_000,
+            topic_config: vec![("cleanup.policy".into(), "compact".into())],
+            ..PublishConfig::default()
+        };
+        let spec = config.topic_spec("t", 6);
+        assert_eq!(spec.partitions, 6);
+        assert_eq!(
+            spec.config,
+            vec![
+                ("retention.ms".to_owned(), "86400000".to_owned()),
+                ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,540 @@
+//! [`KafkaSink`]: capture's [`ChangeSink`] into Kafka.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use apache_avro::Schema;
+use cdc_avro::{check_compatible, put_header, schema_json, AvroCodec, TableAvro, HEADER_LEN};
+use cdc_core::sink::{ChangeSink, SinkError, WriteAck};
+use cdc_core::{ChangeEvent, Lsn, Op, TableId, TableSchema, TransactionInfo};
+use cdc_kafka::{ensure_topics, Delivery, KafkaError, KafkaSettings, Producer};
+use cdc_registry::RegistryClient;
+use prometheus::IntCounter;
+
+use crate::config::{key_subject, value_subject, PublishConfig};
+use crate::metrics::PublishMetrics;
+use crate::transaction::{self, TransactionSchemas};
+use crate::PublishError;
+
+/// Confluent error codes meaning "no such subject" / "no such version".
+const SUBJECT_NOT_FOUND: u32 = 40401;
+const VERSION_NOT_FOUND: u32 = 40402;
+/// Confluent's error code for a schema refused as incompatible.
+const INCOMPATIBLE: u32 = 409;
+
+/// A table's topic: its name, partition count and the schema ids of each shape seen.
+struct TopicState {
+    topic: String,
+    partitions: i32,
+    /// `schema.table`, the metrics label and transaction data-collection name.
+    label: String,
+    shapes: Vec<Shape>,
+    /// Event counters by [`op_index`], fetched once so the hot path does no label lookup.
+    counters: [IntCounter; 5],
+}
+
+/// One table shape's schemas and their registered ids.
+struct Shape {
+    table: Arc<TableSchema>,
+    avro: Arc<TableAvro>,
+    key_id: u32,
+    value_id: u32,
+    keyed: bool,
+}
+
+/// The transaction whose events are being written, for the transaction topic.
+struct OpenTransaction {
+    commit_lsn: Lsn,
+    per_table: BTreeMap<String, u64>,
+}
+
+/// Publishes change events to one topic per table, Avro in the Confluent wire format.
+///
+/// - **Topics** `<prefix>.<schema>.<table>` are created on first use with the configured
+///   partitions and retention; existing topics are used as they are.
+/// - **Schemas**: the first event of each table shape registers its key and value schemas
+///   under `<topic>-key` and `<topic>-value`. The value schema evolves from the subject's
+///   latest version, so a column added in the source becomes a new, BACKWARD-compatible
+///   version. A change the registry refuses fails the write with
+///   [`SinkError::Rejected`] naming the field, and counts
+///   `totesys_cdc_capture_schema_incompatible_total`: capture stops before the change and
+///   the slot keeps it (docs/kafka.md says how to go on).
+/// - **Keys and order**: the key is the row's primary key, so a row's changes stay in one
+///   partition in order. A delete is followed by a tombstone for its key; an update that
+///   changes the key is written under the new key, followed by a tombstone for the old
+///   one. A truncate goes to every partition (same position in each), so it is ordered
+///   after every earlier change of the table. A table without a key uses partition 0.
+/// - **Durability**: a batch's [`WriteAck`] resolves once the broker acknowledged every
+///   record of it (idempotent producer, `acks=all`); a failed delivery fails the ack, and
+///   capture restarts from the slot.
+pub struct KafkaSink {
+    producer: Producer,
+    settings: KafkaSettings,
+    registry: Arc<RegistryClient>,
+    codec: Arc<AvroCodec>,
+    config: PublishConfig,
+    metrics: PublishMetrics,
+    topics: HashMap<TableId, TopicState>,
+    transactions: Option<TransactionTopic>,
+}
+
+/// The transaction topic's name, schemas, ids and the open transaction.
+struct TransactionTopic {
+    topic: String,
+    schemas: TransactionSchemas,
+    key_id: u32,
+    value_id: u32,
+    open: Option<OpenTransaction>,
+}
+
+impl KafkaSink {
+    /// Connects the producer and, when configured, sets up the transaction topic.
+    ///
+    /// `codec` may be shared between sinks (a new sink per capture attempt keeps the
+    /// shapes it derived).
+    pub async fn new(
+        settings: &KafkaSettings,
+        registry: Arc<RegistryClient>,
+        codec: Arc<AvroCodec>,
+        config: PublishConfig,
+        metrics: PublishMetrics,
+    ) -> Result<Self, PublishError> {
+        let producer = Producer::new(settings)?;
+        let transactions = if config.transaction_topic {
+            let topic = config.transaction_topic_name();
+            ensure_topics(settings, &[config.topic_spec(&topic, 1)]).await?;
+            let key_id = register(&registry, &key_subject(&topic), transaction::KEY_SCHEMA).await?;
+            let value_id =
+                register(&registry, &value_subject(&topic), transaction::VALUE_SCHEMA).await?;
+            Some(TransactionTopic {
+                topic,
+                schemas: TransactionSchemas::new()?,
+                key_id,
+                value_id,
+                open: None,
+            })
+        } else {
+            None
+        };
+        Ok(KafkaSink {
+            producer,
+            settings: settings.clone(),
+            registry,
+            codec,
+            config,
+            metrics,
+            topics: HashMap::new(),
+            transactions,
+        })
+    }
+
+    /// Waits until every queued record is acknowledged or `timeout` passes.
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), PublishError> {
+        Ok(self.producer.flush(timeout)?)
+    }
+
+    /// The topic of `table`, created when missing; loads the subject's latest value schema
+    /// so the first shape derived evolves from it.
+    async fn topic(&mut self, table: &TableSchema) -> Result<&mut TopicState, PublishError> {
+        if !self.topics.contains_key(&table.id) {
+            let topic = self.config.topic_for(&table.name);
+            ensure_topics(
+                &self.settings,
+                &[self.config.topic_spec(&topic, self.config.partitions)],
+            )
+            .await?;
+            let partitions = self.producer.partition_count(&topic).await?;
+            if let Some(latest) = latest_schema(&self.registry, &value_subject(&topic)).await? {
+                self.codec.set_previous_value_schema(table.id, latest);
+            }
+            let label = table.name.to_string();
+            let counters = [Op::Read, Op::Insert, Op::Update, Op::Delete, Op::Truncate].map(|op| {
+                self.metrics
+                    .events
+                    .with_label_values(&[label.as_str(), op.code().to_string().as_str()])
+            });
+            tracing::info!(table = %label, topic = %topic, partitions, "publishing table");
+            self.topics.insert(
+                table.id,
+                TopicState {
+                    topic,
+                    partitions,
+                    label,
+                    shapes: Vec::new(),
+                    counters,
+                },
+            );
+        }
+        self.topics
+            .get_mut(&table.id)
+            .ok_or_else(|| PublishError::Rejected(format!("topic state of {} lost", table.name)))
+    }
+
+    /// The index of `table`'s shape in its topic state, registering its schemas when new.
+    async fn shape(&mut self, table: &Arc<TableSchema>) -> Result<usize, PublishError> {
+        let state = self.topic(table).await?;
+        if let Some(i) = state
+            .shapes
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.table, table))
+        {
+            return Ok(i);
+        }
+        if let Some(i) = state.shapes.iter().position(|s| *s.table == **table) {
+            // Same shape, new `Arc` (a Relation message repeated): remember the pointer.
+            state.shapes[i].table = Arc::clone(table);
+            return Ok(i);
+        }
+        let topic = state.topic.clone();
+        let label = state.label.clone();
+        let avro = self.codec.table(table).map_err(|e| {
+            self.metrics
+                .encode_errors
+                .with_label_values(&[&label])
+                .inc();
+            PublishError::Rejected(format!("cannot derive the Avro schemas of {label}: {e}"))
+        })?;
+        let key_text = schema_json(avro.key_schema())
+            .map_err(|e| PublishError::Rejected(format!("key schema of {label}: {e}")))?;
+        let value_text = schema_json(avro.value_schema())
+            .map_err(|e| PublishError::Rejected(format!("value schema of {label}: {e}")))?;
+        let key_id = self
+            .register_table_schema(&label, &key_subject(&topic), &key_text, avro.key_schema())
+            .await?;
+        let value_id = self
+            .register_table_schema(
+                &label,
+                &value_subject(&topic),
+                &value_text,
+                avro.value_schema(),
+            )
+            .await?;
+        self.metrics
+            .schema_registrations
+            .with_label_values(&[&label])
+            .inc();
+        tracing::info!(table = %label, key_id, value_id, columns = table.columns.len(), "schemas registered");
+        let keyed = !table.key_indexes().is_empty();
+        let state = self.topic(table).await?;
+        state.shapes.push(Shape {
+            table: Arc::clone(table),
+            avro,
+            key_id,
+            value_id,
+            keyed,
+        });
+        Ok(state.shapes.len() - 1)
+    }
+
+    /// Registers one of a table's schemas; a refusal as incompatible names the field.
+    async fn register_table_schema(
+        &self,
+        label: &str,
+        subject: &str,
+        text: &str,
+        schema: &Schema,
+    ) -> Result<u32, PublishError> {
+        match self.registry.register(subject, text).await {
+            Ok(id) => Ok(id.get()),
+            Err(e) if e.error_code() == Some(INCOMPATIBLE) => {
+                self.metrics
+                    .schema_incompatible
+                    .with_label_values(&[label])
+                    .inc();
+                let why = match latest_schema(&self.registry, subject).await {
+                    Ok(Some(old)) => match check_compatible(&old, schema) {
+                        Err(reason) => reason.to_string(),
+                        Ok(()) => "the registry's compatibility level refuses it".to_owned(),
+                    },
+                    _ => "the registry's compatibility level refuses it".to_owned(),
+                };
+                Err(PublishError::Incompatible {
+                    table: label.to_owned(),
+                    subject: subject.to_owned(),
+                    reason: why,
+                })
+            }
+            Err(e) => Err(PublishError::Registry {
+                subject: subject.to_owned(),
+                source: e,
+            }),
+        }
+    }
+
+    async fn write_batch(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, PublishError> {
+        let ts_us = now_micros();
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len() + 2);
+        let mut bytes = 0u64;
+        for event in &batch {
+            if !event.snapshot {
+                if let Some(delivery) = self.begin_transaction(event).await? {
+                    deliveries.push(delivery);
+                }
+            }
+            let index = self.shape(&event.table).await?;
+            let state = self.topics.get(&event.table.id).ok_or_else(|| {
+                PublishError::Rejected(format!("topic state of {} lost", event.table.name))
+            })?;
+            let shape = &state.shapes[index];
+            let encode_error = |e: cdc_avro::AvroError| {
+                self.metrics
+                    .encode_errors
+                    .with_label_values(&[&state.label])
+                    .inc();
+                PublishError::Rejected(format!(
+                    "cannot encode the change at {} ({} of {}): {e}",
+                    event.position.commit_lsn,
+                    event.op.code(),
+                    state.label
+                ))
+            };
+            let mut value = Vec::with_capacity(HEADER_LEN + 64 + 24 * event.table.columns.len());
+            put_header(&mut value, shape.value_id);
+            shape
+                .avro
+                .write_value(event, ts_us, &mut value)
+                .map_err(encode_error)?;
+            let key_row = match event.op {
+                Op::Delete => event.before.as_deref(),
+                Op::Truncate => None,
+                Op::Read | Op::Insert | Op::Update => event.after.as_deref(),
+            };
+            let key = match (shape.keyed, key_row) {
+                (true, Some(row)) => Some(encode_key(shape, row).map_err(encode_error)?),
+                _ => None,
+            };
+            // The old key of an update that changed it, to be tombstoned.
+            let old_key = match (event.op, shape.keyed, &event.before, &key) {
+                (Op::Update, true, Some(before), Some(new_key)) if self.config.tombstones => {
+                    let old = encode_key(shape, before).map_err(encode_error)?;
+                    (old != *new_key).then_some(old)
+                }
+                _ => None,
+            };
+            state.counters[op_index(event.op)].inc();
+            bytes += (value.len() + key.as_ref().map_or(0, Vec::len)) as u64;
+            let topic = state.topic.as_str();
+            match (event.op, &key) {
+                (Op::Truncate, _) => {
+                    for partition in 0..state.partitions {
+                        deliveries.push(
+                            self.producer
+                                .send_to(topic, Some(partition), None, Some(&value))
+                                .await?,
+                        );
+                    }
+                }
+                (_, Some(key)) => {
+                    deliveries.push(self.producer.send(topic, key, Some(&value)).await?);
+                    if event.op == Op::Delete && self.config.tombstones {
+                        deliveries.push(self.producer.send(topic, key, None).await?);
+                    }
+                }
+                (_, None) => {
+                    deliveries.push(
+                        self.producer
+                            .send_to(topic, Some(0), None, Some(&value))
+                            .await?,
+                    );
+                }
+            }
+            if let Some(old_key) = old_key {
+                deliveries.push(self.producer.send(topic, &old_key, None).await?);
+            }
+        }
+        self.metrics.bytes.inc_by(bytes);
+        Ok(self.ack_when_delivered(deliveries))
+    }
+
+    /// Writes the transaction topic's `BEGIN` when `event` opens a new transaction.
+    async fn begin_transaction(
+        &mut self,
+        event: &ChangeEvent,
+    ) -> Result<Option<Delivery>, PublishError> {
+        let Some(txns) = &mut self.transactions else {
+            return Ok(None);
+        };
+        let label = event.table.name.to_string();
+        match &mut txns.open {
+            Some(open) if open.commit_lsn == event.position.commit_lsn => {
+                *open.per_table.entry(label).or_default() += 1;
+                Ok(None)
+            }
+            open => {
+                *open = Some(OpenTransaction {
+                    commit_lsn: event.position.commit_lsn,
+                    per_table: BTreeMap::from([(label, 1)]),
+                });
+                let delivery =
+                    send_transaction_record(&self.producer, txns, &event.transaction, None).await?;
+                Ok(Some(delivery))
+            }
+        }
+    }
+
+    /// A [`WriteAck`] that resolves once every delivery did.
+    fn ack_when_delivered(&self, deliveries: Vec<Delivery>) -> WriteAck {
+        if deliveries.is_empty() {
+            return WriteAck::durable();
+        }
+        let count = deliveries.len() as i64;
+        self.metrics.records_in_flight.add(count);
+        let metrics = self.metrics.clone();
+        let (ack, sender) = WriteAck::pending();
+        tokio::spawn(async move {
+            let mut result = Ok(());
+            let mut pending = count;
+            for delivery in deliveries {
+                let outcome = delivery.await;
+                pending -= 1;
+                metrics.records_in_flight.dec();
+                match outcome {
+                    Ok(_) => metrics.records_acked.inc(),
+                    Err(e) => {
+                        metrics.delivery_errors.inc();
+                        tracing::warn!(error = %error_chain(&e), "Kafka did not acknowledge a record");
+                        result = Err(SinkError::Write(error_chain(&e)));
+                        break;
+                    }
+                }
+            }
+            metrics.records_in_flight.sub(pending);
+            sender.send(result);
+        });
+        ack
+    }
+}
+
+impl ChangeSink for KafkaSink {
+    async fn write(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, SinkError> {
+        self.write_batch(batch).await.map_err(SinkError::from)
+    }
+
+    async fn commit(&mut self, txn: &TransactionInfo, events: u64) -> Result<WriteAck, SinkError> {
+        let Some(txns) = &mut self.transactions else {
+            return Ok(WriteAck::durable());
+        };
+        let per_table = match txns.open.take() {
+            Some(open) if open.commit_lsn == txn.commit_lsn => open.per_table,
+            _ => BTreeMap::new(),
+        };
+        let delivery =
+            send_transaction_record(&self.producer, txns, txn, Some((events, &per_table)))
+                .await
+                .map_err(SinkError::from)?;
+        Ok(self.ack_when_delivered(vec![delivery]))
+    }
+}
+
+async fn send_transaction_record(
+    producer: &Producer,
+    txns: &TransactionTopic,
+    txn: &TransactionInfo,
+    counts: Option<(u64, &BTreeMap<String, u64>)>,
+) -> Result<Delivery, PublishError> {
+    let mut key = Vec::with_capacity(32);
+    put_header(&mut key, txns.key_id);
+    key.extend_from_slice(&txns.schemas.key(txn)?);
+    let mut value = Vec::with_capacity(128);
+    put_header(&mut value, txns.value_id);
+    value.extend_from_slice(&txns.schemas.value(txn, counts)?);
+    Ok(producer
+        .send_to(&txns.topic, Some(0), Some(&key), Some(&value))
+        .await?)
+}
+
+fn encode_key(shape: &Shape, row: &[cdc_core::Value]) -> Result<Vec<u8>, cdc_avro::AvroError> {
+    let mut key = Vec::with_capacity(HEADER_LEN + 16);
+    put_header(&mut key, shape.key_id);
+    shape.avro.write_key(row, &mut key)?;
+    Ok(key)
+}
+
+fn op_index(op: Op) -> usize {
+    match op {
+        Op::Read => 0,
+        Op::Insert => 1,
+        Op::Update => 2,
+        Op::Delete => 3,
+        Op::Truncate => 4,
+    }
+}
+
+/// The latest schema registered under `subject`, or `None` when it has none.
+async fn latest_schema(
+    registry: &RegistryClient,
+    subject: &str,
+) -> Result<Option<Schema>, PublishError> {
+    match registry.latest(subject).await {
+        Ok(found) => Schema::parse_str(&found.schema).map(Some).map_err(|e| {
+            PublishError::Rejected(format!(
+                "the latest schema under {subject} (id {}) is not valid Avro: {e}",
+                found.id.get()
+            ))
+        }),
+        Err(e) if matches!(e.error_code(), Some(SUBJECT_NOT_FOUND | VERSION_NOT_FOUND)) => Ok(None),
+        Err(source) => Err(PublishError::Registry {
+            subject: subject.to_owned(),
+            source,
+        }),
+    }
+}
+
+async fn register(
+    registry: &RegistryClient,
+    subject: &str,
+    text: &str,
+) -> Result<u32, PublishError> {
+    registry
+        .register(subject, text)
+        .await
+        .map(|id| id.get())
+        .map_err(|source| PublishError::Registry {
+            subject: subject.to_owned(),
+            source,
+        })
+}
+
+/// `error` and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl From<PublishError> for SinkError {
+    fn from(error: PublishError) -> Self {
+        let retry = error.is_transient();
+        let text = error_chain(&error);
+        if retry {
+            SinkError::Write(text)
+        } else {
+            SinkError::Rejected(text)
+        }
+    }
+}
+
+impl PublishError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PublishError::Kafka(KafkaError::Config(_)) => false,
+            PublishError::Kafka(_) => true,
+            PublishError::Registry { source, .. } => source.is_retryable(),
+            PublishError::Incompatible { .. } | PublishError::Rejected(_) => false,
+        }
+    }
+}
