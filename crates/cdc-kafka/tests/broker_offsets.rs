@@ -127,3 +127,135 @@ async fn offsets_survive_batches_group_commits_and_a_broker_restart() {
         .values()
         .all(|values| values.windows(2).all(|w| w[0] < w[1])));
 }
+
+/// Every record of `topic` from the beginning, as (partition, offset, value).
+fn read_all(settings: &KafkaSettings, topic: &str) -> Vec<(i32, i64, u64)> {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = settings
+        .client_config()
+        .set("group.id", "read-all")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut highs = BTreeMap::new();
+    for partition in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .unwrap();
+        highs.insert(partition, high);
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut next: BTreeMap<i32, i64> = highs.keys().map(|p| (*p, 0)).collect();
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while next.iter().any(|(p, n)| *n < highs[p]) && start.elapsed() < Duration::from_secs(30) {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            next.insert(message.partition(), message.offset() + 1);
+            let value = std::str::from_utf8(message.payload().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            out.push((message.partition(), message.offset(), value));
+        }
+    }
+    out
+}
+
+/// Records acknowledged before a broker crash are still there, at their offsets, after
+/// more records are produced following the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_records_survive_a_crash_while_production_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = KafkaBroker::start(dir.path(), BrokerStorage::Sqlite).unwrap();
+    let mut settings = KafkaSettings::new(broker.bootstrap());
+    settings.set("linger.ms", "1");
+    let topic = "crash-proof";
+    ensure_topics(
+        &settings,
+        &[TopicSpec {
+            name: topic.into(),
+            partitions: PARTITIONS,
+            replication_factor: 1,
+            config: vec![],
+        }],
+    )
+    .await
+    .unwrap();
+    let producer = Producer::new(&settings).unwrap();
+    let send = |from: u64, to: u64| {
+        let producer = producer.clone();
+        async move {
+            let mut deliveries = Vec::new();
+            for i in from..to {
+                let key = format!("k{}", i % 13);
+                deliveries.push(
+                    producer
+                        .send(topic, key.as_bytes(), Some(i.to_string().as_bytes()))
+                        .await
+                        .unwrap(),
+                );
+            }
+            for delivery in deliveries {
+                delivery.await.unwrap();
+            }
+        }
+    };
+    send(0, 500).await;
+    // A topic created just before the crash keeps its records too.
+    let late = "crash-proof-late";
+    ensure_topics(
+        &settings,
+        &[TopicSpec {
+            name: late.into(),
+            partitions: PARTITIONS,
+            replication_factor: 1,
+            config: vec![],
+        }],
+    )
+    .await
+    .unwrap();
+    for i in 0..100u64 {
+        producer
+            .send(late, b"k", Some(i.to_string().as_bytes()))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    broker.kill();
+    let resumed = tokio::spawn(send(500, 1_000));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.restart().unwrap();
+    resumed.await.unwrap();
+    let fresh = Producer::new(&settings).unwrap();
+    for i in 1_000..1_200u64 {
+        fresh
+            .send(topic, b"k", Some(i.to_string().as_bytes()))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let late_records = read_all(&settings, late);
+    assert_eq!(
+        late_records.len(),
+        100,
+        "records of a topic created just before the crash"
+    );
+    let records = read_all(&settings, topic);
+    let values: HashSet<u64> = records.iter().map(|r| r.2).collect();
+    let missing: Vec<u64> = (0..1_200).filter(|v| !values.contains(v)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged records missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert_eq!(records.len(), 1_200, "no record twice");
+}

@@ -6,6 +6,10 @@ use cdc_kafka::TopicSpec;
 /// The default topic prefix.
 pub const DEFAULT_PREFIX: &str = "totesys";
 
+/// A retention of 100 years: "forever", written as a number because Tansu 0.6.0 reads
+/// Kafka's `-1` as zero and deletes every record (docs/broker.md).
+pub const RETAIN_FOREVER_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+
 /// What capture's Kafka sink publishes, and how its topics are created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishConfig {
@@ -15,8 +19,8 @@ pub struct PublishConfig {
     pub partitions: i32,
     /// Replication factor of the topics capture creates.
     pub replication_factor: i32,
-    /// `retention.ms` of the topics capture creates; `-1` keeps every event, which
-    /// replay and backfill from the beginning need.
+    /// `retention.ms` of the topics capture creates. The default, [`RETAIN_FOREVER_MS`],
+    /// keeps every event, which replay and backfill from the beginning need.
     pub retention_ms: i64,
     /// Further topic configuration (`min.insync.replicas`, `segment.bytes`, …).
     pub topic_config: Vec<(String, String)>,
@@ -32,7 +36,7 @@ impl Default for PublishConfig {
             topic_prefix: DEFAULT_PREFIX.to_owned(),
             partitions: 3,
             replication_factor: 1,
-            retention_ms: -1,
+            retention_ms: RETAIN_FOREVER_MS,
             topic_config: Vec::new(),
             tombstones: true,
             transaction_topic: false,
@@ -55,10 +59,7 @@ impl PublishConfig {
 
     /// The spec capture creates `topic` with when it is missing.
     pub fn topic_spec(&self, topic: &str, partitions: i32) -> TopicSpec {
-        let mut config = vec![
-            ("cleanup.policy".to_owned(), "delete".to_owned()),
-            ("retention.ms".to_owned(), self.retention_ms.to_string()),
-        ];
+        let mut config = vec![("retention.ms".to_owned(), self.retention_ms.to_string())];
         for (name, value) in &self.topic_config {
             config.retain(|(existing, _)| existing != name);
             config.push((name.clone(), value.clone()));

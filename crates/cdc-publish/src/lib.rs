@@ -17,7 +17,7 @@ mod metrics;
 mod sink;
 mod transaction;
 
-pub use config::{key_subject, value_subject, PublishConfig, DEFAULT_PREFIX};
+pub use config::{key_subject, value_subject, PublishConfig, DEFAULT_PREFIX, RETAIN_FOREVER_MS};
 pub use metrics::PublishMetrics;
 pub use sink::KafkaSink;
 pub use transaction::{

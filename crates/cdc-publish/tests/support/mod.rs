@@ -160,6 +160,25 @@ impl Stack {
             .expect("reader thread")
     }
 
+    /// Like [`Stack::decode`], but `None` when the record is not of `table`'s shape.
+    pub async fn try_decode(
+        &self,
+        table: &TableSchema,
+        value: &[u8],
+    ) -> Option<(SchemaId, DecodedEvent)> {
+        let (id, body) = decode_confluent(value).expect("framed value");
+        let text = self
+            .registry
+            .schema_by_id(SchemaId(id))
+            .await
+            .expect("writer schema");
+        let schema = apache_avro::Schema::parse_str(&text).expect("schema parses");
+        let generic = decode_value(&schema, body).expect("value decodes with its writer schema");
+        decode_event(table, &generic)
+            .ok()
+            .map(|event| (SchemaId(id), event))
+    }
+
     /// Decodes a value record with its writer schema from the registry, as `table`.
     pub async fn decode(&self, table: &TableSchema, value: &[u8]) -> (SchemaId, DecodedEvent) {
         let (id, body) = decode_confluent(value).expect("framed value");
@@ -174,6 +193,27 @@ impl Stack {
             SchemaId(id),
             decode_event(table, &generic).expect("envelope maps to the table"),
         )
+    }
+
+    /// Waits until capture's initial snapshot is complete (its checkpoint is written).
+    pub async fn wait_snapshot_done(&self, capture: &Capture) {
+        let checkpoint = self
+            .state
+            .path()
+            .join(format!("{}.snapshot-done", self.db.name));
+        let start = Instant::now();
+        while !checkpoint.exists() {
+            assert!(
+                !capture.task.is_finished(),
+                "capture stopped during the snapshot: {:?}",
+                capture.error()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "snapshot never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the registry server.

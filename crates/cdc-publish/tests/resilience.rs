@@ -1,0 +1,324 @@
+//! Capture into Kafka across crashes of capture, an outage of the broker, and schema
+//! changes in the source: nothing is lost, duplicates carry their position, and a schema
+//! change either becomes a compatible version or stops capture with a clear error.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cdc_avro::DecodedEvent;
+use cdc_core::{Position, TableName, Value};
+use cdc_publish::{value_subject, PublishConfig};
+use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_testkit::rows::{replay, source_rows};
+use rand::Rng;
+use support::*;
+
+/// Every event on every totesys topic, decoded, grouped by position.
+async fn topic_events(
+    stack: &Stack,
+    tables: &BTreeMap<String, cdc_core::ChangeEvent>,
+) -> BTreeMap<String, BTreeMap<Position, Vec<DecodedEvent>>> {
+    let publish = PublishConfig::default();
+    let mut out = BTreeMap::new();
+    for (table, sample) in tables {
+        let topic = publish.topic_for(&sample.table.name);
+        let mut by_position: BTreeMap<Position, Vec<DecodedEvent>> = BTreeMap::new();
+        for record in stack.read_topic(&topic).await {
+            if let Some(value) = &record.value {
+                let (_, decoded) = stack.decode(&sample.table, value).await;
+                by_position
+                    .entry(position(&decoded))
+                    .or_default()
+                    .push(decoded);
+            }
+        }
+        out.insert(table.clone(), by_position);
+    }
+    out
+}
+
+/// Checks that the topics hold every recorded position, that copies of a position are the
+/// same change, and that replaying one copy of each rebuilds the source.
+async fn check_exactly_once_after_dedup(
+    stack: &Stack,
+    recorded: &[cdc_core::ChangeEvent],
+) -> usize {
+    let samples: BTreeMap<String, cdc_core::ChangeEvent> = recorded
+        .iter()
+        .map(|e| (e.table.name.name.clone(), e.clone()))
+        .collect();
+    let topics = topic_events(stack, &samples).await;
+    let mut duplicates = 0;
+    for (table, by_position) in &topics {
+        for event in recorded.iter().filter(|e| &e.table.name.name == table) {
+            assert!(
+                by_position.contains_key(&event.position),
+                "{table}: {:?} ({} of {}) was lost",
+                event.position,
+                event.op.code(),
+                if event.snapshot { "snapshot" } else { "stream" }
+            );
+        }
+        for copies in by_position.values() {
+            duplicates += copies.len() - 1;
+            for copy in &copies[1..] {
+                assert_eq!(
+                    (copy.op, &copy.before, &copy.after, &copy.source),
+                    (
+                        copies[0].op,
+                        &copies[0].before,
+                        &copies[0].after,
+                        &copies[0].source
+                    ),
+                    "{table}: copies of one position differ"
+                );
+            }
+        }
+        let rebuilt = replay(by_position.values().map(|copies| {
+            (
+                copies[0].op,
+                copies[0].before.as_deref(),
+                copies[0].after.as_deref(),
+            )
+        }));
+        assert_eq!(
+            rebuilt,
+            source_rows(&stack.client, table).await,
+            "{table} rebuilt from its topic"
+        );
+    }
+    duplicates
+}
+
+async fn background_workload(
+    stack: &Stack,
+    changes: u64,
+    rate: f64,
+) -> tokio::task::JoinHandle<()> {
+    let client = stack.db.client().await.unwrap();
+    tokio::spawn(async move {
+        let workload = WorkloadConfig {
+            rate_per_sec: rate,
+            duration: None,
+            max_changes: Some(changes),
+            seed: 23,
+            ..WorkloadConfig::default()
+        };
+        let (_stop, never) = tokio::sync::watch::channel(false);
+        cdc_sim::run_workload(&client, &workload, never)
+            .await
+            .unwrap();
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_crashes_lose_nothing_and_duplicates_keep_their_position() {
+    let stack = Stack::start().await;
+    cdc_sim::create_schema(&stack.client, SchemaVariant::default())
+        .await
+        .unwrap();
+    cdc_sim::seed(&stack.client, 9).await.unwrap();
+    let mut capture = stack.start_capture(PublishConfig::default()).await;
+    // Mid-stream: a crash during the initial snapshot redoes it under a new slot
+    // (docs/capture.md), so its rows come again with new positions.
+    stack.wait_snapshot_done(&capture).await;
+    let workload = background_workload(&stack, 1_500, 600.0).await;
+    let mut recorded = Vec::new();
+    let mut rng = rand::rng();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(400..1_200))).await;
+        recorded.extend(capture.events());
+        capture.crash().await;
+        capture = stack.start_capture(PublishConfig::default()).await;
+    }
+    workload.await.unwrap();
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(120))
+        .await;
+    recorded.extend(capture.events());
+    capture.stop().await.unwrap();
+
+    let duplicates = check_exactly_once_after_dedup(&stack, &recorded).await;
+    println!(
+        "{} events recorded, {duplicates} duplicates in Kafka after two crashes",
+        recorded.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_stalls_capture_and_it_resumes_without_loss() {
+    let mut stack = Stack::start().await;
+    cdc_sim::create_schema(&stack.client, SchemaVariant::default())
+        .await
+        .unwrap();
+    cdc_sim::seed(&stack.client, 4).await.unwrap();
+    let capture = stack.start_capture(PublishConfig::default()).await;
+    let workload = background_workload(&stack, 1_200, 400.0).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    stack.broker.kill();
+    let before = confirmed_flush(&stack.client, &stack.db.name).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = confirmed_flush(&stack.client, &stack.db.name).await;
+    assert!(
+        !capture.task.is_finished(),
+        "capture survives the outage: {:?}",
+        capture.error()
+    );
+    assert!(
+        during <= wal_insert_lsn(&stack.client).await,
+        "the slot cannot pass what Kafka acknowledged"
+    );
+    stack.broker.restart().unwrap();
+
+    workload.await.unwrap();
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(120))
+        .await;
+    let recorded = capture.events();
+    capture.stop().await.unwrap();
+    println!("slot at {before} when the broker died, {during} four seconds later");
+    check_exactly_once_after_dedup(&stack, &recorded).await;
+}
+
+const STAFF: &str =
+    "CREATE TABLE staff (staff_id int PRIMARY KEY, first_name text NOT NULL, grade int);";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_column_is_a_new_compatible_version() {
+    let stack = Stack::start().await;
+    stack.client.batch_execute(STAFF).await.unwrap();
+    let capture = stack.start_capture(PublishConfig::default()).await;
+    stack
+        .client
+        .batch_execute(
+            "INSERT INTO staff VALUES (1, 'Ada', 3);
+             ALTER TABLE staff ADD COLUMN email text;
+             INSERT INTO staff VALUES (2, 'Bo', 4, 'bo@example.com');
+             ALTER TABLE staff ADD COLUMN team text NOT NULL DEFAULT 'core';
+             UPDATE staff SET team = 'data' WHERE staff_id = 1;",
+        )
+        .await
+        .unwrap();
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(60))
+        .await;
+    let recorded = capture.events();
+    capture.stop().await.unwrap();
+
+    let subject = value_subject("totesys.public.staff");
+    let latest = stack.registry.latest(&subject).await.unwrap();
+    assert_eq!(latest.version, 3, "one version per shape");
+    for field in ["\"email\"", "\"team\""] {
+        assert!(
+            latest.schema.contains(field),
+            "{field} in {}",
+            latest.schema
+        );
+    }
+    // Each record decodes with its own writer schema to the row the source had then.
+    let mut seen = Vec::new();
+    for record in stack.read_topic("totesys.public.staff").await {
+        let value = record.value.as_ref().unwrap();
+        let mut matched = None;
+        for event in &recorded {
+            if let Some((id, decoded)) = stack.try_decode(&event.table, value).await {
+                if position(&decoded) == event.position {
+                    assert_eq!(
+                        decoded.after, event.after,
+                        "the row as the source had it then"
+                    );
+                    matched = Some((event.position, id.get()));
+                }
+            }
+        }
+        seen.push(matched.expect("every record is one of the recorded changes"));
+    }
+    seen.sort();
+    let seen: Vec<u32> = seen.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen[0] < seen[1] && seen[1] < seen[2],
+        "three writer schemas: {seen:?}"
+    );
+    assert_eq!(
+        recorded[2].after.as_ref().unwrap()[4],
+        Value::Text("data".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incompatible_change_stops_capture_before_it_with_a_clear_error() {
+    let stack = Stack::start().await;
+    stack.client.batch_execute(STAFF).await.unwrap();
+    let capture = stack.start_capture(PublishConfig::default()).await;
+    stack
+        .client
+        .batch_execute("INSERT INTO staff VALUES (1, 'Ada', 3);")
+        .await
+        .unwrap();
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(60))
+        .await;
+    let good = confirmed_flush(&stack.client, &stack.db.name).await;
+    stack
+        .client
+        .batch_execute(
+            "ALTER TABLE staff ALTER COLUMN first_name TYPE int USING length(first_name);
+             INSERT INTO staff VALUES (2, 42, 4);",
+        )
+        .await
+        .unwrap();
+    let error = match capture.ended(Duration::from_secs(60)).await {
+        Ok(()) => panic!("capture accepted an incompatible change"),
+        Err(e) => chain(&e),
+    };
+    assert!(!error.contains('\n'), "one line: {error}");
+    for part in [
+        "public.staff",
+        "incompatible",
+        "first_name",
+        "totesys.public.staff-value",
+    ] {
+        assert!(error.contains(part), "{part:?} in {error}");
+    }
+    assert_eq!(
+        stack
+            .metrics
+            .schema_incompatible
+            .with_label_values(&["public.staff"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        confirmed_flush(&stack.client, &stack.db.name).await,
+        good,
+        "nothing past the refused change is confirmed"
+    );
+
+    // The documented way on: relax the subject, restart; the change then arrives.
+    stack
+        .registry
+        .set_compatibility(
+            Some("totesys.public.staff-value"),
+            cdc_registry::CompatibilityLevel::None,
+        )
+        .await
+        .unwrap();
+    let capture = stack.start_capture(PublishConfig::default()).await;
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(60))
+        .await;
+    let recorded = capture.events();
+    capture.stop().await.unwrap();
+    let after = recorded
+        .iter()
+        .find(|e| e.table.name == TableName::new("public", "staff"))
+        .and_then(|e| e.after.clone())
+        .unwrap();
+    assert_eq!(after[1], Value::Int32(42));
+}
