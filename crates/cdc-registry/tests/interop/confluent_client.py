@@ -1,13 +1,14 @@
 """Interop check: Confluent's own Python client against our registry.
 
-Not run by `cargo test` (it needs Python and `confluent-kafka`). By hand:
+Runs in the test suite as `crates/cdc-registry/tests/python_interop.rs`, which starts
+the registry on a fresh database and runs this script with the venv's python from
+`scripts/python-env`. By hand, against a registry on an empty database (ids must start at 1):
 
-    python3 -m venv /tmp/sr-venv && /tmp/sr-venv/bin/pip install "confluent-kafka[avro,schemaregistry]"
-    CDC_REGISTRY_DATABASE='host=127.0.0.1 port=… user=postgres password=… dbname=…' \
-        cargo run -p cdc-registry --example registry-server -- --listen 127.0.0.1:18081 &
-    /tmp/sr-venv/bin/python crates/cdc-registry/tests/interop/confluent_client.py http://127.0.0.1:18081
+    scripts/python-env
+    CDC_REGISTRY_DATABASE='host=… dbname=…' cargo run -p cdc-registry --example registry-server -- --listen 127.0.0.1:18081 &
+    ~/.cache/totesys-cdc/venv/bin/python crates/cdc-registry/tests/interop/confluent_client.py http://127.0.0.1:18081
 
-Use an empty database: the script expects ids to start at 1. Exits non-zero on the first mismatch.
+Exits non-zero on the first mismatch.
 """
 
 import sys
