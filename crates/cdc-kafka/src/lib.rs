@@ -17,8 +17,8 @@ mod settings;
 mod topics;
 
 pub use producer::{Delivery, Producer};
-pub use settings::KafkaSettings;
-pub use topics::{ensure_topics, TopicSpec};
+pub use settings::{is_secret_property, KafkaSettings};
+pub use topics::{ensure_topics, topic_stats, TopicSpec, TopicStats};
 
 /// A failure talking to Kafka; one line naming what was attempted.
 #[derive(Debug, thiserror::Error)]

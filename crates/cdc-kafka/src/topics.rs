@@ -62,3 +62,59 @@ pub async fn ensure_topics(
     }
     Ok(())
 }
+
+/// What a topic holds: partitions and records between the watermarks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicStats {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: usize,
+    /// Records still in the topic (high minus low watermark, summed over partitions).
+    pub records: i64,
+}
+
+/// The topics whose names start with `prefix`, with their record counts, by name.
+pub async fn topic_stats(
+    settings: &KafkaSettings,
+    prefix: &str,
+) -> Result<Vec<TopicStats>, KafkaError> {
+    let consumer: rdkafka::consumer::BaseConsumer = settings
+        .client_config()
+        .set("group.id", "totesys-cdc-topic-stats")
+        .create()
+        .map_err(KafkaError::Config)?;
+    let prefix = prefix.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::Consumer;
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(None, timeout)
+            .map_err(KafkaError::Admin)?;
+        let mut stats = Vec::new();
+        for topic in metadata.topics() {
+            if !topic.name().starts_with(&prefix) {
+                continue;
+            }
+            let mut records = 0;
+            for partition in topic.partitions() {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic.name(), partition.id(), timeout)
+                    .map_err(KafkaError::Admin)?;
+                records += high - low;
+            }
+            stats.push(TopicStats {
+                name: topic.name().to_owned(),
+                partitions: topic.partitions().len(),
+                records,
+            });
+        }
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(stats)
+    })
+    .await
+    .map_err(|e| KafkaError::Topic {
+        topic: "(all)".into(),
+        reason: format!("metadata lookup did not finish: {e}"),
+    })?
+}

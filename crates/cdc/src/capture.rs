@@ -17,6 +17,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 /// Where captured events go.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum SinkKind {
+    /// One Kafka topic per table, Avro values registered in the schema registry.
+    Kafka,
     /// Count and drop (progress is printed to stderr).
     Count,
     /// One JSON object per event on stdout.
@@ -51,8 +53,13 @@ pub struct CaptureArgs {
     #[arg(long, default_value_t = 4)]
     snapshot_parallelism: usize,
     /// Where events go.
-    #[arg(long, value_enum, default_value = "count")]
+    #[arg(long, value_enum, default_value = "kafka")]
     sink: SinkKind,
+    #[command(flatten)]
+    kafka: crate::kafka::KafkaArgs,
+    /// Serve Prometheus metrics (`/metrics`) and health (`/healthz`) on this address.
+    #[arg(long, env = "TOTESYS_CDC_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Seconds between progress reports on stderr (0: none).
     #[arg(long, default_value_t = 5)]
     report_every: u64,
@@ -147,26 +154,35 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     }
 
     let progress = (!args.no_progress).then(snapshot_progress);
+    let kafka = match args.sink {
+        SinkKind::Kafka => Some(args.kafka.publisher().await?),
+        SinkKind::Count | SinkKind::Jsonl => None,
+    };
+    let health = crate::telemetry::Health::default();
+    let telemetry = match args.metrics_listen {
+        Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
+        None => None,
+    };
     let mut backoff = Duration::from_millis(500);
     let result = loop {
-        let attempt = match args.sink {
-            SinkKind::Count => {
-                let sink = crate::sinks::CountingSink::default();
+        health.set_ready(true);
+        let attempt = match (&kafka, args.sink) {
+            (Some(publisher), _) => match publisher.sink().await {
+                Ok(sink) => run_once(&config, sink, &stop_rx, &stats, &progress).await,
+                Err(e) => Err(SourceError::Sink(e.into())),
+            },
+            (None, SinkKind::Jsonl) => {
+                let sink = crate::sinks::JsonLinesSink;
                 run_once(&config, sink, &stop_rx, &stats, &progress).await
             }
-            SinkKind::Jsonl => {
-                run_once(
-                    &config,
-                    crate::sinks::JsonLinesSink,
-                    &stop_rx,
-                    &stats,
-                    &progress,
-                )
-                .await
+            (None, _) => {
+                let sink = crate::sinks::CountingSink::default();
+                run_once(&config, sink, &stop_rx, &stats, &progress).await
             }
         };
         match attempt {
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
+                health.set_ready(false);
                 let error = anyhow::Error::from(e);
                 tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "capture interrupted; retrying");
                 tokio::time::sleep(backoff).await;
@@ -177,6 +193,9 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     };
     if let Some(reporter) = reporter {
         reporter.abort();
+    }
+    if let Some(telemetry) = telemetry {
+        telemetry.abort();
     }
     if let Ok(s) = stats.lock() {
         eprint!("{}", render_report(&s));

@@ -2,8 +2,12 @@
 //! together; no pipeline logic lives here.
 
 mod capture;
+mod kafka;
+mod registry;
 mod simulate;
 mod sinks;
+mod telemetry;
+mod topics;
 
 use clap::{Parser, Subcommand};
 
@@ -17,8 +21,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Snapshot and stream changes out of the source database.
-    Capture(capture::CaptureArgs),
+    /// Snapshot and stream changes out of the source database into Kafka.
+    Capture(Box<capture::CaptureArgs>),
+    /// Serve the Confluent-compatible schema registry (REST) over PostgreSQL.
+    Registry(registry::RegistryArgs),
+    /// List the pipeline's topics: partitions, records, registered schema version.
+    Topics(topics::TopicsArgs),
     /// Create the totesys schema, seed it, and make live changes.
     Simulate(simulate::SimulateArgs),
 }
@@ -45,7 +53,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Capture(args) => capture::run(args).await,
+            Command::Capture(args) => capture::run(*args).await,
+            Command::Registry(args) => registry::run(args).await,
+            Command::Topics(args) => topics::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
         }
     });

@@ -1,0 +1,158 @@
+//! Kafka and schema-registry settings shared by the subcommands that publish or consume.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use cdc_avro::AvroCodec;
+use cdc_core::Secret;
+use cdc_kafka::KafkaSettings;
+use cdc_publish::{KafkaSink, PublishConfig, PublishError, PublishMetrics, RETAIN_FOREVER_MS};
+use cdc_registry::RegistryClient;
+
+/// Kafka, registry and topic options.
+#[derive(Debug, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka `bootstrap.servers`.
+    #[arg(
+        long,
+        env = "TOTESYS_CDC_KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "localhost:9092"
+    )]
+    bootstrap_servers: String,
+    /// A librdkafka property, `name=value` (repeatable): `security.protocol=SASL_SSL`,
+    /// `sasl.mechanism=SCRAM-SHA-512`, `ssl.ca.location=…`. Secrets come from the
+    /// environment: TOTESYS_CDC_KAFKA_SASL_PASSWORD, TOTESYS_CDC_KAFKA_SSL_KEY_PASSWORD.
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE")]
+    kafka_properties: Vec<String>,
+    /// Schema registry URL (any Confluent-compatible registry).
+    #[arg(
+        long,
+        env = "TOTESYS_CDC_REGISTRY_URL",
+        default_value = "http://localhost:8081"
+    )]
+    registry_url: String,
+    /// Schema registry basic-auth user; the password comes from TOTESYS_CDC_REGISTRY_PASSWORD.
+    #[arg(long, env = "TOTESYS_CDC_REGISTRY_USER")]
+    registry_user: Option<String>,
+    /// Topic names are `<prefix>.<schema>.<table>`.
+    #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
+    topic_prefix: String,
+    /// Partitions of the topics capture creates.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Replication factor of the topics capture creates.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
+    /// `retention.ms` of the topics capture creates (default: 100 years, i.e. keep
+    /// everything for replay).
+    #[arg(long, default_value_t = RETAIN_FOREVER_MS)]
+    retention_ms: i64,
+    /// Also write BEGIN/END records per source transaction to `<prefix>.transaction`.
+    #[arg(long)]
+    transaction_topic: bool,
+    /// Do not follow deletes with tombstones.
+    #[arg(long)]
+    no_tombstones: bool,
+}
+
+/// Secret librdkafka properties and the environment variables they come from.
+const SECRET_PROPERTIES: [(&str, &str); 2] = [
+    ("sasl.password", "TOTESYS_CDC_KAFKA_SASL_PASSWORD"),
+    ("ssl.key.password", "TOTESYS_CDC_KAFKA_SSL_KEY_PASSWORD"),
+];
+
+impl KafkaArgs {
+    /// The librdkafka settings, secrets included from the environment.
+    pub fn settings(&self) -> anyhow::Result<KafkaSettings> {
+        let mut settings = KafkaSettings::new(&self.bootstrap_servers);
+        for property in &self.kafka_properties {
+            let (name, value) = property
+                .split_once('=')
+                .with_context(|| format!("--kafka-property {property:?}: expected NAME=VALUE"))?;
+            if cdc_kafka::is_secret_property(name) {
+                let var = SECRET_PROPERTIES
+                    .iter()
+                    .find(|(secret, _)| *secret == name)
+                    .map_or("the environment", |(_, var)| var);
+                anyhow::bail!(
+                    "--kafka-property {name}: secrets are not taken on the command line; set {var}"
+                );
+            }
+            settings.set(name.trim(), value.trim());
+        }
+        for (name, var) in SECRET_PROPERTIES {
+            if let Ok(value) = std::env::var(var) {
+                settings.set(name, value);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// A registry client for `--registry-url`.
+    pub fn registry(&self) -> anyhow::Result<RegistryClient> {
+        let mut builder = RegistryClient::builder(&self.registry_url);
+        if let Some(user) = &self.registry_user {
+            let password = std::env::var("TOTESYS_CDC_REGISTRY_PASSWORD")
+                .context("--registry-user is set but TOTESYS_CDC_REGISTRY_PASSWORD is not")?;
+            builder = builder.basic_auth(user, Secret::new(password));
+        }
+        builder
+            .build()
+            .context("setting --registry-url / TOTESYS_CDC_REGISTRY_URL")
+    }
+
+    /// How capture publishes.
+    pub fn publish_config(&self) -> anyhow::Result<PublishConfig> {
+        anyhow::ensure!(self.partitions >= 1, "--partitions must be at least 1");
+        anyhow::ensure!(
+            self.replication_factor >= 1,
+            "--replication-factor must be at least 1"
+        );
+        Ok(PublishConfig {
+            topic_prefix: self.topic_prefix.clone(),
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            retention_ms: self.retention_ms,
+            topic_config: Vec::new(),
+            tombstones: !self.no_tombstones,
+            transaction_topic: self.transaction_topic,
+        })
+    }
+
+    /// What capture needs to make a [`KafkaSink`] per attempt.
+    pub async fn publisher(&self) -> anyhow::Result<Publisher> {
+        let metrics = PublishMetrics::register(prometheus::default_registry())
+            .context("registering the Kafka sink's metrics")?;
+        Ok(Publisher {
+            settings: self.settings()?,
+            registry: Arc::new(self.registry()?),
+            codec: Arc::new(AvroCodec::new()),
+            config: self.publish_config()?,
+            metrics,
+        })
+    }
+}
+
+/// Everything a [`KafkaSink`] is made of; capture makes a fresh sink (a fresh producer)
+/// for each attempt and keeps the codec, registry cache and metrics across them.
+pub struct Publisher {
+    settings: KafkaSettings,
+    registry: Arc<RegistryClient>,
+    codec: Arc<AvroCodec>,
+    config: PublishConfig,
+    metrics: PublishMetrics,
+}
+
+impl Publisher {
+    /// A new sink.
+    pub async fn sink(&self) -> Result<KafkaSink, PublishError> {
+        KafkaSink::new(
+            &self.settings,
+            self.registry.clone(),
+            self.codec.clone(),
+            self.config.clone(),
+            self.metrics.clone(),
+        )
+        .await
+    }
+}
