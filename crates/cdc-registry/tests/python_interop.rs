@@ -18,32 +18,6 @@ use support::Server;
 /// The longest the script may take; it needs about a second.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The venv's interpreter: under `$TOTESYS_CDC_VENV`, else `~/.cache/totesys-cdc/venv`
-/// (the same rule as `scripts/python-env`). Panics, naming the fix, when it is missing.
-fn venv_python() -> PathBuf {
-    let venv = match std::env::var_os("TOTESYS_CDC_VENV") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let home = std::env::var_os("HOME").expect("HOME is set (to find the Python venv)");
-            PathBuf::from(home).join(".cache/totesys-cdc/venv")
-        }
-    };
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "no Python venv at {} (looked for {}): run scripts/python-env, which scripts/test \
-         and CI run through scripts/setup{}",
-        venv.display(),
-        python.display(),
-        if std::env::var_os("CI").is_some() {
-            " — CI must set it up before the tests"
-        } else {
-            ""
-        },
-    );
-    python
-}
-
 fn interop_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop")
@@ -52,7 +26,7 @@ fn interop_script(name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn confluent_python_client_works_against_our_registry() {
-    let python = venv_python();
+    let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
     // A fresh database: the script expects schema ids to start at 1.
     let db = cdc_testkit::TestDb::create().await.unwrap();
     let server = Server::start(support::store(&db).await).await;

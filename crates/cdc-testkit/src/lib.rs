@@ -12,6 +12,7 @@
 mod broker;
 mod cluster;
 mod database;
+pub mod python;
 pub mod rows;
 
 pub use broker::{find_tansu, BrokerStorage, KafkaBroker};
