@@ -277,6 +277,7 @@ async fn an_incompatible_change_stops_capture_before_it_with_a_clear_error() {
         Ok(()) => panic!("capture accepted an incompatible change"),
         Err(e) => chain(&e),
     };
+    println!("{error}");
     assert!(!error.contains('\n'), "one line: {error}");
     for part in [
         "public.staff",
