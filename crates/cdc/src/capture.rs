@@ -166,6 +166,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(500);
     let result = loop {
         health.set_ready(true);
+        let attempt_started = tokio::time::Instant::now();
         let attempt = match (&kafka, args.sink) {
             (Some(publisher), _) => match publisher.sink().await {
                 Ok(sink) => run_once(&config, sink, &stop_rx, &stats, &progress).await,
@@ -183,6 +184,10 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         match attempt {
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
                 health.set_ready(false);
+                if attempt_started.elapsed() > Duration::from_secs(60) {
+                    // It ran fine for a while: this is a new incident, not the same one.
+                    backoff = Duration::from_millis(500);
+                }
                 let error = anyhow::Error::from(e);
                 tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "capture interrupted; retrying");
                 tokio::time::sleep(backoff).await;
