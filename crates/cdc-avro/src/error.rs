@@ -37,6 +37,18 @@ pub enum AvroError {
         /// What is missing from it.
         reason: &'static str,
     },
+    /// A key or value schema that is not one this crate derives, so no table shape can be
+    /// read from it (see [`crate::table_from_schemas`]).
+    #[error("schema {schema} is not a key or value schema of cdc-avro: {path}: {reason}")]
+    ForeignSchema {
+        /// The schema's full name (or its type, when it is not a record).
+        schema: String,
+        /// Where it departs from ours: a field path such as `Value.unit_price`, `.` for the
+        /// root.
+        path: String,
+        /// How it departs.
+        reason: String,
+    },
     /// A schema could not be printed as JSON.
     #[error("could not print Avro schema {name} as JSON")]
     SchemaJson {

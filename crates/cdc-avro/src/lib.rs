@@ -65,6 +65,12 @@
 //!   has only the identity columns: `before_identity_only` is then true and the other fields
 //!   of `before` hold null (or the type's zero). Decoding sets them to `Value::Null`.
 //!
+//! # Consumers
+//!
+//! A consumer has only the writer schemas of a record. [`table_from_schemas`] rebuilds the
+//! `TableSchema` they were derived from (checking that it derives them again), and
+//! [`TableAvro::from_schemas`] the reader for them, so the direct decoder gives typed values.
+//!
 //! # Decoding bytes from outside
 //!
 //! [`decode_confluent`] and [`decode_value`] check every length before using it and never
@@ -81,6 +87,7 @@ mod event;
 mod frame;
 mod mapping;
 mod schema;
+mod table;
 
 pub use codec::{AvroCodec, TableAvro};
 pub use decode::{decode_value, MAX_DEPTH, MAX_EMPTY_ITEMS};
@@ -89,6 +96,7 @@ pub use event::{decode_event, decode_key, DecodedEvent, SourceInfo};
 pub use frame::{decode_confluent, encode_confluent, put_header, HEADER_LEN, MAGIC_BYTE};
 pub use mapping::avro_name;
 pub use schema::{check_compatible, key_schema, schema_json, value_schema};
+pub use table::table_from_schemas;
 
 /// The Avro library this crate's schemas and values come from.
 pub use apache_avro;

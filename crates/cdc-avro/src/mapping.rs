@@ -315,7 +315,7 @@ pub fn avro_name(name: &str) -> String {
 }
 
 /// The 32-bit FNV-1a hash: small, stable across versions and platforms.
-fn fnv1a32(bytes: &[u8]) -> u32 {
+pub(crate) fn fnv1a32(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| {
         (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })
