@@ -1,0 +1,237 @@
+//! The lake's Arrow schema of a table: its source columns with their real types, then the
+//! change metadata columns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+use cdc_core::{ColumnSchema, TableSchema};
+
+/// `_op`: `r`, `c`, `u`, `d` or `t`.
+pub const OP: &str = "_op";
+/// `_lsn`: WAL position of the change.
+pub const LSN: &str = "_lsn";
+/// `_commit_lsn`: WAL position of the transaction's commit (with `_ordinal`, the position).
+pub const COMMIT_LSN: &str = "_commit_lsn";
+/// `_ordinal`: the change's place in its transaction.
+pub const ORDINAL: &str = "_ordinal";
+/// `_xid`: the source transaction id (null for snapshot reads).
+pub const XID: &str = "_xid";
+/// `_commit_ts`: the source commit time (UTC); the `date=` partition is its date.
+pub const COMMIT_TS: &str = "_commit_ts";
+/// `_snapshot`: whether the row was read by the initial snapshot.
+pub const SNAPSHOT: &str = "_snapshot";
+/// `_unchanged_toast`: columns whose value did not change and was not sent (null here).
+pub const UNCHANGED_TOAST: &str = "_unchanged_toast";
+/// `_before`: the old row when the source sent one (key changes, deletes, REPLICA IDENTITY FULL).
+pub const BEFORE: &str = "_before";
+/// `_before_identity_only`: `_before` holds only the replica identity columns.
+pub const BEFORE_IDENTITY_ONLY: &str = "_before_identity_only";
+/// `_kafka_partition`: the Kafka partition the change was read from.
+pub const KAFKA_PARTITION: &str = "_kafka_partition";
+/// `_kafka_offset`: its offset there.
+pub const KAFKA_OFFSET: &str = "_kafka_offset";
+
+/// Field metadata key holding the column's PostgreSQL type (`format_type` text).
+pub const PG_TYPE: &str = "pg.type";
+
+/// How a source column is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Bool,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    /// `numeric(p,s)` with `1 ≤ p ≤ 38`, `0 ≤ s ≤ p`.
+    Decimal(u8, i8),
+    /// Text, unconstrained numeric, JSON, UUID, enums and anything else: PostgreSQL's text.
+    Utf8,
+    Binary,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    List(Box<Kind>),
+}
+
+const BOOL: u32 = 16;
+const BYTEA: u32 = 17;
+const INT8: u32 = 20;
+const INT2: u32 = 21;
+const INT4: u32 = 23;
+const OID: u32 = 26;
+const FLOAT4: u32 = 700;
+const FLOAT8: u32 = 701;
+const DATE: u32 = 1082;
+const TIME: u32 = 1083;
+const TIMESTAMP: u32 = 1114;
+const TIMESTAMPTZ: u32 = 1184;
+const NUMERIC: u32 = 1700;
+
+/// Array type OIDs and their element OIDs.
+const ARRAYS: [(u32, u32); 18] = [
+    (1000, BOOL),
+    (1001, BYTEA),
+    (1005, INT2),
+    (1007, INT4),
+    (1016, INT8),
+    (1028, OID),
+    (1021, FLOAT4),
+    (1022, FLOAT8),
+    (1182, DATE),
+    (1183, TIME),
+    (1115, TIMESTAMP),
+    (1185, TIMESTAMPTZ),
+    (1231, NUMERIC),
+    (1009, 25),
+    (1015, 1043),
+    (1014, 1042),
+    (2951, 2950),
+    (3807, 3802),
+];
+
+impl Kind {
+    /// The storage of a column of type `oid` with modifier `typmod`.
+    pub(crate) fn of(oid: u32, typmod: i32) -> Kind {
+        match oid {
+            BOOL => Kind::Bool,
+            BYTEA => Kind::Binary,
+            INT2 => Kind::Int16,
+            INT4 => Kind::Int32,
+            INT8 | OID => Kind::Int64,
+            FLOAT4 => Kind::Float32,
+            FLOAT8 => Kind::Float64,
+            DATE => Kind::Date,
+            TIME => Kind::Time,
+            TIMESTAMP => Kind::Timestamp,
+            TIMESTAMPTZ => Kind::TimestampTz,
+            NUMERIC => decimal(typmod).unwrap_or(Kind::Utf8),
+            _ => match ARRAYS.iter().find(|(array, _)| *array == oid) {
+                // Arrays carry no element typmod in pgoutput: numeric elements are text.
+                Some((_, element)) => Kind::List(Box::new(Kind::of(*element, -1))),
+                None => Kind::Utf8,
+            },
+        }
+    }
+
+    pub(crate) fn data_type(&self) -> DataType {
+        match self {
+            Kind::Bool => DataType::Boolean,
+            Kind::Int16 => DataType::Int16,
+            Kind::Int32 => DataType::Int32,
+            Kind::Int64 => DataType::Int64,
+            Kind::Float32 => DataType::Float32,
+            Kind::Float64 => DataType::Float64,
+            Kind::Decimal(p, s) => DataType::Decimal128(*p, *s),
+            Kind::Utf8 => DataType::Utf8,
+            Kind::Binary => DataType::Binary,
+            Kind::Date => DataType::Date32,
+            Kind::Time => DataType::Time64(TimeUnit::Microsecond),
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Kind::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::List(element) => {
+                DataType::List(Arc::new(Field::new("item", element.data_type(), true)))
+            }
+        }
+    }
+}
+
+/// `numeric(p,s)` as an Arrow decimal, when it fits one.
+fn decimal(typmod: i32) -> Option<Kind> {
+    if typmod < 4 {
+        return None;
+    }
+    let raw = typmod - 4;
+    let precision = (raw >> 16) & 0xFFFF;
+    // The scale is a signed 16-bit number since PostgreSQL 15.
+    let scale = i32::from((raw & 0xFFFF) as u16 as i16);
+    if (1..=38).contains(&precision) && (0..=precision).contains(&scale) {
+        Some(Kind::Decimal(precision as u8, scale as i8))
+    } else {
+        None
+    }
+}
+
+/// The Arrow field of a source column (always nullable: deletes and unchanged TOAST
+/// values leave columns empty).
+pub(crate) fn column_field(column: &ColumnSchema) -> Field {
+    Field::new(
+        &column.name,
+        Kind::of(column.type_oid, column.type_modifier).data_type(),
+        true,
+    )
+    .with_metadata(HashMap::from([(
+        PG_TYPE.to_owned(),
+        column.type_name.clone(),
+    )]))
+}
+
+/// The lake schema of `table`: source columns in table order, then the metadata columns.
+pub fn lake_schema(table: &TableSchema) -> Schema {
+    let source: Vec<Field> = table.columns.iter().map(column_field).collect();
+    let mut fields = source.clone();
+    let utc = Some("UTC".into());
+    fields.extend([
+        Field::new(OP, DataType::Utf8, false),
+        Field::new(LSN, DataType::Int64, false),
+        Field::new(COMMIT_LSN, DataType::Int64, false),
+        Field::new(ORDINAL, DataType::Int64, false),
+        Field::new(XID, DataType::Int64, true),
+        Field::new(
+            COMMIT_TS,
+            DataType::Timestamp(TimeUnit::Microsecond, utc),
+            false,
+        ),
+        Field::new(SNAPSHOT, DataType::Boolean, false),
+        Field::new(
+            UNCHANGED_TOAST,
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+            true,
+        ),
+        Field::new(BEFORE, DataType::Struct(Fields::from(source)), true),
+        Field::new(BEFORE_IDENTITY_ONLY, DataType::Boolean, false),
+        Field::new(KAFKA_PARTITION, DataType::Int32, false),
+        Field::new(KAFKA_OFFSET, DataType::Int64, false),
+    ]);
+    Schema::new(fields).with_metadata(HashMap::from([(
+        "totesys_cdc.table".to_owned(),
+        table.name.to_string(),
+    )]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_typmods_become_decimals_only_when_they_fit() {
+        let typmod = |p: i32, s: i32| ((p << 16) | (s & 0xFFFF)) + 4;
+        assert_eq!(Kind::of(NUMERIC, typmod(10, 2)), Kind::Decimal(10, 2));
+        assert_eq!(Kind::of(NUMERIC, typmod(38, 0)), Kind::Decimal(38, 0));
+        assert_eq!(Kind::of(NUMERIC, -1), Kind::Utf8, "unconstrained");
+        assert_eq!(Kind::of(NUMERIC, typmod(39, 2)), Kind::Utf8, "too wide");
+        assert_eq!(
+            Kind::of(NUMERIC, typmod(5, -2)),
+            Kind::Utf8,
+            "negative scale"
+        );
+        assert_eq!(
+            Kind::of(NUMERIC, typmod(2, 5)),
+            Kind::Utf8,
+            "scale above precision"
+        );
+    }
+
+    #[test]
+    fn arrays_are_lists_of_their_elements() {
+        assert_eq!(Kind::of(1007, -1), Kind::List(Box::new(Kind::Int32)));
+        assert_eq!(Kind::of(1231, -1), Kind::List(Box::new(Kind::Utf8)));
+        assert_eq!(
+            Kind::of(999_999, -1),
+            Kind::Utf8,
+            "unknown types keep their text"
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! The object store behind the lake, chosen by URL.
+//!
+//! | URL | store | credentials |
+//! |---|---|---|
+//! | `/path`, `file:///path` | local filesystem (created if missing) | — |
+//! | `memory://` | in memory (tests) | — |
+//! | `s3://bucket/prefix` (MinIO too) | S3 | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, … |
+//! | `gs://bucket/prefix` | Google Cloud Storage | `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_APPLICATION_CREDENTIALS`, … |
+//! | `az://container/prefix`, `abfs://…` | Azure Blob Storage | `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, … |
+
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+use crate::LakeError;
+
+/// An object store and the prefix the lake lives under in it.
+#[derive(Debug, Clone)]
+pub struct LakeStore {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The lake's root inside it.
+    pub root: Path,
+    /// The URL it was opened from (without credentials).
+    pub url: String,
+}
+
+impl LakeStore {
+    /// Opens the store `url` names; cloud credentials come from the environment.
+    pub fn open(url: &str) -> Result<LakeStore, LakeError> {
+        let invalid = |reason: String| LakeError::Store(format!("lake URL {url:?}: {reason}"));
+        let (scheme, rest) = match url.split_once("://") {
+            Some((scheme, rest)) => (scheme, rest),
+            None => ("file", url),
+        };
+        let (store, root): (Arc<dyn ObjectStore>, Path) = match scheme {
+            "file" => {
+                std::fs::create_dir_all(rest)
+                    .map_err(|e| invalid(format!("cannot create {rest}: {e}")))?;
+                let local =
+                    LocalFileSystem::new_with_prefix(rest).map_err(|e| invalid(e.to_string()))?;
+                (Arc::new(local), Path::default())
+            }
+            "memory" => (Arc::new(InMemory::new()), prefix_of(rest)),
+            "s3" | "s3a" => (
+                Arc::new(
+                    AmazonS3Builder::from_env()
+                        .with_url(url)
+                        .build()
+                        .map_err(|e| invalid(e.to_string()))?,
+                ),
+                prefix_of(rest),
+            ),
+            "gs" => (
+                Arc::new(
+                    GoogleCloudStorageBuilder::from_env()
+                        .with_url(url)
+                        .build()
+                        .map_err(|e| invalid(e.to_string()))?,
+                ),
+                prefix_of(rest),
+            ),
+            "az" | "azure" | "abfs" | "abfss" => (
+                Arc::new(
+                    MicrosoftAzureBuilder::from_env()
+                        .with_url(url)
+                        .build()
+                        .map_err(|e| invalid(e.to_string()))?,
+                ),
+                prefix_of(rest),
+            ),
+            other => return Err(invalid(format!(
+                "unknown scheme {other:?} (use a path, file://, memory://, s3://, gs:// or az://)"
+            ))),
+        };
+        Ok(LakeStore {
+            store,
+            root,
+            url: url.to_owned(),
+        })
+    }
+
+    /// A lake on `store` under `root` (tests, embedding).
+    pub fn new(store: Arc<dyn ObjectStore>, root: Path) -> LakeStore {
+        LakeStore {
+            url: format!("{store}/{root}"),
+            store,
+            root,
+        }
+    }
+}
+
+/// The path after the bucket or container: `bucket/a/b` → `a/b`.
+fn prefix_of(rest: &str) -> Path {
+    match rest.split_once('/') {
+        Some((_, prefix)) => Path::from(prefix.trim_matches('/')),
+        None => Path::default(),
+    }
+}

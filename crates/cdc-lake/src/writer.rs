@@ -1,0 +1,321 @@
+//! One Kafka partition's stream of changes into lake files, each change exactly once.
+//!
+//! # The file chain
+//!
+//! A partition's files cover consecutive, non-overlapping ranges of Kafka offsets. A file
+//! covering `[start, last]` is named after the offset of its **first row** (records
+//! without a row, tombstones and dead letters, are covered but not stored), and its footer
+//! records `start` and `last`. The next file covers from `last + 1`. A range with no row
+//! gets no file and is not committed: it is read again, harmlessly, after a restart.
+//!
+//! Every write is **create-only** (`PutMode::Create`): of two writers racing for a name (a
+//! restarted writer and the file its predecessor wrote before crashing, or a zombie and
+//! the partition's new owner after a rebalance) exactly one succeeds. The other reads the
+//! existing file's `last` from its footer, drops its buffered records up to it (they are
+//! in the lake already) and goes on at `last + 1`.
+//!
+//! Why no two files ever overlap: a writer only ever stands at a chain boundary. It starts
+//! at the committed offset, which is the end of a file plus one (offsets are committed
+//! only after the file is durable), and moves from boundary to boundary, its own or
+//! adopted. From a boundary, the next file's name is the offset of the first row after
+//! it, and its directory the date of that row: the same for every writer reading the same
+//! records. So a writer either creates the file that starts there or finds it and adopts
+//! it; it never writes rows that another file already holds, and never overwrites one.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cdc_core::TableSchema;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::batch::{BatchBuilder, LakeRow};
+use crate::layout::{commit_date, DataFile};
+use crate::parquet_file::{encode, footer_metadata, ParquetOptions};
+use crate::{LakeError, LakeStore};
+
+/// Footer key: the first Kafka offset a file covers (its chain start, at or before its first row).
+pub const FIRST_OFFSET_KEY: &str = "totesys_cdc.kafka.first_offset";
+/// Footer key: the last Kafka offset a file covers.
+pub const LAST_OFFSET_KEY: &str = "totesys_cdc.kafka.last_offset";
+
+/// When a partition's buffer becomes a file: whichever limit is reached first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// Rows buffered.
+    pub max_rows: usize,
+    /// Approximate encoded bytes buffered (the Avro size of the records).
+    pub max_bytes: usize,
+    /// Age of the oldest buffered record.
+    pub max_age: Duration,
+}
+
+impl Default for FlushPolicy {
+    /// 1 s keeps the lake's share of the 5 s freshness objective small.
+    fn default() -> Self {
+        FlushPolicy {
+            max_rows: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_age: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a flush did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flushed {
+    /// The file now covering the range (ours, or another writer's we adopted).
+    pub file: DataFile,
+    /// Offsets it covers, inclusive.
+    pub first_offset: i64,
+    /// Last offset it covers.
+    pub last_offset: i64,
+    /// Rows this writer wrote (0 when it adopted another writer's file).
+    pub rows: usize,
+    /// Encoded file size this writer wrote.
+    pub bytes: usize,
+    /// Whether the name was taken and this writer adopted the existing file.
+    pub adopted: bool,
+}
+
+impl Flushed {
+    /// The offset to commit: everything before it is in the lake.
+    pub fn commit_offset(&self) -> i64 {
+        self.last_offset + 1
+    }
+}
+
+/// Buffers one topic-partition's records and writes them as lake files.
+pub struct PartitionWriter {
+    lake: LakeStore,
+    topic: String,
+    partition: i32,
+    table_dir: String,
+    options: ParquetOptions,
+    policy: FlushPolicy,
+    /// The chain position: the next file starts here (`None` until the first record).
+    next_offset: Option<i64>,
+    /// The last offset seen (rows or not).
+    last_seen: Option<i64>,
+    rows: Vec<LakeRow>,
+    bytes: usize,
+    oldest: Option<Instant>,
+    builder: Option<BatchBuilder>,
+}
+
+impl PartitionWriter {
+    /// A writer for `topic`'s `partition`, whose rows go under `raw/<table_dir>/`.
+    pub fn new(
+        lake: LakeStore,
+        topic: &str,
+        partition: i32,
+        table_dir: &str,
+        options: ParquetOptions,
+        policy: FlushPolicy,
+    ) -> Self {
+        PartitionWriter {
+            lake,
+            topic: topic.to_owned(),
+            partition,
+            table_dir: table_dir.to_owned(),
+            options,
+            policy,
+            next_offset: None,
+            last_seen: None,
+            rows: Vec::new(),
+            bytes: 0,
+            oldest: None,
+            builder: None,
+        }
+    }
+
+    /// The offset the next file starts at, once known.
+    pub fn next_offset(&self) -> Option<i64> {
+        self.next_offset
+    }
+
+    /// Rows waiting to be written.
+    pub fn buffered(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Takes a record without a row (a tombstone, a dead letter) at `offset`.
+    pub fn skip(&mut self, offset: i64) {
+        if !self.already_written(offset) {
+            self.see(offset);
+        }
+    }
+
+    /// Takes a change read at `row.offset`, `size` bytes as encoded. Returns the file
+    /// written first when the change cannot share the buffer (another table shape or
+    /// another commit date).
+    pub async fn push(
+        &mut self,
+        table: &TableSchema,
+        row: LakeRow,
+        size: usize,
+    ) -> Result<Option<Flushed>, LakeError> {
+        if self.already_written(row.offset) {
+            return Ok(None);
+        }
+        let mut flushed = None;
+        let same_shape = self.builder.as_ref().is_some_and(|b| b.table() == table);
+        let same_date = self.rows.first().is_none_or(|first| {
+            commit_date(first.event.source.commit_ts_us)
+                == commit_date(row.event.source.commit_ts_us)
+        });
+        if !self.rows.is_empty() && (!same_shape || !same_date) {
+            // The row starts the next file: the current one ends just before it.
+            flushed = self.flush_until(row.offset - 1).await?;
+            if self.already_written(row.offset) {
+                return Ok(flushed);
+            }
+        }
+        if !same_shape {
+            self.builder = Some(BatchBuilder::new(table.clone()));
+        }
+        self.see(row.offset);
+        self.bytes += size;
+        self.oldest.get_or_insert_with(Instant::now);
+        self.rows.push(row);
+        Ok(flushed)
+    }
+
+    /// Whether a limit of the flush policy is reached.
+    pub fn due(&self, now: Instant) -> bool {
+        self.rows.len() >= self.policy.max_rows
+            || self.bytes >= self.policy.max_bytes
+            || self
+                .oldest
+                .is_some_and(|oldest| now.duration_since(oldest) >= self.policy.max_age)
+    }
+
+    /// Writes the buffered rows as one file covering everything seen so far; `None` when
+    /// no row is buffered.
+    pub async fn flush(&mut self) -> Result<Option<Flushed>, LakeError> {
+        match self.last_seen {
+            Some(last) => self.flush_until(last).await,
+            None => Ok(None),
+        }
+    }
+
+    fn already_written(&self, offset: i64) -> bool {
+        self.next_offset.is_some_and(|next| offset < next)
+    }
+
+    fn see(&mut self, offset: i64) {
+        self.next_offset.get_or_insert(offset);
+        self.last_seen = Some(self.last_seen.map_or(offset, |last| last.max(offset)));
+    }
+
+    /// Writes the buffered rows with offsets ≤ `last` as the file covering
+    /// `[next_offset, last]`, named after its first row.
+    async fn flush_until(&mut self, last: i64) -> Result<Option<Flushed>, LakeError> {
+        let Some(start) = self.next_offset else {
+            return Ok(None);
+        };
+        let take = self.rows.partition_point(|r| r.offset <= last);
+        let (Some(first_row), Some(builder)) = (self.rows.first(), &self.builder) else {
+            return Ok(None);
+        };
+        if take == 0 || last < start {
+            return Ok(None);
+        }
+        let file = DataFile {
+            table: self.table_dir.clone(),
+            date: commit_date(first_row.event.source.commit_ts_us),
+            topic: self.topic.clone(),
+            partition: self.partition,
+            first_offset: first_row.offset,
+        };
+        let batch = builder.build(&self.rows[..take])?;
+        let bytes = encode(
+            &batch,
+            &self.options,
+            vec![
+                ("totesys_cdc.kafka.topic".into(), self.topic.clone()),
+                (
+                    "totesys_cdc.kafka.partition".into(),
+                    self.partition.to_string(),
+                ),
+                (FIRST_OFFSET_KEY.into(), start.to_string()),
+                (LAST_OFFSET_KEY.into(), last.to_string()),
+            ],
+        )?;
+        let size = bytes.len();
+        let path = file.path(&self.lake.root);
+        let put = self
+            .lake
+            .store
+            .put_opts(
+                &path,
+                PutPayload::from_bytes(bytes),
+                PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                },
+            )
+            .await;
+        let flushed = match put {
+            Ok(_) => Flushed {
+                file,
+                first_offset: start,
+                last_offset: last,
+                rows: take,
+                bytes: size,
+                adopted: false,
+            },
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let existing_last = self.range_of(&path).await?;
+                tracing::info!(path = %path, existing_last, "file already written by another writer; adopting it");
+                Flushed {
+                    file,
+                    first_offset: start,
+                    last_offset: existing_last,
+                    rows: 0,
+                    bytes: 0,
+                    adopted: true,
+                }
+            }
+            Err(e) => return Err(LakeError::Store(format!("cannot write {path}: {e}"))),
+        };
+        self.next_offset = Some(flushed.last_offset + 1);
+        // Drop what the file covers (after adopting a longer file, more than was written).
+        let keep = self
+            .rows
+            .partition_point(|r| r.offset <= flushed.last_offset);
+        self.rows.drain(..keep);
+        if self
+            .last_seen
+            .is_some_and(|seen| seen < flushed.last_offset)
+        {
+            self.last_seen = Some(flushed.last_offset);
+        }
+        if self.rows.is_empty() {
+            self.bytes = 0;
+            self.oldest = None;
+        }
+        Ok(Some(flushed))
+    }
+
+    /// The last offset the existing file at `path` covers.
+    async fn range_of(&self, path: &object_store::path::Path) -> Result<i64, LakeError> {
+        let data: Bytes = self
+            .lake
+            .store
+            .get(path)
+            .await
+            .map_err(|e| LakeError::Store(format!("cannot read {path}: {e}")))?
+            .bytes()
+            .await
+            .map_err(|e| LakeError::Store(format!("cannot read {path}: {e}")))?;
+        footer_metadata(data)?
+            .into_iter()
+            .find(|(key, _)| key == LAST_OFFSET_KEY)
+            .and_then(|(_, value)| value.parse().ok())
+            .ok_or_else(|| {
+                LakeError::Store(format!(
+                    "{path} exists but does not say which offsets it covers"
+                ))
+            })
+    }
+}
