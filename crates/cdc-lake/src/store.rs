@@ -75,9 +75,11 @@ impl LakeStore {
                 ),
                 prefix_of(rest),
             ),
-            other => return Err(invalid(format!(
+            other => {
+                return Err(invalid(format!(
                 "unknown scheme {other:?} (use a path, file://, memory://, s3://, gs:// or az://)"
-            ))),
+            )))
+            }
         };
         Ok(LakeStore {
             store,
