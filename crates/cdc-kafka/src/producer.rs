@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 
 use crate::{KafkaError, KafkaSettings};
@@ -54,6 +55,19 @@ impl Producer {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<Delivery, KafkaError> {
+        self.send_with_headers(topic, partition, key, value, &[])
+            .await
+    }
+
+    /// Queues a record carrying `headers` (name, value); like [`Producer::send_to`].
+    pub async fn send_with_headers(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<Delivery, KafkaError> {
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic);
             if let Some(key) = key {
@@ -64,6 +78,17 @@ impl Producer {
             }
             if let Some(value) = value {
                 record = record.payload(value);
+            }
+            if !headers.is_empty() {
+                record = record.headers(headers.iter().fold(
+                    OwnedHeaders::new_with_capacity(headers.len()),
+                    |all, (name, value)| {
+                        all.insert(Header {
+                            key: name,
+                            value: Some(*value),
+                        })
+                    },
+                ));
             }
             match self.inner.send_result(record) {
                 Ok(future) => {
