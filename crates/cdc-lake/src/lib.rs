@@ -10,17 +10,40 @@
 
 mod batch;
 pub mod columns;
+mod consume;
+mod decode;
 mod layout;
+mod metrics;
 mod parquet_file;
 mod store;
 mod writer;
 
 pub use batch::{BatchBuilder, LakeRow};
 pub use columns::lake_schema;
+pub use consume::{
+    LakeConfig, LakeTotals, LakeWriter, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_REASON_CODE,
+    DLQ_TOPIC,
+};
+pub use decode::{DeadLetter, Decoded, RecordDecoder};
 pub use layout::{commit_date, table_dir, DataFile};
+pub use metrics::LakeMetrics;
 pub use parquet_file::{encode, footer_metadata, ParquetOptions};
 pub use store::LakeStore;
 pub use writer::{FlushPolicy, Flushed, PartitionWriter, FIRST_OFFSET_KEY, LAST_OFFSET_KEY};
+
+/// The subscription pattern of the change topics `<prefix>.<schema>.<table>` (not the
+/// transaction topic `<prefix>.transaction`, nor `<prefix>.lake-dead-letters`).
+pub fn change_topics_pattern(prefix: &str) -> String {
+    let mut pattern = String::from("^");
+    for c in prefix.chars() {
+        if !c.is_ascii_alphanumeric() && c != '_' && c != '-' {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("\\.[^.]+\\.[^.]+$");
+    pattern
+}
 
 /// Why the lake could not take a change or a file; one line naming what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -44,4 +67,10 @@ pub enum LakeError {
     /// The object store refused or failed.
     #[error("{0}")]
     Store(String),
+    /// Kafka refused or failed (consumer, offsets, dead-letter topic).
+    #[error("{0}")]
+    Kafka(String),
+    /// The schema registry refused a request for good.
+    #[error("{0}")]
+    Registry(String),
 }

@@ -29,7 +29,7 @@ use cdc_core::TableSchema;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::batch::{BatchBuilder, LakeRow};
-use crate::layout::{commit_date, DataFile};
+use crate::layout::{commit_date, table_dir, DataFile};
 use crate::parquet_file::{encode, footer_metadata, ParquetOptions};
 use crate::{LakeError, LakeStore};
 
@@ -75,6 +75,10 @@ pub struct Flushed {
     pub bytes: usize,
     /// Whether the name was taken and this writer adopted the existing file.
     pub adopted: bool,
+    /// Source commit times of the rows written, microseconds since the epoch.
+    pub commit_ts_us: Vec<i64>,
+    /// Time spent encoding and storing (or adopting) the file.
+    pub duration: Duration,
 }
 
 impl Flushed {
@@ -89,7 +93,6 @@ pub struct PartitionWriter {
     lake: LakeStore,
     topic: String,
     partition: i32,
-    table_dir: String,
     options: ParquetOptions,
     policy: FlushPolicy,
     /// The chain position: the next file starts here (`None` until the first record).
@@ -103,12 +106,11 @@ pub struct PartitionWriter {
 }
 
 impl PartitionWriter {
-    /// A writer for `topic`'s `partition`, whose rows go under `raw/<table_dir>/`.
+    /// A writer for `topic`'s `partition`; rows go under `raw/<their table>/`.
     pub fn new(
         lake: LakeStore,
         topic: &str,
         partition: i32,
-        table_dir: &str,
         options: ParquetOptions,
         policy: FlushPolicy,
     ) -> Self {
@@ -116,7 +118,6 @@ impl PartitionWriter {
             lake,
             topic: topic.to_owned(),
             partition,
-            table_dir: table_dir.to_owned(),
             options,
             policy,
             next_offset: None,
@@ -138,11 +139,32 @@ impl PartitionWriter {
         self.rows.len()
     }
 
+    /// Places the chain at `offset`, a boundary (the group's committed offset, or the
+    /// partition's first offset when nothing is committed); records before it are ignored.
+    pub fn start_at(&mut self, offset: i64) {
+        self.next_offset = Some(offset);
+        self.last_seen = Some(offset - 1);
+    }
+
     /// Takes a record without a row (a tombstone, a dead letter) at `offset`.
     pub fn skip(&mut self, offset: i64) {
-        if !self.already_written(offset) {
+        if !self.seen(offset) {
             self.see(offset);
         }
+    }
+
+    /// When nothing is buffered, moves the chain past the rowless records seen since the
+    /// last file and returns the offset to commit; `None` when there is nothing to move.
+    ///
+    /// Safe because a file is named after its first row: every writer reading on from any
+    /// boundary at or before this one names its next file after the same row.
+    pub fn settle(&mut self) -> Option<i64> {
+        let (next, last) = (self.next_offset?, self.last_seen?);
+        if !self.rows.is_empty() || last < next {
+            return None;
+        }
+        self.next_offset = Some(last + 1);
+        Some(last + 1)
     }
 
     /// Takes a change read at `row.offset`, `size` bytes as encoded. Returns the file
@@ -154,7 +176,7 @@ impl PartitionWriter {
         row: LakeRow,
         size: usize,
     ) -> Result<Option<Flushed>, LakeError> {
-        if self.already_written(row.offset) {
+        if self.seen(row.offset) {
             return Ok(None);
         }
         let mut flushed = None;
@@ -202,6 +224,15 @@ impl PartitionWriter {
         self.next_offset.is_some_and(|next| offset < next)
     }
 
+    /// Whether the record at `offset` was taken before (a redelivery) or is in the lake.
+    pub fn has_taken(&self, offset: i64) -> bool {
+        self.seen(offset)
+    }
+
+    fn seen(&self, offset: i64) -> bool {
+        self.already_written(offset) || self.last_seen.is_some_and(|last| offset <= last)
+    }
+
     fn see(&mut self, offset: i64) {
         self.next_offset.get_or_insert(offset);
         self.last_seen = Some(self.last_seen.map_or(offset, |last| last.max(offset)));
@@ -220,8 +251,9 @@ impl PartitionWriter {
         if take == 0 || last < start {
             return Ok(None);
         }
+        let started = Instant::now();
         let file = DataFile {
-            table: self.table_dir.clone(),
+            table: table_dir(&builder.table().name),
             date: commit_date(first_row.event.source.commit_ts_us),
             topic: self.topic.clone(),
             partition: self.partition,
@@ -263,6 +295,11 @@ impl PartitionWriter {
                 rows: take,
                 bytes: size,
                 adopted: false,
+                commit_ts_us: self.rows[..take]
+                    .iter()
+                    .map(|r| r.event.source.commit_ts_us)
+                    .collect(),
+                duration: started.elapsed(),
             },
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let existing_last = self.range_of(&path).await?;
@@ -274,6 +311,8 @@ impl PartitionWriter {
                     rows: 0,
                     bytes: 0,
                     adopted: true,
+                    commit_ts_us: Vec::new(),
+                    duration: started.elapsed(),
                 }
             }
             Err(e) => return Err(LakeError::Store(format!("cannot write {path}: {e}"))),

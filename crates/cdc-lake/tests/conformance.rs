@@ -136,7 +136,6 @@ fn writer(lake: &LakeStore, topic: &str, partition: i32) -> PartitionWriter {
         lake.clone(),
         topic,
         partition,
-        topic.rsplit('.').next().unwrap(),
         ParquetOptions::default(),
         FlushPolicy::default(),
     )

@@ -9,9 +9,9 @@ use cdc_kafka::KafkaSettings;
 use cdc_publish::{KafkaSink, PublishConfig, PublishError, PublishMetrics, RETAIN_FOREVER_MS};
 use cdc_registry::RegistryClient;
 
-/// Kafka, registry and topic options.
+/// How to reach Kafka and the schema registry.
 #[derive(Debug, clap::Args)]
-pub struct KafkaArgs {
+pub struct ConnectArgs {
     /// Kafka `bootstrap.servers`.
     #[arg(
         long,
@@ -34,6 +34,13 @@ pub struct KafkaArgs {
     /// Schema registry basic-auth user; the password comes from TOTESYS_CDC_REGISTRY_PASSWORD.
     #[arg(long, env = "TOTESYS_CDC_REGISTRY_USER")]
     registry_user: Option<String>,
+}
+
+/// Kafka, registry and topic options.
+#[derive(Debug, clap::Args)]
+pub struct KafkaArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Topic names are `<prefix>.<schema>.<table>`.
     #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
     topic_prefix: String,
@@ -61,7 +68,7 @@ const SECRET_PROPERTIES: [(&str, &str); 2] = [
     ("ssl.key.password", "TOTESYS_CDC_KAFKA_SSL_KEY_PASSWORD"),
 ];
 
-impl KafkaArgs {
+impl ConnectArgs {
     /// The librdkafka settings, secrets included from the environment.
     pub fn settings(&self) -> anyhow::Result<KafkaSettings> {
         let mut settings = KafkaSettings::new(&self.bootstrap_servers);
@@ -99,6 +106,18 @@ impl KafkaArgs {
         builder
             .build()
             .context("setting --registry-url / TOTESYS_CDC_REGISTRY_URL")
+    }
+}
+
+impl KafkaArgs {
+    /// The librdkafka settings, secrets included from the environment.
+    pub fn settings(&self) -> anyhow::Result<KafkaSettings> {
+        self.connect.settings()
+    }
+
+    /// A registry client for `--registry-url`.
+    pub fn registry(&self) -> anyhow::Result<RegistryClient> {
+        self.connect.registry()
     }
 
     /// How capture publishes.

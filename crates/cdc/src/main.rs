@@ -3,6 +3,7 @@
 
 mod capture;
 mod kafka;
+mod lake;
 mod registry;
 mod simulate;
 mod sinks;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Snapshot and stream changes out of the source database into Kafka.
     Capture(Box<capture::CaptureArgs>),
+    /// Write the change topics to the lake as typed Parquet, each change exactly once.
+    Lake(Box<lake::LakeArgs>),
     /// Serve the Confluent-compatible schema registry (REST) over PostgreSQL.
     Registry(registry::RegistryArgs),
     /// List the pipeline's topics: partitions, records, registered schema version.
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Capture(args) => capture::run(*args).await,
+            Command::Lake(args) => lake::run(*args).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Topics(args) => topics::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,

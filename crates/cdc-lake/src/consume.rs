@@ -1,0 +1,505 @@
+//! The lake writer: a Kafka consumer-group member turning the change topics into lake files.
+//!
+//! Offsets are committed only at file-chain boundaries (see [`crate::writer`]), after the
+//! file before them is durable and after any dead letter before them is acknowledged, so
+//! a restart or a rebalance reads again from a boundary and every change ends up in exactly
+//! one file.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cdc_kafka::{KafkaSettings, Producer, TopicSpec};
+use cdc_registry::RegistryClient;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::decode::{DeadLetter, Decoded, RecordDecoder};
+use crate::metrics::LakeMetrics;
+use crate::writer::{FlushPolicy, Flushed, PartitionWriter};
+use crate::{LakeError, LakeRow, LakeStore, ParquetOptions};
+
+/// Dead-letter header: the reason code (`bad_framing`, `unknown_schema`, …).
+pub const DLQ_REASON_CODE: &str = "totesys_cdc.dlq.reason_code";
+/// Dead-letter header: one line saying what is wrong.
+pub const DLQ_REASON: &str = "totesys_cdc.dlq.reason";
+/// Dead-letter header: the topic the record was read from.
+pub const DLQ_TOPIC: &str = "totesys_cdc.dlq.topic";
+/// Dead-letter header: the partition it was read from.
+pub const DLQ_PARTITION: &str = "totesys_cdc.dlq.partition";
+/// Dead-letter header: its offset there.
+pub const DLQ_OFFSET: &str = "totesys_cdc.dlq.offset";
+
+/// How often buffers are checked for age and rowless tails are committed.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a blocking Kafka lookup may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the lake writer reads and how it writes.
+#[derive(Debug, Clone)]
+pub struct LakeConfig {
+    /// How to reach Kafka (the consumer and the dead-letter producer).
+    pub kafka: KafkaSettings,
+    /// Consumer group id; writers in one group share the partitions.
+    pub group_id: String,
+    /// Topics to read: names, or one regular expression starting with `^`.
+    pub topics: Vec<String>,
+    /// Where undecodable records go.
+    pub dead_letter_topic: String,
+    /// Replication factor of the dead-letter topic when it has to be created.
+    pub dead_letter_replication: i32,
+    /// Parquet settings.
+    pub parquet: ParquetOptions,
+    /// When a partition's buffer becomes a file.
+    pub flush: FlushPolicy,
+}
+
+/// Partitions the group took away, noted by the rebalance callback for the loop to drop.
+#[derive(Default)]
+struct GroupEvents {
+    revoked: Mutex<Vec<(String, i32)>>,
+    assigned: Mutex<i64>,
+}
+
+/// The consumer's callbacks: rebalances and commit results.
+struct LakeContext {
+    events: Arc<GroupEvents>,
+    metrics: LakeMetrics,
+}
+
+impl ClientContext for LakeContext {}
+
+impl ConsumerContext for LakeContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let gone: Vec<_> = partitions
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect();
+            tracing::info!(partitions = gone.len(), "partitions revoked");
+            if let Ok(mut assigned) = self.events.assigned.lock() {
+                *assigned -= i64::try_from(gone.len()).unwrap_or(0);
+                self.metrics.partitions_assigned.set((*assigned).max(0));
+            }
+            if let Ok(mut revoked) = self.events.revoked.lock() {
+                revoked.extend(gone);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "partitions assigned");
+            if let Ok(mut assigned) = self.events.assigned.lock() {
+                *assigned += i64::try_from(partitions.count()).unwrap_or(0);
+                self.metrics.partitions_assigned.set(*assigned);
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.metrics.commit_errors.inc();
+            tracing::warn!(error = %e, "offset commit failed; those records will be read again and their files adopted");
+        }
+    }
+}
+
+/// A lake writer: one member of the writers' consumer group.
+pub struct LakeWriter {
+    consumer: Arc<StreamConsumer<LakeContext>>,
+    events: Arc<GroupEvents>,
+    lake: LakeStore,
+    decoder: RecordDecoder,
+    dead_letters: Producer,
+    config: LakeConfig,
+    metrics: LakeMetrics,
+    partitions: HashMap<(String, i32), PartitionWriter>,
+    /// Offsets to commit at the next tick.
+    to_commit: HashMap<(String, i32), i64>,
+}
+
+/// What a lake writer did, for tests and the shutdown log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LakeTotals {
+    /// Records read.
+    pub records: u64,
+    /// Rows written by this writer.
+    pub rows: u64,
+    /// Files written by this writer.
+    pub files: u64,
+    /// Dead letters sent.
+    pub dead_letters: u64,
+}
+
+impl LakeWriter {
+    /// Joins the group and subscribes; creates the dead-letter topic when missing.
+    pub async fn new(
+        config: LakeConfig,
+        lake: LakeStore,
+        registry: Arc<RegistryClient>,
+        metrics: LakeMetrics,
+    ) -> Result<Self, LakeError> {
+        let kafka = |e: cdc_kafka::KafkaError| LakeError::Kafka(error_chain(&e));
+        cdc_kafka::ensure_topics(
+            &config.kafka,
+            &[TopicSpec {
+                name: config.dead_letter_topic.clone(),
+                partitions: 1,
+                replication_factor: config.dead_letter_replication,
+                config: Vec::new(),
+            }],
+        )
+        .await
+        .map_err(kafka)?;
+        let dead_letters = Producer::new(&config.kafka).map_err(kafka)?;
+        let events = Arc::new(GroupEvents::default());
+        let mut client = config.kafka.client_config();
+        for (name, default) in [
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "10000"),
+            // New tables' topics join the subscription within seconds, not librdkafka's 5 min.
+            ("topic.metadata.refresh.interval.ms", "5000"),
+        ] {
+            if client.get(name).is_none() {
+                client.set(name, default);
+            }
+        }
+        client
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed");
+        let consumer: StreamConsumer<LakeContext> = client
+            .create_with_context(LakeContext {
+                events: Arc::clone(&events),
+                metrics: metrics.clone(),
+            })
+            .map_err(|e| LakeError::Kafka(format!("cannot create the consumer: {e}")))?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| LakeError::Kafka(format!("cannot subscribe to {topics:?}: {e}")))?;
+        Ok(LakeWriter {
+            consumer: Arc::new(consumer),
+            events,
+            lake,
+            decoder: RecordDecoder::new(registry),
+            dead_letters,
+            config,
+            metrics,
+            partitions: HashMap::new(),
+            to_commit: HashMap::new(),
+        })
+    }
+
+    /// Reads and writes until `shutdown` resolves, then flushes, commits and leaves the group.
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<LakeTotals, LakeError> {
+        tokio::pin!(shutdown);
+        let mut totals = LakeTotals::default();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let message = tokio::select! {
+                () = &mut shutdown => break,
+                _ = tick.tick() => {
+                    self.drop_revoked();
+                    self.flush_due(&mut totals, Instant::now()).await?;
+                    self.commit(CommitMode::Async);
+                    continue;
+                }
+                message = self.consumer.recv() => message.map(|m| m.detach()),
+            };
+            match message {
+                Ok(message) => {
+                    self.drop_revoked();
+                    self.take(message, &mut totals).await?;
+                }
+                Err(e) => tracing::warn!(error = %e, "Kafka consumer error; librdkafka retries"),
+            }
+        }
+        self.drop_revoked();
+        let keys: Vec<_> = self.partitions.keys().cloned().collect();
+        for key in keys {
+            if let Some(writer) = self.partitions.get_mut(&key) {
+                let flushed = writer.flush().await?;
+                let settled = writer.settle();
+                if let Some(flushed) = flushed {
+                    self.flushed(&key, flushed, &mut totals);
+                }
+                if let Some(offset) = settled {
+                    self.to_commit.insert(key, offset);
+                }
+            }
+        }
+        self.commit(CommitMode::Sync);
+        self.metrics.rows_buffered.set(0);
+        tracing::info!(?totals, "lake writer stopped");
+        Ok(totals)
+    }
+
+    /// Takes one record: a change into its partition's buffer, a tombstone past, a dead
+    /// letter to the dead-letter topic (acknowledged before its offset can be committed).
+    async fn take(
+        &mut self,
+        message: OwnedMessage,
+        totals: &mut LakeTotals,
+    ) -> Result<(), LakeError> {
+        let key = (message.topic().to_owned(), message.partition());
+        let offset = message.offset();
+        totals.records += 1;
+        self.metrics.records.with_label_values(&[&key.0]).inc();
+        if !self.partitions.contains_key(&key) {
+            let start = self.chain_start(&key.0, key.1).await?;
+            let mut writer = PartitionWriter::new(
+                self.lake.clone(),
+                &key.0,
+                key.1,
+                self.config.parquet.clone(),
+                self.config.flush,
+            );
+            writer.start_at(start);
+            tracing::debug!(topic = %key.0, partition = key.1, start, "partition chain starts");
+            self.partitions.insert(key.clone(), writer);
+        }
+        if self
+            .partitions
+            .get(&key)
+            .is_some_and(|w| w.has_taken(offset))
+        {
+            return Ok(());
+        }
+        let decoded = self
+            .decoder
+            .decode(message.key(), message.payload())
+            .await?;
+        let size = message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len);
+        let flushed = {
+            let Some(writer) = self.partitions.get_mut(&key) else {
+                return Ok(());
+            };
+            match decoded {
+                Decoded::Tombstone => {
+                    writer.skip(offset);
+                    None
+                }
+                Decoded::Dead(dead) => {
+                    self.dead_letter(&message, &dead).await?;
+                    totals.dead_letters += 1;
+                    if let Some(writer) = self.partitions.get_mut(&key) {
+                        writer.skip(offset);
+                    }
+                    None
+                }
+                Decoded::Change(event, reader) => {
+                    let row = LakeRow {
+                        event,
+                        partition: key.1,
+                        offset,
+                    };
+                    let flushed = writer.push(reader.table(), row, size).await?;
+                    self.metrics.rows_buffered.add(1);
+                    flushed
+                }
+            }
+        };
+        if let Some(flushed) = flushed {
+            self.flushed(&key, flushed, totals);
+        }
+        Ok(())
+    }
+
+    /// Where a partition's chain starts: the group's committed offset, or the partition's
+    /// first offset when nothing is committed yet.
+    async fn chain_start(&self, topic: &str, partition: i32) -> Result<i64, LakeError> {
+        let consumer = Arc::clone(&self.consumer);
+        let (topic, name) = (topic.to_owned(), format!("{topic}[{partition}]"));
+        let found = tokio::task::spawn_blocking(move || -> KafkaResult<i64> {
+            let mut wanted = TopicPartitionList::new();
+            wanted.add_partition(&topic, partition);
+            let committed = consumer.committed_offsets(wanted, LOOKUP_TIMEOUT)?;
+            let offset = committed
+                .find_partition(&topic, partition)
+                .map(|e| e.offset());
+            match offset {
+                Some(Offset::Offset(offset)) => Ok(offset),
+                _ => Ok(consumer
+                    .fetch_watermarks(&topic, partition, LOOKUP_TIMEOUT)?
+                    .0),
+            }
+        })
+        .await
+        .map_err(|e| LakeError::Kafka(format!("offset lookup for {name} did not finish: {e}")))?;
+        found.map_err(|e| {
+            LakeError::Kafka(format!(
+                "cannot look up the committed offset of {name}: {e}"
+            ))
+        })
+    }
+
+    /// Sends `message` to the dead-letter topic with the reason in its headers and waits
+    /// for the broker's acknowledgement.
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        dead: &DeadLetter,
+    ) -> Result<(), LakeError> {
+        let (partition, offset) = (
+            message.partition().to_string(),
+            message.offset().to_string(),
+        );
+        let headers: [(&str, &[u8]); 5] = [
+            (DLQ_REASON_CODE, dead.code.as_bytes()),
+            (DLQ_REASON, dead.reason.as_bytes()),
+            (DLQ_TOPIC, message.topic().as_bytes()),
+            (DLQ_PARTITION, partition.as_bytes()),
+            (DLQ_OFFSET, offset.as_bytes()),
+        ];
+        tracing::warn!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason = %dead.reason,
+            "dead letter"
+        );
+        let sent = self
+            .dead_letters
+            .send_with_headers(
+                &self.config.dead_letter_topic,
+                None,
+                message.key(),
+                message.payload(),
+                &headers,
+            )
+            .await;
+        let delivered = match sent {
+            Ok(delivery) => delivery.await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        delivered.map_err(|e| {
+            LakeError::Kafka(format!(
+                "cannot write a dead letter to {}: {}",
+                self.config.dead_letter_topic,
+                error_chain(&e)
+            ))
+        })?;
+        self.metrics
+            .dead_letters
+            .with_label_values(&[message.topic(), dead.code])
+            .inc();
+        Ok(())
+    }
+
+    /// Writes every buffer that is due; moves idle chains past their rowless tails.
+    async fn flush_due(&mut self, totals: &mut LakeTotals, now: Instant) -> Result<(), LakeError> {
+        let keys: Vec<_> = self.partitions.keys().cloned().collect();
+        for key in keys {
+            let Some(writer) = self.partitions.get_mut(&key) else {
+                continue;
+            };
+            let flushed = if writer.due(now) {
+                writer.flush().await?
+            } else {
+                None
+            };
+            let settled = writer.settle();
+            if let Some(flushed) = flushed {
+                self.flushed(&key, flushed, totals);
+            }
+            if let Some(offset) = settled {
+                self.to_commit.insert(key, offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// Accounts for a file and marks the offset past it for committing.
+    fn flushed(&mut self, key: &(String, i32), flushed: Flushed, totals: &mut LakeTotals) {
+        let table = flushed.file.table.as_str();
+        let rows = u64::try_from(flushed.rows).unwrap_or(u64::MAX);
+        if flushed.adopted {
+            self.metrics.files_adopted.inc();
+        } else {
+            totals.rows += rows;
+            totals.files += 1;
+            self.metrics.rows.with_label_values(&[table]).inc_by(rows);
+            self.metrics.files.with_label_values(&[table]).inc();
+            self.metrics
+                .bytes
+                .with_label_values(&[table])
+                .inc_by(u64::try_from(flushed.bytes).unwrap_or(u64::MAX));
+            self.metrics.file_rows.observe(flushed.rows as f64);
+            let now_us = chrono::Utc::now().timestamp_micros();
+            let freshness = self
+                .metrics
+                .commit_to_lake_seconds
+                .with_label_values(&[table]);
+            for commit_ts in &flushed.commit_ts_us {
+                freshness.observe((now_us - commit_ts).max(0) as f64 / 1e6);
+            }
+        }
+        self.metrics
+            .flush_seconds
+            .observe(flushed.duration.as_secs_f64());
+        self.metrics.rows_buffered.set(
+            self.partitions
+                .values()
+                .map(|w| i64::try_from(w.buffered()).unwrap_or(i64::MAX))
+                .sum(),
+        );
+        self.to_commit.insert(key.clone(), flushed.commit_offset());
+    }
+
+    /// Drops the buffers of partitions the group took away; their new owner reads them
+    /// again from the last committed boundary.
+    fn drop_revoked(&mut self) {
+        let revoked = match self.events.revoked.lock() {
+            Ok(mut revoked) => std::mem::take(&mut *revoked),
+            Err(_) => return,
+        };
+        for key in revoked {
+            if let Some(writer) = self.partitions.remove(&key) {
+                tracing::debug!(topic = %key.0, partition = key.1, dropped = writer.buffered(), "partition revoked; buffer dropped");
+            }
+        }
+    }
+
+    /// Commits the offsets past the files written since the last commit.
+    fn commit(&mut self, mode: CommitMode) {
+        if self.to_commit.is_empty() {
+            return;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in self.to_commit.drain() {
+            if let Err(e) = offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))
+            {
+                tracing::warn!(topic, partition, error = %e, "cannot commit offset");
+            }
+        }
+        if let Err(e) = self.consumer.commit(&offsets, mode) {
+            self.metrics.commit_errors.inc();
+            tracing::warn!(error = %e, "offset commit failed; those records will be read again and their files adopted");
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

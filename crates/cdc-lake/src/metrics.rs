@@ -1,0 +1,119 @@
+//! Prometheus metrics of the lake writer (`totesys_cdc_lake_*`).
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// The lake writer's metrics; cheap to clone (every clone updates the same series).
+#[derive(Debug, Clone)]
+pub struct LakeMetrics {
+    /// Kafka records read, by topic.
+    pub records: IntCounterVec,
+    /// Change rows written to files, by table.
+    pub rows: IntCounterVec,
+    /// Files written, by table.
+    pub files: IntCounterVec,
+    /// Parquet bytes written, by table.
+    pub bytes: IntCounterVec,
+    /// Files another writer had written first and this one adopted.
+    pub files_adopted: IntCounter,
+    /// Records sent to the dead-letter topic, by source topic and reason code.
+    pub dead_letters: IntCounterVec,
+    /// Rows per file written.
+    pub file_rows: Histogram,
+    /// Time to encode and store one file.
+    pub flush_seconds: Histogram,
+    /// Source commit to file durable, per row, by table.
+    pub commit_to_lake_seconds: HistogramVec,
+    /// Offset commits the group coordinator refused or that failed.
+    pub commit_errors: IntCounter,
+    /// Rows buffered, not yet in a file.
+    pub rows_buffered: IntGauge,
+    /// Partitions this member owns.
+    pub partitions_assigned: IntGauge,
+}
+
+impl LakeMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self::unregistered()?;
+        registry.register(Box::new(metrics.records.clone()))?;
+        registry.register(Box::new(metrics.rows.clone()))?;
+        registry.register(Box::new(metrics.files.clone()))?;
+        registry.register(Box::new(metrics.bytes.clone()))?;
+        registry.register(Box::new(metrics.files_adopted.clone()))?;
+        registry.register(Box::new(metrics.dead_letters.clone()))?;
+        registry.register(Box::new(metrics.file_rows.clone()))?;
+        registry.register(Box::new(metrics.flush_seconds.clone()))?;
+        registry.register(Box::new(metrics.commit_to_lake_seconds.clone()))?;
+        registry.register(Box::new(metrics.commit_errors.clone()))?;
+        registry.register(Box::new(metrics.rows_buffered.clone()))?;
+        registry.register(Box::new(metrics.partitions_assigned.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Creates the metrics without registering them anywhere (tests, embedding).
+    pub fn unregistered() -> Result<Self, prometheus::Error> {
+        let by_table = &["table"];
+        Ok(LakeMetrics {
+            records: IntCounterVec::new(
+                Opts::new("totesys_cdc_lake_records_total", "Kafka records read, by topic."),
+                &["topic"],
+            )?,
+            rows: IntCounterVec::new(
+                Opts::new("totesys_cdc_lake_rows_total", "Change rows written to lake files, by table."),
+                by_table,
+            )?,
+            files: IntCounterVec::new(
+                Opts::new("totesys_cdc_lake_files_total", "Lake files written, by table."),
+                by_table,
+            )?,
+            bytes: IntCounterVec::new(
+                Opts::new("totesys_cdc_lake_bytes_total", "Parquet bytes written, by table."),
+                by_table,
+            )?,
+            files_adopted: IntCounter::new(
+                "totesys_cdc_lake_files_adopted_total",
+                "Files another writer had written first and this one adopted.",
+            )?,
+            dead_letters: IntCounterVec::new(
+                Opts::new(
+                    "totesys_cdc_lake_dead_letters_total",
+                    "Records sent to the dead-letter topic, by source topic and reason.",
+                ),
+                &["topic", "reason"],
+            )?,
+            file_rows: Histogram::with_opts(
+                HistogramOpts::new("totesys_cdc_lake_file_rows", "Rows per lake file written.")
+                    .buckets(prometheus::exponential_buckets(1.0, 4.0, 10)?),
+            )?,
+            flush_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "totesys_cdc_lake_flush_duration_seconds",
+                    "Time to encode and store one lake file.",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
+            )?,
+            commit_to_lake_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "totesys_cdc_lake_freshness_seconds",
+                    "Source commit to lake file durable, per row, by table.",
+                )
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                by_table,
+            )?,
+            commit_errors: IntCounter::new(
+                "totesys_cdc_lake_offset_commit_errors_total",
+                "Kafka offset commits that failed (the records are read again and their files adopted).",
+            )?,
+            rows_buffered: IntGauge::new(
+                "totesys_cdc_lake_rows_buffered",
+                "Rows read but not yet in a lake file.",
+            )?,
+            partitions_assigned: IntGauge::new(
+                "totesys_cdc_lake_partitions_assigned",
+                "Kafka partitions this lake writer owns.",
+            )?,
+        })
+    }
+}

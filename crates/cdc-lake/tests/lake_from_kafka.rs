@@ -1,0 +1,701 @@
+//! The lake writer on the real stack: PostgreSQL, capture into Tansu through our registry,
+//! lake writers in a consumer group, files on the local filesystem; the lake read back
+//! with DuckDB (from the project's Python venv) and with the Parquet crate.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+#[path = "../../cdc-publish/tests/support/mod.rs"]
+mod stack;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use cdc_kafka::Producer;
+use cdc_lake::{
+    change_topics_pattern, DataFile, FlushPolicy, LakeConfig, LakeError, LakeMetrics, LakeStore,
+    LakeTotals, LakeWriter, ParquetOptions, DLQ_OFFSET, DLQ_REASON, DLQ_REASON_CODE, DLQ_TOPIC,
+};
+use cdc_publish::PublishConfig;
+use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_testkit::rows::{source_rows, Cell};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use rand::{Rng, SeedableRng};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use stack::{Record, Stack};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const DEAD_LETTERS: &str = "totesys.lake-dead-letters";
+
+/// A lake writer running in the background.
+struct Writer {
+    task: JoinHandle<Result<LakeTotals, LakeError>>,
+    stop: oneshot::Sender<()>,
+    metrics: LakeMetrics,
+}
+
+impl Writer {
+    async fn start(stack: &Stack, lake: &LakeStore, group: &str) -> Writer {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        let mut kafka = stack.settings();
+        if let Ok(debug) = std::env::var("LAKE_KAFKA_DEBUG") {
+            kafka.set("debug", debug);
+        }
+        let config = LakeConfig {
+            kafka,
+            group_id: group.to_owned(),
+            topics: vec![change_topics_pattern("totesys")],
+            dead_letter_topic: DEAD_LETTERS.to_owned(),
+            dead_letter_replication: 1,
+            parquet: ParquetOptions::default(),
+            // Small files, so that restarts and rebalances fall between and inside them.
+            flush: FlushPolicy {
+                max_rows: 150,
+                max_bytes: 1 << 20,
+                max_age: Duration::from_millis(300),
+            },
+        };
+        let metrics = LakeMetrics::unregistered().unwrap();
+        let writer = LakeWriter::new(
+            config,
+            lake.clone(),
+            stack.registry.clone(),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(writer.run(async move {
+            let _ = stopped.await;
+        }));
+        Writer {
+            task,
+            stop,
+            metrics,
+        }
+    }
+
+    /// Waits until the group gave this writer partitions.
+    async fn assigned(&self) {
+        let start = Instant::now();
+        while self.metrics.partitions_assigned.get() == 0 {
+            assert!(!self.task.is_finished(), "writer stopped");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no partitions assigned"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Flushes, commits and leaves the group.
+    async fn stop(self) -> LakeTotals {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap()
+    }
+
+    /// Stops abruptly wherever it is, like a crash.
+    async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// The change topics (`totesys.<schema>.<table>`) and their partition counts.
+fn change_topics(bootstrap: &str) -> BTreeMap<String, i32> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name().starts_with("totesys.") && t.name().split('.').count() == 3)
+        .filter(|t| t.name() != DEAD_LETTERS)
+        .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+        .collect()
+}
+
+/// Waits until `group` has committed every partition of every change topic to its end.
+async fn wait_caught_up(stack: &Stack, group: &str, timeout: Duration) {
+    let bootstrap = stack.broker.bootstrap();
+    let group = group.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .create()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let mut behind = Vec::new();
+            let mut wanted = TopicPartitionList::new();
+            let mut ends = HashMap::new();
+            for (topic, partitions) in change_topics(&bootstrap) {
+                for partition in 0..partitions {
+                    let (_, high) = consumer
+                        .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                        .unwrap();
+                    wanted.add_partition(&topic, partition);
+                    ends.insert((topic.clone(), partition), high);
+                }
+            }
+            let committed = consumer
+                .committed_offsets(wanted, Duration::from_secs(10))
+                .unwrap();
+            for element in committed.elements() {
+                let at = match element.offset() {
+                    Offset::Offset(at) => at,
+                    _ => 0,
+                };
+                let end = ends[&(element.topic().to_owned(), element.partition())];
+                if at < end {
+                    behind.push(format!(
+                        "{}[{}] {at}/{end}",
+                        element.topic(),
+                        element.partition()
+                    ));
+                }
+            }
+            if behind.is_empty() && !ends.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "lake writers did not catch up in {timeout:?}: {behind:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// `(topic, partition, offset)` of every row in every file under `dir/raw`.
+fn lake_positions(dir: &Path) -> Vec<(String, i32, i64)> {
+    let mut found = Vec::new();
+    for path in files_under(&dir.join("raw")) {
+        let relative = path.strip_prefix(dir).unwrap().to_str().unwrap().to_owned();
+        let file = DataFile::parse(&object_store::path::Path::from(relative.as_str()))
+            .unwrap_or_else(|| panic!("unexpected file in the lake: {relative}"));
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+        let schema = builder.parquet_schema();
+        let wanted: Vec<usize> = (0..schema.num_columns())
+            .filter(|&i| {
+                let column = schema.column(i);
+                column.name() == "_kafka_partition" || column.name() == "_kafka_offset"
+            })
+            .collect();
+        let mask = ProjectionMask::leaves(schema, wanted);
+        for batch in builder.with_projection(mask).build().unwrap() {
+            let batch = batch.unwrap();
+            let partitions = batch.column(0).as_primitive::<Int32Type>();
+            let offsets = batch.column(1).as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                assert_eq!(partitions.value(i), file.partition, "{relative}");
+                assert!(offsets.value(i) >= file.first_offset, "{relative}");
+                found.push((file.topic.clone(), partitions.value(i), offsets.value(i)));
+            }
+        }
+    }
+    found
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Every change record (not tombstones) of every change topic, as `(topic, partition, offset)`.
+async fn change_records(stack: &Stack) -> BTreeSet<(String, i32, i64)> {
+    let mut all = BTreeSet::new();
+    for topic in change_topics(&stack.broker.bootstrap()).into_keys() {
+        let records: Vec<Record> = stack.read_topic(&topic).await;
+        all.extend(
+            records
+                .iter()
+                .filter(|r| r.value.is_some())
+                .map(|r| (topic.clone(), r.partition, r.offset)),
+        );
+    }
+    all
+}
+
+/// Asserts that the lake holds each record of `expected` exactly once and nothing else.
+fn assert_exactly_once(dir: &Path, expected: &BTreeSet<(String, i32, i64)>) {
+    let found = lake_positions(dir);
+    let mut seen = BTreeSet::new();
+    let twice: Vec<_> = found
+        .iter()
+        .filter(|p| !seen.insert((*p).clone()))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "changes in the lake twice: {:?}",
+        &twice[..twice.len().min(10)]
+    );
+    let missing: Vec<_> = expected.difference(&seen).collect();
+    assert!(
+        missing.is_empty(),
+        "changes missing from the lake: {} e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let extra: Vec<_> = seen.difference(expected).collect();
+    assert!(
+        extra.is_empty(),
+        "rows in the lake that are no change record: {extra:?}"
+    );
+}
+
+/// What DuckDB reads from the lake: per table, its column types and its rows.
+struct DuckLake {
+    types: HashMap<String, BTreeMap<String, String>>,
+    rows: HashMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
+}
+
+async fn read_with_duckdb(dir: &Path) -> DuckLake {
+    let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_lake.py");
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg("--lake")
+        .arg(dir)
+        .output()
+        .await
+        .expect("run read_lake.py");
+    assert!(
+        output.status.success(),
+        "read_lake.py failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut lake = DuckLake {
+        types: HashMap::new(),
+        rows: HashMap::new(),
+    };
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let mut value: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).unwrap();
+        let table = value["table"].as_str().unwrap().to_owned();
+        if let Some(types) = value.remove("types") {
+            lake.types
+                .insert(table, serde_json::from_value(types).unwrap());
+        } else if let Some(serde_json::Value::Object(row)) = value.remove("row") {
+            lake.rows.entry(table).or_default().push(row);
+        }
+    }
+    lake
+}
+
+fn cell(value: &serde_json::Value) -> Cell {
+    match value {
+        serde_json::Value::Null => Cell::Null,
+        serde_json::Value::Bool(b) => Cell::Bool(*b),
+        serde_json::Value::Number(n) => Cell::Int(n.as_i64().unwrap()),
+        serde_json::Value::String(s) => Cell::Text(s.clone()),
+        other => panic!("unexpected value {other}"),
+    }
+}
+
+/// Replays a table's lake rows (DuckDB gives them in position order) into its rows now.
+fn replay_lake(
+    columns: &[String],
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> BTreeMap<i64, Vec<Cell>> {
+    let mut table = BTreeMap::new();
+    let key = |row: &serde_json::Map<String, serde_json::Value>| match cell(&row[&columns[0]]) {
+        Cell::Int(k) => k,
+        other => panic!("key {other:?}"),
+    };
+    for row in rows {
+        match row["_op"].as_str().unwrap() {
+            "r" | "c" | "u" => {
+                if let Some(serde_json::Value::Object(before)) = row.get("_before") {
+                    table.remove(&key(before));
+                }
+                table.insert(key(row), columns.iter().map(|c| cell(&row[c])).collect());
+            }
+            "d" => {
+                table.remove(&key(row));
+            }
+            "t" => table.clear(),
+            other => panic!("op {other}"),
+        }
+    }
+    table
+}
+
+/// The DuckDB type the lake gives a column of each totesys source type (`format_type`).
+fn duckdb_type(source_type: &str) -> String {
+    match source_type {
+        "integer" => "INTEGER".into(),
+        "timestamp without time zone" => "TIMESTAMP".into(),
+        "boolean" => "BOOLEAN".into(),
+        // Unconstrained numeric keeps PostgreSQL's exact text (docs/avro.md).
+        "text" | "numeric" | "transaction_type_enum" => "VARCHAR".into(),
+        varchar if varchar.starts_with("character varying") => "VARCHAR".into(),
+        decimal if decimal.starts_with("numeric(") => {
+            format!("DECIMAL{}", &decimal["numeric".len()..])
+        }
+        other => panic!("no totesys column is {other}"),
+    }
+}
+
+/// Checks DuckDB's view of the lake against the source database, table by table: the
+/// types, one row per change record, and the changes replayed equal the rows now.
+async fn check_against_source(stack: &Stack, dir: &Path, expected: &BTreeSet<(String, i32, i64)>) {
+    let lake = read_with_duckdb(dir).await;
+    for table in cdc_sim::TABLES {
+        let columns = stack
+            .client
+            .query(
+                "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+                 WHERE attrelid = ('public.' || quote_ident($1))::regclass AND attnum > 0 \
+                 AND NOT attisdropped ORDER BY attnum",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        let types = &lake.types[table];
+        for column in &columns {
+            let (name, kind): (String, String) = (column.get(0), column.get(1));
+            assert_eq!(types[&name], duckdb_type(&kind), "{table}.{name}");
+        }
+        for (name, kind) in [
+            ("_op", "VARCHAR"),
+            ("_commit_lsn", "BIGINT"),
+            ("_ordinal", "BIGINT"),
+            ("_xid", "BIGINT"),
+            ("_commit_ts", "TIMESTAMP WITH TIME ZONE"),
+            ("_snapshot", "BOOLEAN"),
+            ("_kafka_partition", "INTEGER"),
+            ("_kafka_offset", "BIGINT"),
+            ("date", "DATE"),
+        ] {
+            assert_eq!(types[name], kind, "{table}.{name}");
+        }
+        let rows = &lake.rows[table];
+        let topic = format!("totesys.public.{table}");
+        let records = expected.iter().filter(|(t, _, _)| *t == topic).count();
+        assert_eq!(
+            rows.len(),
+            records,
+            "{table}: one lake row per change record"
+        );
+        let names: Vec<String> = columns.iter().map(|c| c.get(0)).collect();
+        assert_eq!(
+            replay_lake(&names, rows),
+            source_rows(&stack.client, table).await,
+            "{table}: the lake replayed is the table now"
+        );
+    }
+}
+
+async fn start_source(stack: &Stack, variant: SchemaVariant) -> stack::Capture {
+    cdc_sim::create_schema(&stack.client, variant)
+        .await
+        .unwrap();
+    cdc_sim::seed(&stack.client, 5).await.unwrap();
+    stack
+        .start_capture(PublishConfig {
+            // The transaction topic is not a change topic: the writers must leave it alone.
+            transaction_topic: true,
+            ..PublishConfig::default()
+        })
+        .await
+}
+
+async fn run_workload(stack: &Stack, changes: u64, seed: u64) {
+    let workload = WorkloadConfig {
+        rate_per_sec: 1_000.0,
+        duration: None,
+        max_changes: Some(changes),
+        seed,
+        ..WorkloadConfig::default()
+    };
+    let (_stop, never) = tokio::sync::watch::channel(false);
+    cdc_sim::run_workload(&stack.client, &workload, never)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
+    let stack = Stack::start().await;
+    // numeric(10,2) and an enum column, beside the plain schema's types.
+    let variant = SchemaVariant {
+        numeric_10_2: true,
+        transaction_type_enum: true,
+    };
+    let capture = start_source(&stack, variant).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
+    let writer = Writer::start(&stack, &lake, "lake").await;
+    run_workload(&stack, 1_500, 5).await;
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(120))
+        .await;
+    wait_caught_up(&stack, "lake", Duration::from_secs(120)).await;
+    let totals = writer.stop().await;
+    capture.stop().await.unwrap();
+
+    let expected = change_records(&stack).await;
+    assert_eq!(totals.rows as usize, expected.len(), "{totals:?}");
+    assert_eq!(totals.dead_letters, 0);
+    assert_exactly_once(dir.path(), &expected);
+    check_against_source(&stack, dir.path(), &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_at_random_points_leaves_each_change_once() {
+    let stack = Stack::start().await;
+    let capture = start_source(&stack, SchemaVariant::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let load = {
+        let client = stack.db.client().await.unwrap();
+        tokio::spawn(async move {
+            let workload = WorkloadConfig {
+                rate_per_sec: 600.0,
+                duration: None,
+                max_changes: Some(3_000),
+                seed: 11,
+                ..WorkloadConfig::default()
+            };
+            let (_stop, never) = tokio::sync::watch::channel(false);
+            cdc_sim::run_workload(&client, &workload, never)
+                .await
+                .unwrap();
+        })
+    };
+    for _ in 0..6 {
+        let writer = Writer::start(&stack, &lake, "lake").await;
+        // Not while joining: Tansu 0.6 keeps a member that dies mid-join as the group's
+        // leader for good (docs/broker.md); Kafka would expire it after the session timeout.
+        writer.assigned().await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1_500))).await;
+        writer.kill().await;
+    }
+    load.await.unwrap();
+    let before_restart = lake_positions(dir.path()).len();
+    assert!(before_restart > 0, "the killed writers wrote files");
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(120))
+        .await;
+    let writer = Writer::start(&stack, &lake, "lake").await;
+    wait_caught_up(&stack, "lake", Duration::from_secs(120)).await;
+    writer.stop().await;
+    capture.stop().await.unwrap();
+
+    let expected = change_records(&stack).await;
+    assert_exactly_once(dir.path(), &expected);
+    check_against_source(&stack, dir.path(), &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_move_between_two_writers_mid_stream() {
+    let stack = Stack::start().await;
+    let capture = start_source(&stack, SchemaVariant::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
+    let load = {
+        let client = stack.db.client().await.unwrap();
+        tokio::spawn(async move {
+            let workload = WorkloadConfig {
+                rate_per_sec: 600.0,
+                duration: None,
+                max_changes: Some(3_000),
+                seed: 23,
+                ..WorkloadConfig::default()
+            };
+            let (_stop, never) = tokio::sync::watch::channel(false);
+            cdc_sim::run_workload(&client, &workload, never)
+                .await
+                .unwrap();
+        })
+    };
+    let first = Writer::start(&stack, &lake, "lake").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // A second member joins: the group splits the partitions between them.
+    let second = Writer::start(&stack, &lake, "lake").await;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // The first leaves: the second takes everything over.
+    let first_totals = first.stop().await;
+    load.await.unwrap();
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(120))
+        .await;
+    wait_caught_up(&stack, "lake", Duration::from_secs(120)).await;
+    let second_totals = second.stop().await;
+    capture.stop().await.unwrap();
+
+    assert!(
+        first_totals.rows > 0 && second_totals.rows > 0,
+        "{first_totals:?} {second_totals:?}"
+    );
+    let expected = change_records(&stack).await;
+    assert_exactly_once(dir.path(), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_to_the_lake() {
+    let stack = Stack::start().await;
+    let capture = start_source(&stack, SchemaVariant::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
+    let writer = Writer::start(&stack, &lake, "lake").await;
+    run_workload(&stack, 300, 3).await;
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(60))
+        .await;
+
+    // Three kinds of poison, in the middle of a live table topic.
+    let topic = "totesys.public.staff";
+    let records = stack.read_topic(topic).await;
+    let (key, value) = records
+        .iter()
+        .find_map(|r| Some((r.key.clone()?, r.value.clone()?)))
+        .unwrap();
+    let mut unknown_id = value.clone();
+    unknown_id[1..5].copy_from_slice(&999_999u32.to_be_bytes());
+    let mut truncated = value.clone();
+    truncated.truncate(7);
+    let poison: [(&str, Vec<u8>); 3] = [
+        ("bad_framing", b"not avro at all".to_vec()),
+        ("unknown_schema", unknown_id),
+        ("schema_mismatch", truncated),
+    ];
+    let producer = Producer::new(&stack.settings()).unwrap();
+    for (_, bytes) in &poison {
+        producer
+            .send_to(topic, Some(0), Some(&key), Some(bytes))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    run_workload(&stack, 300, 4).await;
+    stack
+        .wait_all_acked(&capture, Duration::from_secs(60))
+        .await;
+    wait_caught_up(&stack, "lake", Duration::from_secs(120)).await;
+    let totals = writer.stop().await;
+    capture.stop().await.unwrap();
+
+    assert_eq!(totals.dead_letters, 3, "{totals:?}");
+    let letters = read_dead_letters(&stack).await;
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    for ((code, bytes), letter) in poison.iter().zip(&letters) {
+        assert_eq!(letter.headers[DLQ_REASON_CODE], *code);
+        assert_eq!(letter.headers[DLQ_TOPIC], topic);
+        assert!(!letter.headers[DLQ_REASON].is_empty());
+        assert_eq!(
+            &letter.value, bytes,
+            "the dead letter carries the record as it was"
+        );
+        assert!(letter.headers[DLQ_OFFSET].parse::<i64>().is_ok());
+    }
+    let poisoned: BTreeSet<_> = letters
+        .iter()
+        .map(|l| {
+            (
+                topic.to_owned(),
+                0,
+                l.headers[DLQ_OFFSET].parse::<i64>().unwrap(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<_> = change_records(&stack)
+        .await
+        .difference(&poisoned)
+        .cloned()
+        .collect();
+    assert_exactly_once(dir.path(), &expected);
+    check_against_source(&stack, dir.path(), &expected).await;
+}
+
+#[derive(Debug)]
+struct Letter {
+    value: Vec<u8>,
+    headers: HashMap<String, String>,
+}
+
+async fn read_dead_letters(stack: &Stack) -> Vec<Letter> {
+    let bootstrap = stack.broker.bootstrap();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "dead-letter-reader")
+            .create()
+            .unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(DEAD_LETTERS, 0, Duration::from_secs(10))
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(DEAD_LETTERS, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&assignment).unwrap();
+        let mut letters = Vec::new();
+        let start = Instant::now();
+        while (letters.len() as i64) < high {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "reading dead letters stalled"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.unwrap();
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            letters.push(Letter {
+                value: message.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+        letters
+    })
+    .await
+    .unwrap()
+}

@@ -1,0 +1,160 @@
+//! `totesys-cdc lake`: the change topics into typed Parquet on an object store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cdc_lake::{FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeWriter, ParquetOptions};
+
+/// Arguments of `lake`.
+#[derive(Debug, clap::Args)]
+pub struct LakeArgs {
+    /// Where the lake lives: a path, `file://…`, `s3://bucket/prefix` (MinIO too, with
+    /// AWS_ENDPOINT), `gs://…` or `az://…`; credentials from the usual environment variables.
+    #[arg(long, env = "TOTESYS_CDC_LAKE_URL", default_value = "lake")]
+    lake_url: String,
+    #[command(flatten)]
+    connect: crate::kafka::ConnectArgs,
+    /// Reads the topics `<prefix>.<schema>.<table>`.
+    #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
+    topic_prefix: String,
+    /// Consumer group of the lake writers; writers in one group share the partitions.
+    #[arg(
+        long,
+        env = "TOTESYS_CDC_LAKE_GROUP",
+        default_value = "totesys-cdc-lake"
+    )]
+    group: String,
+    /// Topic for records that cannot be decoded (default: `<prefix>.lake-dead-letters`).
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
+    /// Replication factor of the dead-letter topic when it is created.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
+    /// Flush a partition's buffer after this many rows.
+    #[arg(long, default_value_t = FlushPolicy::default().max_rows)]
+    flush_rows: usize,
+    /// … or this many bytes of records.
+    #[arg(long, default_value_t = FlushPolicy::default().max_bytes)]
+    flush_bytes: usize,
+    /// … or when its oldest row is this many milliseconds old.
+    #[arg(long, default_value_t = 1000)]
+    flush_age_ms: u64,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = ParquetOptions::default().row_group_rows)]
+    row_group_rows: usize,
+    /// zstd level of the Parquet pages.
+    #[arg(long, default_value_t = ParquetOptions::default().zstd_level)]
+    zstd_level: i32,
+    /// Serve Prometheus metrics (`/metrics`) and health (`/healthz`) on this address.
+    #[arg(long, env = "TOTESYS_CDC_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    duration: Option<u64>,
+}
+
+/// Runs the lake writer until Ctrl-C or SIGTERM, retrying failures with backoff.
+pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.flush_rows >= 1, "--flush-rows must be at least 1");
+    let lake =
+        LakeStore::open(&args.lake_url).context("setting --lake-url / TOTESYS_CDC_LAKE_URL")?;
+    let registry = Arc::new(args.connect.registry()?);
+    let metrics = LakeMetrics::register(prometheus::default_registry())
+        .context("registering the lake writer's metrics")?;
+    let config = LakeConfig {
+        kafka: args.connect.settings()?,
+        group_id: args.group.clone(),
+        topics: vec![cdc_lake::change_topics_pattern(&args.topic_prefix)],
+        dead_letter_topic: args
+            .dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.lake-dead-letters", args.topic_prefix)),
+        dead_letter_replication: args.replication_factor,
+        parquet: ParquetOptions {
+            row_group_rows: args.row_group_rows,
+            zstd_level: args.zstd_level,
+            ..ParquetOptions::default()
+        },
+        flush: FlushPolicy {
+            max_rows: args.flush_rows,
+            max_bytes: args.flush_bytes,
+            max_age: Duration::from_millis(args.flush_age_ms),
+        },
+    };
+    tracing::info!(lake = %lake.url, group = %config.group_id, topics = ?config.topics,
+        dead_letters = %config.dead_letter_topic, "lake writer starting");
+    let health = crate::telemetry::Health::default();
+    let telemetry = match args.metrics_listen {
+        Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
+        None => None,
+    };
+    let stop = async {
+        match args.duration {
+            Some(secs) => {
+                tokio::select! {
+                    () = crate::shutdown_signal() => {}
+                    () = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                }
+            }
+            None => crate::shutdown_signal().await,
+        }
+    };
+    tokio::pin!(stop);
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let mut backoff = Duration::from_millis(500);
+    let result = loop {
+        let attempt_started = tokio::time::Instant::now();
+        let mut stopping = stopping_rx.clone();
+        let attempt = async {
+            let writer = LakeWriter::new(
+                config.clone(),
+                lake.clone(),
+                registry.clone(),
+                metrics.clone(),
+            )
+            .await?;
+            health.set_ready(true);
+            writer
+                .run(async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                })
+                .await
+        };
+        tokio::pin!(attempt);
+        let outcome = tokio::select! {
+            outcome = &mut attempt => outcome,
+            () = &mut stop => {
+                // Let the writer flush its buffers and commit before leaving.
+                let _ = stopping_tx.send(true);
+                attempt.await
+            }
+        };
+        health.set_ready(false);
+        match outcome {
+            Ok(totals) => {
+                eprintln!(
+                    "lake: {} records read, {} rows in {} files, {} dead letters",
+                    totals.records, totals.rows, totals.files, totals.dead_letters
+                );
+                break Ok(());
+            }
+            Err(e) if *stopping_tx.borrow() => break Err(e.into()),
+            Err(e) => {
+                if attempt_started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_millis(500);
+                }
+                tracing::warn!(error = %e, retry_in = ?backoff, "lake writer interrupted; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut stop => break Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    if let Some(telemetry) = telemetry {
+        telemetry.abort();
+    }
+    result
+}
