@@ -123,6 +123,8 @@ pub struct LakeWriter {
     partitions: HashMap<(String, i32), PartitionWriter>,
     /// Offsets to commit at the next tick.
     to_commit: HashMap<(String, i32), i64>,
+    /// Committed offsets looked up for assigned partitions not read from yet.
+    starts: HashMap<(String, i32), Option<i64>>,
 }
 
 /// What a lake writer did, for tests and the shutdown log line.
@@ -196,6 +198,7 @@ impl LakeWriter {
             metrics,
             partitions: HashMap::new(),
             to_commit: HashMap::new(),
+            starts: HashMap::new(),
         })
     }
 
@@ -259,7 +262,9 @@ impl LakeWriter {
         totals.records += 1;
         self.metrics.records.with_label_values(&[&key.0]).inc();
         if !self.partitions.contains_key(&key) {
-            let start = self.chain_start(&key.0, key.1).await?;
+            let asked = Instant::now();
+            let start = self.chain_start(&key.0, key.1, offset).await?;
+            tracing::debug!(topic = %key.0, partition = key.1, took = ?asked.elapsed(), "committed offset looked up");
             let mut writer = PartitionWriter::new(
                 self.lake.clone(),
                 &key.0,
@@ -318,32 +323,52 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Where a partition's chain starts: the group's committed offset, or the partition's
-    /// first offset when nothing is committed yet.
-    async fn chain_start(&self, topic: &str, partition: i32) -> Result<i64, LakeError> {
-        let consumer = Arc::clone(&self.consumer);
-        let (topic, name) = (topic.to_owned(), format!("{topic}[{partition}]"));
-        let found = tokio::task::spawn_blocking(move || -> KafkaResult<i64> {
-            let mut wanted = TopicPartitionList::new();
-            wanted.add_partition(&topic, partition);
-            let committed = consumer.committed_offsets(wanted, LOOKUP_TIMEOUT)?;
-            let offset = committed
-                .find_partition(&topic, partition)
-                .map(|e| e.offset());
-            match offset {
-                Some(Offset::Offset(offset)) => Ok(offset),
-                _ => Ok(consumer
-                    .fetch_watermarks(&topic, partition, LOOKUP_TIMEOUT)?
-                    .0),
-            }
-        })
-        .await
-        .map_err(|e| LakeError::Kafka(format!("offset lookup for {name} did not finish: {e}")))?;
-        found.map_err(|e| {
-            LakeError::Kafka(format!(
-                "cannot look up the committed offset of {name}: {e}"
-            ))
-        })
+    /// Where a partition's chain starts: the group's committed offset, or, when nothing is
+    /// committed yet, the first record fetched (the partition's start, `auto.offset.reset`).
+    ///
+    /// One lookup covers every partition assigned (each round trip takes a while on some
+    /// brokers, and a rebalance hands over many partitions at once).
+    async fn chain_start(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        first: i64,
+    ) -> Result<i64, LakeError> {
+        let key = (topic.to_owned(), partition);
+        if !self.starts.contains_key(&key) {
+            let consumer = Arc::clone(&self.consumer);
+            let wanted = (topic.to_owned(), partition);
+            let found = tokio::task::spawn_blocking(
+                move || -> KafkaResult<Vec<((String, i32), Option<i64>)>> {
+                    let mut partitions = consumer.assignment()?;
+                    if partitions.find_partition(&wanted.0, wanted.1).is_none() {
+                        partitions.add_partition(&wanted.0, wanted.1);
+                    }
+                    let committed = consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?;
+                    Ok(committed
+                        .elements()
+                        .iter()
+                        .map(|e| {
+                            let offset = match e.offset() {
+                                Offset::Offset(offset) => Some(offset),
+                                _ => None,
+                            };
+                            ((e.topic().to_owned(), e.partition()), offset)
+                        })
+                        .collect())
+                },
+            )
+            .await
+            .map_err(|e| LakeError::Kafka(format!("committed-offset lookup did not finish: {e}")))?
+            .map_err(|e| {
+                LakeError::Kafka(format!(
+                    "cannot look up committed offsets of group {}: {e}",
+                    self.config.group_id
+                ))
+            })?;
+            self.starts.extend(found);
+        }
+        Ok(self.starts.remove(&key).flatten().unwrap_or(first))
     }
 
     /// Sends `message` to the dead-letter topic with the reason in its headers and waits
@@ -466,6 +491,9 @@ impl LakeWriter {
             Ok(mut revoked) => std::mem::take(&mut *revoked),
             Err(_) => return,
         };
+        if !revoked.is_empty() {
+            self.starts.clear();
+        }
         for key in revoked {
             if let Some(writer) = self.partitions.remove(&key) {
                 tracing::debug!(topic = %key.0, partition = key.1, dropped = writer.buffered(), "partition revoked; buffer dropped");
