@@ -23,7 +23,7 @@ pub struct LakeMetrics {
     pub file_rows: Histogram,
     /// Time to encode and store one file.
     pub flush_seconds: Histogram,
-    /// Source commit to file durable, per row, by table.
+    /// Source commit to file durable, per streamed (not snapshot) row, by table.
     pub commit_to_lake_seconds: HistogramVec,
     /// Offset commits the group coordinator refused or that failed.
     pub commit_errors: IntCounter,
@@ -97,7 +97,7 @@ impl LakeMetrics {
             commit_to_lake_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "totesys_cdc_lake_freshness_seconds",
-                    "Source commit to lake file durable, per row, by table.",
+                    "Source commit to lake file durable, per streamed row, by table.",
                 )
                 .buckets(vec![0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
                 by_table,

@@ -75,7 +75,7 @@ pub struct Flushed {
     pub bytes: usize,
     /// Whether the name was taken and this writer adopted the existing file.
     pub adopted: bool,
-    /// Source commit times of the rows written, microseconds since the epoch.
+    /// Source commit times of the streamed (not snapshot) rows written, microseconds since the epoch.
     pub commit_ts_us: Vec<i64>,
     /// Time spent encoding and storing (or adopting) the file.
     pub duration: Duration,
@@ -297,6 +297,7 @@ impl PartitionWriter {
                 adopted: false,
                 commit_ts_us: self.rows[..take]
                     .iter()
+                    .filter(|r| !r.event.source.snapshot)
                     .map(|r| r.event.source.commit_ts_us)
                     .collect(),
                 duration: started.elapsed(),
