@@ -35,6 +35,9 @@ pub const DLQ_PARTITION: &str = "totesys_cdc.dlq.partition";
 /// Dead-letter header: its offset there.
 pub const DLQ_OFFSET: &str = "totesys_cdc.dlq.offset";
 
+/// A partition and its committed offset, if any.
+type Committed = ((String, i32), Option<i64>);
+
 /// How often buffers are checked for age and rowless tails are committed.
 const TICK: Duration = Duration::from_millis(100);
 /// How long a blocking Kafka lookup may take.
@@ -338,26 +341,24 @@ impl LakeWriter {
         if !self.starts.contains_key(&key) {
             let consumer = Arc::clone(&self.consumer);
             let wanted = (topic.to_owned(), partition);
-            let found = tokio::task::spawn_blocking(
-                move || -> KafkaResult<Vec<((String, i32), Option<i64>)>> {
-                    let mut partitions = consumer.assignment()?;
-                    if partitions.find_partition(&wanted.0, wanted.1).is_none() {
-                        partitions.add_partition(&wanted.0, wanted.1);
-                    }
-                    let committed = consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?;
-                    Ok(committed
-                        .elements()
-                        .iter()
-                        .map(|e| {
-                            let offset = match e.offset() {
-                                Offset::Offset(offset) => Some(offset),
-                                _ => None,
-                            };
-                            ((e.topic().to_owned(), e.partition()), offset)
-                        })
-                        .collect())
-                },
-            )
+            let found = tokio::task::spawn_blocking(move || -> KafkaResult<Vec<Committed>> {
+                let mut partitions = consumer.assignment()?;
+                if partitions.find_partition(&wanted.0, wanted.1).is_none() {
+                    partitions.add_partition(&wanted.0, wanted.1);
+                }
+                let committed = consumer.committed_offsets(partitions, LOOKUP_TIMEOUT)?;
+                Ok(committed
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let offset = match e.offset() {
+                            Offset::Offset(offset) => Some(offset),
+                            _ => None,
+                        };
+                        ((e.topic().to_owned(), e.partition()), offset)
+                    })
+                    .collect())
+            })
             .await
             .map_err(|e| LakeError::Kafka(format!("committed-offset lookup did not finish: {e}")))?
             .map_err(|e| {
@@ -530,4 +531,50 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     line
+}
+
+/// The offsets `group` has committed on every partition of the change topics under
+/// `prefix` (partitions without a commit are left out): what compaction may merge below.
+pub async fn committed_offsets(
+    settings: &KafkaSettings,
+    group: &str,
+    prefix: &str,
+) -> Result<HashMap<(String, i32), i64>, LakeError> {
+    let mut config = settings.client_config();
+    config.set("group.id", group);
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
+    let prefix = format!("{prefix}.");
+    tokio::task::spawn_blocking(move || -> KafkaResult<HashMap<(String, i32), i64>> {
+        let metadata = consumer.fetch_metadata(None, LOOKUP_TIMEOUT)?;
+        let mut wanted = TopicPartitionList::new();
+        for topic in metadata.topics() {
+            let name = topic.name();
+            let is_change_topic = name
+                .strip_prefix(&prefix)
+                .is_some_and(|rest| rest.split('.').count() == 2 && !rest.contains("dead-letters"));
+            if is_change_topic {
+                for partition in topic.partitions() {
+                    wanted.add_partition(name, partition.id());
+                }
+            }
+        }
+        let committed = consumer.committed_offsets(wanted, LOOKUP_TIMEOUT)?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(offset) => Some(((e.topic().to_owned(), e.partition()), offset)),
+                _ => None,
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| LakeError::Kafka(format!("offset lookup did not finish: {e}")))?
+    .map_err(|e| {
+        LakeError::Kafka(format!(
+            "cannot read the committed offsets of group {group}: {e}"
+        ))
+    })
 }

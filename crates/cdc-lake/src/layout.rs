@@ -1,4 +1,5 @@
-//! Where lake files live: `raw/<table>/date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>.parquet`.
+//! Where lake files live: `raw/<table>/date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>.parquet`,
+//! and `…+<first offset>+<last offset>.parquet` for a compacted file covering up to `last`.
 
 use chrono::{DateTime, NaiveDate};
 use object_store::path::Path;
@@ -19,20 +20,27 @@ pub struct DataFile {
     pub topic: String,
     /// Kafka partition.
     pub partition: i32,
-    /// Offset of the file's first record.
+    /// Offset of the file's first row.
     pub first_offset: i64,
+    /// For a compacted file, the last offset it covers: it supersedes every file of its
+    /// partition whose first row lies in `first_offset..=compacted_to`.
+    pub compacted_to: Option<i64>,
 }
 
 impl DataFile {
     /// The file's path under `root`.
     pub fn path(&self, root: &Path) -> Path {
-        let name = format!(
-            "{}+{}+{:0width$}.parquet",
+        let mut name = format!(
+            "{}+{}+{:0width$}",
             self.topic,
             self.partition,
             self.first_offset,
             width = OFFSET_WIDTH
         );
+        if let Some(last) = self.compacted_to {
+            name.push_str(&format!("+{last:0OFFSET_WIDTH$}"));
+        }
+        name.push_str(".parquet");
         let mut path = root.clone();
         for part in [
             "raw".to_owned(),
@@ -55,15 +63,20 @@ impl DataFile {
             return None;
         }
         let date = NaiveDate::parse_from_str(date.strip_prefix("date=")?, "%Y-%m-%d").ok()?;
-        let stem = name.strip_suffix(".parquet")?;
-        let (rest, first) = stem.rsplit_once('+')?;
-        let (topic, partition) = rest.rsplit_once('+')?;
+        // Kafka topic names have no `+`.
+        let parts: Vec<&str> = name.strip_suffix(".parquet")?.split('+').collect();
+        let (topic, partition, first, last) = match parts.as_slice() {
+            [topic, partition, first] => (topic, partition, first, None),
+            [topic, partition, first, last] => (topic, partition, first, Some(last.parse().ok()?)),
+            _ => return None,
+        };
         Some(DataFile {
             table: table.clone(),
             date,
-            topic: topic.to_owned(),
+            topic: (*topic).to_owned(),
             partition: partition.parse().ok()?,
             first_offset: first.parse().ok()?,
+            compacted_to: last,
         })
     }
 }
@@ -97,13 +110,23 @@ mod tests {
             topic: "totesys.public.sales_order".into(),
             partition: 2,
             first_offset: 1234,
+            compacted_to: None,
         };
         let path = file.path(&Path::from("lake"));
         assert_eq!(
             path.as_ref(),
             "lake/raw/sales_order/date=2026-11-22/totesys.public.sales_order+2+00000000000000001234.parquet"
         );
-        assert_eq!(DataFile::parse(&path), Some(file));
+        assert_eq!(DataFile::parse(&path), Some(file.clone()));
+        let compacted = DataFile {
+            compacted_to: Some(99_999),
+            ..file
+        };
+        let path = compacted.path(&Path::from("lake"));
+        assert!(path
+            .as_ref()
+            .ends_with("+2+00000000000000001234+00000000000000099999.parquet"));
+        assert_eq!(DataFile::parse(&path), Some(compacted));
         assert_eq!(
             DataFile::parse(&Path::from("lake/raw/x/date=2026-13-01/t+0+1.parquet")),
             None

@@ -10,6 +10,7 @@
 
 mod batch;
 pub mod columns;
+mod compact;
 mod consume;
 mod decode;
 mod layout;
@@ -20,9 +21,10 @@ mod writer;
 
 pub use batch::{BatchBuilder, LakeRow};
 pub use columns::lake_schema;
+pub use compact::{compact, live_files, CompactOptions, CompactReport, COMPACTED_FILES_KEY};
 pub use consume::{
-    LakeConfig, LakeTotals, LakeWriter, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_REASON_CODE,
-    DLQ_TOPIC,
+    committed_offsets, LakeConfig, LakeTotals, LakeWriter, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON,
+    DLQ_REASON_CODE, DLQ_TOPIC,
 };
 pub use decode::{DeadLetter, Decoded, RecordDecoder};
 pub use layout::{commit_date, table_dir, DataFile};

@@ -32,7 +32,10 @@ impl Default for ParquetOptions {
 }
 
 impl ParquetOptions {
-    fn properties(&self, metadata: Vec<(String, String)>) -> Result<WriterProperties, LakeError> {
+    pub(crate) fn properties(
+        &self,
+        metadata: Vec<(String, String)>,
+    ) -> Result<WriterProperties, LakeError> {
         let level = ZstdLevel::try_new(self.zstd_level)
             .map_err(|e| LakeError::Parquet(format!("zstd level {}: {e}", self.zstd_level)))?;
         Ok(WriterProperties::builder()

@@ -258,6 +258,7 @@ impl PartitionWriter {
             topic: self.topic.clone(),
             partition: self.partition,
             first_offset: first_row.offset,
+            compacted_to: None,
         };
         let batch = builder.build(&self.rows[..take])?;
         let bytes = encode(

@@ -7,9 +7,10 @@
 
 mod support;
 
-use cdc_lake::{FlushPolicy, LakeStore, ParquetOptions, PartitionWriter};
+use cdc_lake::{compact, CompactOptions, FlushPolicy, LakeStore, ParquetOptions, PartitionWriter};
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::ObjectStoreExt;
 use proptest::prelude::*;
 use support::*;
 
@@ -19,6 +20,81 @@ async fn suite(lake: LakeStore) {
     a_restarted_writer_adopts_what_it_wrote_before(&lake).await;
     racing_writers_leave_each_row_once(&lake, &[3, 9, 14], &[5, 12]).await;
     dates_and_shapes_split_files(&lake).await;
+    compaction_swaps_small_files_for_one(&lake).await;
+}
+
+async fn compaction_swaps_small_files_for_one(lake: &LakeStore) {
+    let topic = "t.public.compact";
+    let table = staff_table();
+    let rows = sample_rows(&table, 0..650);
+    let mut writer = writer(lake, topic, 0);
+    for chunk in rows.chunks(50) {
+        for row in chunk.iter().cloned() {
+            writer.push(&table, row, 10).await.unwrap();
+        }
+        writer.flush().await.unwrap().unwrap();
+    }
+    let before = read_rows(lake, topic).await;
+    assert_eq!(list(lake, topic).await.len(), 13);
+    // The group has committed up to 600: the last file is not to be touched.
+    let committed = std::collections::HashMap::from([((topic.to_owned(), 0), 600)]);
+    let young = CompactOptions {
+        min_age: std::time::Duration::from_secs(3600),
+        ..CompactOptions::default()
+    };
+    let report = compact(lake, Some("staff"), &committed, &young)
+        .await
+        .unwrap();
+    assert_eq!(report.written, 0, "files younger than min_age stay");
+
+    let small_file = list(lake, topic).await[3].clone();
+    let small_bytes = lake
+        .store
+        .get(&small_file.path(&lake.root))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let options = CompactOptions {
+        min_age: std::time::Duration::ZERO,
+        target_rows: 500,
+        ..CompactOptions::default()
+    };
+    let report = compact(lake, Some("staff"), &committed, &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.merged, report.written, report.rows),
+        (12, 2, 600),
+        "{report:?}"
+    );
+    let files = list(lake, topic).await;
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| (f.first_offset, f.compacted_to))
+        .collect();
+    assert_eq!(names, [(0, Some(499)), (500, Some(599)), (600, None)]);
+    assert_eq!(read_rows(lake, topic).await, before, "same rows, each once");
+
+    // The moment between the compacted file's put and the deletes: a small file is still
+    // there. Readers listing live files see each row once.
+    lake.store
+        .put(&small_file.path(&lake.root), small_bytes.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        read_rows(lake, topic).await.len(),
+        700,
+        "a glob sees the run twice"
+    );
+    assert_eq!(read_live_rows(lake, topic).await, before);
+    // The next run deletes what an interrupted one left.
+    let report = compact(lake, Some("staff"), &committed, &options)
+        .await
+        .unwrap();
+    assert_eq!((report.leftovers, report.written), (1, 0), "{report:?}");
+    assert_eq!(read_rows(lake, topic).await, before);
 }
 
 async fn typed_rows_round_trip(lake: &LakeStore) {

@@ -15,8 +15,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use cdc_kafka::Producer;
 use cdc_lake::{
-    change_topics_pattern, DataFile, FlushPolicy, LakeConfig, LakeError, LakeMetrics, LakeStore,
-    LakeTotals, LakeWriter, ParquetOptions, DLQ_OFFSET, DLQ_REASON, DLQ_REASON_CODE, DLQ_TOPIC,
+    change_topics_pattern, CompactOptions, DataFile, FlushPolicy, LakeConfig, LakeError,
+    LakeMetrics, LakeStore, LakeTotals, LakeWriter, ParquetOptions, DLQ_OFFSET, DLQ_REASON,
+    DLQ_REASON_CODE, DLQ_TOPIC,
 };
 use cdc_publish::PublishConfig;
 use cdc_sim::{SchemaVariant, WorkloadConfig};
@@ -470,6 +471,29 @@ async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     let expected = change_records(&stack).await;
     assert_eq!(totals.rows as usize, expected.len(), "{totals:?}");
     assert_eq!(totals.dead_letters, 0);
+    assert_exactly_once(dir.path(), &expected);
+    check_against_source(&stack, dir.path(), &expected).await;
+
+    // Compaction below the group's committed offsets: fewer files, the same lake.
+    let files_before = files_under(&dir.path().join("raw")).len();
+    let committed = cdc_lake::committed_offsets(&stack.settings(), "lake", "totesys")
+        .await
+        .unwrap();
+    assert!(
+        committed.len() > 20,
+        "every partition with records: {committed:?}"
+    );
+    let options = CompactOptions {
+        min_age: Duration::ZERO,
+        target_rows: 400,
+        ..CompactOptions::default()
+    };
+    let report = cdc_lake::compact(&lake, None, &committed, &options)
+        .await
+        .unwrap();
+    let files_after = files_under(&dir.path().join("raw")).len();
+    assert!(report.written > 0, "{report:?}");
+    assert_eq!(files_after, files_before - report.merged + report.written);
     assert_exactly_once(dir.path(), &expected);
     check_against_source(&stack, dir.path(), &expected).await;
 }

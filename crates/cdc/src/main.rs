@@ -2,6 +2,7 @@
 //! together; no pipeline logic lives here.
 
 mod capture;
+mod compact;
 mod kafka;
 mod lake;
 mod registry;
@@ -26,6 +27,8 @@ enum Command {
     Capture(Box<capture::CaptureArgs>),
     /// Write the change topics to the lake as typed Parquet, each change exactly once.
     Lake(Box<lake::LakeArgs>),
+    /// Merge the lake's small files into large ones, each run swapped in by one create-only put.
+    Compact(Box<compact::CompactArgs>),
     /// Serve the Confluent-compatible schema registry (REST) over PostgreSQL.
     Registry(registry::RegistryArgs),
     /// List the pipeline's topics: partitions, records, registered schema version.
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Capture(args) => capture::run(*args).await,
             Command::Lake(args) => lake::run(*args).await,
+            Command::Compact(args) => compact::run(*args).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Topics(args) => topics::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,

@@ -136,10 +136,25 @@ pub async fn list(lake: &LakeStore, topic: &str) -> Vec<DataFile> {
     files
 }
 
-/// Every row of `topic` in the lake: its Kafka offset and its five staff columns as text.
+/// Every row of `topic` in the lake's files: its Kafka offset and its five staff columns
+/// as text.
 pub async fn read_rows(lake: &LakeStore, topic: &str) -> Vec<(i64, Vec<String>)> {
+    read_files(lake, list(lake, topic).await).await
+}
+
+/// Like [`read_rows`], through [`cdc_lake::live_files`] (as a reader should).
+pub async fn read_live_rows(lake: &LakeStore, topic: &str) -> Vec<(i64, Vec<String>)> {
+    let live = cdc_lake::live_files(lake, None).await.unwrap();
+    read_files(
+        lake,
+        live.into_iter().filter(|f| f.topic == topic).collect(),
+    )
+    .await
+}
+
+async fn read_files(lake: &LakeStore, files: Vec<DataFile>) -> Vec<(i64, Vec<String>)> {
     let mut rows = Vec::new();
-    for file in list(lake, topic).await {
+    for file in files {
         let data = lake
             .store
             .get(&file.path(&lake.root))
