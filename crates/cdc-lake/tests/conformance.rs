@@ -21,6 +21,47 @@ async fn suite(lake: LakeStore) {
     racing_writers_leave_each_row_once(&lake, &[3, 9, 14], &[5, 12]).await;
     dates_and_shapes_split_files(&lake).await;
     compaction_swaps_small_files_for_one(&lake).await;
+    rowless_tails_redeliveries_and_restarts(&lake).await;
+}
+
+async fn rowless_tails_redeliveries_and_restarts(lake: &LakeStore) {
+    let topic = "t.public.tails";
+    let table = staff_table();
+    let rows = sample_rows(&table, 0..10);
+    let mut first = writer(lake, topic, 0);
+    first.start_at(0);
+    for row in rows[..4].iter().cloned() {
+        first.push(&table, row, 10).await.unwrap();
+    }
+    // A redelivered record is taken once.
+    first.push(&table, rows[2].clone(), 10).await.unwrap();
+    assert_eq!(first.buffered(), 4);
+    assert_eq!(first.settle(), None, "rows are buffered");
+    let flushed = first.flush().await.unwrap().unwrap();
+    assert_eq!((flushed.last_offset, flushed.rows), (3, 4));
+    // Tombstones at the tail: nothing to write, but the chain moves past them.
+    first.skip(4);
+    first.skip(5);
+    assert_eq!(first.flush().await.unwrap(), None);
+    assert_eq!(first.settle(), Some(6));
+    assert_eq!(first.settle(), None, "nothing new");
+
+    // A writer starting at the committed offset 6 ignores what came before.
+    let mut second = writer(lake, topic, 0);
+    second.start_at(6);
+    second.push(&table, rows[5].clone(), 10).await.unwrap();
+    assert_eq!(second.buffered(), 0, "offset 5 is before the start");
+    for row in rows[6..].iter().cloned() {
+        second.push(&table, row, 10).await.unwrap();
+    }
+    let flushed = second.flush().await.unwrap().unwrap();
+    assert_eq!((flushed.file.first_offset, flushed.last_offset), (6, 9));
+    let offsets: Vec<i64> = read_rows(lake, topic)
+        .await
+        .iter()
+        .map(|(o, _)| *o)
+        .collect();
+    assert_eq!(offsets, [0, 1, 2, 3, 6, 7, 8, 9]);
 }
 
 async fn compaction_swaps_small_files_for_one(lake: &LakeStore) {
