@@ -22,3 +22,15 @@ pub use lsn::{Lsn, ParseLsnError, Xid};
 pub use secret::Secret;
 pub use table::{ColumnSchema, ReplicaIdentity, TableId, TableName, TableSchema};
 pub use value::{Row, Value};
+
+/// An error and its causes on one line, outermost first, joined by `: `.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

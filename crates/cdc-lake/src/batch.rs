@@ -377,6 +377,7 @@ pub(crate) fn is_null_at(array: &dyn arrow_array::Array, i: usize) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use arrow_array::Array;
     use proptest::prelude::*;
 
     #[test]
@@ -418,6 +419,281 @@ mod tests {
             0xcd, 0xef,
         ];
         assert_eq!(uuid_text(&bytes), "12345678-9abc-def0-0123-456789abcdef");
+    }
+
+    fn column(name: &str, oid: u32, typmod: i32, key: bool) -> cdc_core::ColumnSchema {
+        cdc_core::ColumnSchema {
+            name: name.into(),
+            type_oid: oid,
+            type_modifier: typmod,
+            type_name: format!("type {oid}"),
+            nullable: !key,
+            primary_key: key,
+            replica_identity: key,
+        }
+    }
+
+    fn table(columns: Vec<cdc_core::ColumnSchema>) -> TableSchema {
+        TableSchema {
+            id: cdc_core::TableId(16_400),
+            name: cdc_core::TableName::new("public", "kinds"),
+            columns,
+            replica_identity: cdc_core::ReplicaIdentity::Default,
+        }
+    }
+
+    /// `numeric(p,s)`'s type modifier.
+    fn typmod(precision: i32, scale: i32) -> i32 {
+        ((precision << 16) | scale) + 4
+    }
+
+    fn row(op: Op, before: Option<Vec<Value>>, after: Option<Vec<Value>>) -> LakeRow {
+        LakeRow {
+            event: DecodedEvent {
+                op,
+                before_identity_only: op == Op::Delete,
+                before,
+                after,
+                source: cdc_avro::SourceInfo {
+                    lsn: cdc_core::Lsn(100),
+                    commit_lsn: cdc_core::Lsn(200),
+                    xid: Some(cdc_core::Xid(7)),
+                    commit_ts_us: 1_000,
+                    ordinal: 1,
+                    snapshot: false,
+                    schema: "public".into(),
+                    table: "kinds".into(),
+                },
+                ts_us: 2_000,
+            },
+            partition: 3,
+            offset: 0,
+        }
+    }
+
+    fn array_ref(array: impl arrow_array::Array + 'static) -> ArrayRef {
+        Arc::new(array)
+    }
+
+    /// Asserts two arrays hold the same values (and nulls).
+    fn same(actual: ArrayRef, expected: ArrayRef) {
+        assert_eq!(actual.to_data(), expected.to_data());
+    }
+
+    /// `id int PK, price numeric(10,2), note text, updated timestamptz, counts int[], day date`.
+    fn small_table() -> TableSchema {
+        table(vec![
+            column("id", 23, -1, true),
+            column("price", 1700, typmod(10, 2), false),
+            column("note", 25, -1, false),
+            column("updated", 1184, -1, false),
+            column("counts", 1007, -1, false),
+            column("day", 1082, -1, false),
+        ])
+    }
+
+    #[test]
+    fn batches_hold_images_metadata_toast_and_old_rows() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::Int32Type;
+        use arrow_array::{
+            BooleanArray, Date32Array, Decimal128Array, Int32Array, Int64Array, StringArray,
+            TimestampMicrosecondArray,
+        };
+        let ts = Value::TimestampTz;
+        let mut rows = vec![
+            row(
+                Op::Insert,
+                None,
+                Some(vec![
+                    Value::Int32(1),
+                    Value::Numeric("12.50".into()),
+                    Value::Text("a".into()),
+                    ts(1_000),
+                    Value::Array(vec![Value::Int32(1), Value::Null]),
+                    Value::Date(3),
+                ]),
+            ),
+            // The first old row of the batch comes second.
+            row(
+                Op::Update,
+                Some(vec![
+                    Value::Int32(1),
+                    Value::Numeric("12.5".into()),
+                    Value::Text("a".into()),
+                    ts(1_000),
+                    Value::Array(vec![]),
+                    Value::Date(3),
+                ]),
+                Some(vec![
+                    Value::Int32(1),
+                    Value::Numeric("7".into()),
+                    Value::UnchangedToast,
+                    ts(2_000),
+                    Value::UnchangedToast,
+                    Value::Null,
+                ]),
+            ),
+            // An identity-only old row: the key, the rest null.
+            row(
+                Op::Delete,
+                Some(vec![
+                    Value::Int32(2),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                ]),
+                None,
+            ),
+            row(
+                Op::Read,
+                None,
+                Some(vec![
+                    Value::Int32(3),
+                    Value::Null,
+                    Value::Text("c".into()),
+                    Value::Null,
+                    Value::Null,
+                    Value::Date(-1),
+                ]),
+            ),
+            row(Op::Truncate, None, None),
+        ];
+        rows[3].event.source.xid = None;
+        rows[3].event.source.snapshot = true;
+        rows[4].event.source.lsn = cdc_core::Lsn(u64::MAX);
+        for (offset, row) in rows.iter_mut().enumerate() {
+            row.offset = offset as i64 + 40;
+        }
+        let builder = BatchBuilder::new(small_table());
+        let batch = builder.build(&rows).unwrap();
+        assert_eq!(batch.num_rows(), 5);
+        assert_eq!(batch.schema(), *builder.schema());
+        let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+
+        let ids = array_ref(Int32Array::from(vec![Some(1), Some(1), Some(2), Some(3), None]));
+        same(column("id"), ids);
+        let prices = Decimal128Array::from(vec![Some(1250), Some(700), None, None, None])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
+        same(column("price"), array_ref(prices));
+        let notes = StringArray::from(vec![Some("a"), None, None, Some("c"), None]);
+        same(column("note"), array_ref(notes));
+        let updated = TimestampMicrosecondArray::from(vec![Some(1_000), Some(2_000), None, None, None])
+            .with_timezone("UTC");
+        same(column("updated"), array_ref(updated));
+        let counts = arrow_array::ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None]),
+            None,
+            None,
+            None,
+            None,
+        ]);
+        same(column("counts"), array_ref(counts));
+        let days = Date32Array::from(vec![Some(3), None, None, Some(-1), None]);
+        same(column("day"), array_ref(days));
+
+        let ops = StringArray::from(vec!["c", "u", "d", "r", "t"]);
+        same(column(crate::columns::OP), array_ref(ops));
+        let lsns = Int64Array::from(vec![100, 100, 100, 100, i64::MAX]);
+        same(column(crate::columns::LSN), array_ref(lsns));
+        let xids = Int64Array::from(vec![Some(7), Some(7), Some(7), None, Some(7)]);
+        same(column(crate::columns::XID), array_ref(xids));
+        let snapshot = BooleanArray::from(vec![false, false, false, true, false]);
+        same(column(crate::columns::SNAPSHOT), array_ref(snapshot));
+        let offsets = Int64Array::from(vec![40, 41, 42, 43, 44]);
+        same(column(crate::columns::KAFKA_OFFSET), array_ref(offsets));
+        let identity_only = BooleanArray::from(vec![false, false, true, false, false]);
+        same(column(crate::columns::BEFORE_IDENTITY_ONLY), array_ref(identity_only));
+
+        let toast = column(crate::columns::UNCHANGED_TOAST);
+        let toast = toast.as_list::<i32>();
+        assert_eq!(toast.len(), 5);
+        for i in [0, 2, 3, 4] {
+            assert!(toast.is_null(i), "row {i} has no unchanged TOAST");
+        }
+        same(
+            toast.value(1),
+            array_ref(StringArray::from(vec!["note", "counts"])),
+        );
+
+        let before = column(crate::columns::BEFORE);
+        let before = before.as_struct();
+        let valid: Vec<bool> = (0..5).map(|i| before.is_valid(i)).collect();
+        assert_eq!(valid, [false, true, true, false, false]);
+        let old_ids = before.column_by_name("id").unwrap();
+        assert_eq!((old_ids.as_primitive::<Int32Type>().value(1), old_ids.as_primitive::<Int32Type>().value(2)), (1, 2));
+        let old_prices = before.column_by_name("price").unwrap();
+        let old_prices = old_prices.as_primitive::<arrow_array::types::Decimal128Type>();
+        assert_eq!(old_prices.value(1), 1250);
+        assert!(old_prices.is_null(2), "identity-only: the price was not sent");
+        let old_counts = before.column_by_name("counts").unwrap();
+        let old_counts = old_counts.as_list::<i32>();
+        assert!(old_counts.is_valid(1) && old_counts.value(1).is_empty());
+        assert!(old_counts.is_null(2));
+    }
+
+    #[test]
+    fn batches_without_old_rows_have_a_null_before() {
+        let rows: Vec<LakeRow> = (0..3)
+            .map(|id| {
+                row(
+                    Op::Insert,
+                    None,
+                    Some(vec![
+                        Value::Int32(id),
+                        Value::Numeric("1".into()),
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                    ]),
+                )
+            })
+            .collect();
+        let batch = BatchBuilder::new(small_table()).build(&rows).unwrap();
+        let before = batch.column_by_name(crate::columns::BEFORE).unwrap();
+        assert_eq!(before.len(), 3);
+        assert_eq!(before.null_count(), 3);
+        let empty = BatchBuilder::new(small_table()).build(&[]).unwrap();
+        assert_eq!(empty.num_rows(), 0);
+    }
+
+    #[test]
+    fn misfits_are_typed_errors_naming_the_column() {
+        let mut values = vec![
+            Value::Int32(1),
+            Value::Numeric("1.234".into()),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ];
+        let builder = BatchBuilder::new(small_table());
+        let error = builder
+            .build(&[row(Op::Insert, None, Some(values.clone()))])
+            .unwrap_err();
+        assert!(
+            matches!(&error, LakeError::Value { column, found, .. }
+                if column == "price" && found == "numeric \"1.234\" for scale 2"),
+            "{error:?}"
+        );
+        values[1] = Value::Null;
+        values[5] = Value::Text("2026-11-28".into());
+        let error = builder
+            .build(&[row(Op::Insert, None, Some(values.clone()))])
+            .unwrap_err();
+        assert!(
+            matches!(&error, LakeError::Value { column, .. } if column == "day"),
+            "{error:?}"
+        );
+        values.pop();
+        let error = builder
+            .build(&[row(Op::Insert, None, Some(values))])
+            .unwrap_err();
+        assert!(matches!(error, LakeError::Shape(_)), "{error:?}");
     }
 
     #[test]

@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -171,14 +170,7 @@ struct Loaded {
 
 async fn load(lake: &LakeStore, listed: Listed) -> Result<Loaded, LakeError> {
     let path = &listed.path;
-    let bytes: Bytes = lake
-        .store
-        .get(path)
-        .await
-        .map_err(|e| LakeError::Store(format!("cannot read {path}: {e}")))?
-        .bytes()
-        .await
-        .map_err(|e| LakeError::Store(format!("cannot read {path}: {e}")))?;
+    let bytes = lake.read(path).await?;
     let bad = |what: String| LakeError::Parquet(format!("{path}: {what}"));
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(e.to_string()))?;

@@ -151,7 +151,7 @@ impl LakeWriter {
         registry: Arc<RegistryClient>,
         metrics: LakeMetrics,
     ) -> Result<Self, LakeError> {
-        let kafka = |e: cdc_kafka::KafkaError| LakeError::Kafka(error_chain(&e));
+        let kafka = |e: cdc_kafka::KafkaError| LakeError::Kafka(cdc_core::error_chain(&e));
         cdc_kafka::ensure_topics(
             &config.kafka,
             &[TopicSpec {
@@ -415,7 +415,7 @@ impl LakeWriter {
             LakeError::Kafka(format!(
                 "cannot write a dead letter to {}: {}",
                 self.config.dead_letter_topic,
-                error_chain(&e)
+                cdc_core::error_chain(&e)
             ))
         })?;
         self.metrics
@@ -519,18 +519,6 @@ impl LakeWriter {
             tracing::warn!(error = %e, "offset commit failed; those records will be read again and their files adopted");
         }
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }
 
 /// The offsets `group` has committed on every partition of the change topics under

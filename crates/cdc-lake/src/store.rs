@@ -16,7 +16,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::LakeError;
 
@@ -95,6 +95,20 @@ impl LakeStore {
             store,
             root,
         }
+    }
+}
+
+impl LakeStore {
+    /// The whole object at `path`.
+    pub async fn read(&self, path: &Path) -> Result<bytes::Bytes, LakeError> {
+        let cannot = |e: object_store::Error| LakeError::Store(format!("cannot read {path}: {e}"));
+        self.store
+            .get(path)
+            .await
+            .map_err(cannot)?
+            .bytes()
+            .await
+            .map_err(cannot)
     }
 }
 

@@ -24,9 +24,8 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cdc_core::TableSchema;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{PutMode, PutOptions, PutPayload};
 
 use crate::batch::{BatchBuilder, LakeRow};
 use crate::layout::{commit_date, table_dir, DataFile};
@@ -340,15 +339,7 @@ impl PartitionWriter {
 
     /// The last offset the existing file at `path` covers.
     async fn range_of(&self, path: &object_store::path::Path) -> Result<i64, LakeError> {
-        let data: Bytes = self
-            .lake
-            .store
-            .get(path)
-            .await
-            .map_err(|e| LakeError::Store(format!("cannot read {path}: {e}")))?
-            .bytes()
-            .await
-            .map_err(|e| LakeError::Store(format!("cannot read {path}: {e}")))?;
+        let data = self.lake.read(path).await?;
         footer_metadata(data)?
             .into_iter()
             .find(|(key, _)| key == LAST_OFFSET_KEY)

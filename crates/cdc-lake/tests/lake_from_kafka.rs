@@ -448,6 +448,24 @@ async fn run_workload(stack: &Stack, changes: u64, seed: u64) {
         .unwrap();
 }
 
+/// 3,000 simulator changes at 600/s in the background.
+async fn spawn_load(stack: &Stack, seed: u64) -> JoinHandle<()> {
+    let client = stack.db.client().await.unwrap();
+    tokio::spawn(async move {
+        let workload = WorkloadConfig {
+            rate_per_sec: 600.0,
+            duration: None,
+            max_changes: Some(3_000),
+            seed,
+            ..WorkloadConfig::default()
+        };
+        let (_stop, never) = tokio::sync::watch::channel(false);
+        cdc_sim::run_workload(&client, &workload, never)
+            .await
+            .unwrap();
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     let stack = Stack::start().await;
@@ -505,22 +523,7 @@ async fn a_writer_killed_at_random_points_leaves_each_change_once() {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let load = {
-        let client = stack.db.client().await.unwrap();
-        tokio::spawn(async move {
-            let workload = WorkloadConfig {
-                rate_per_sec: 600.0,
-                duration: None,
-                max_changes: Some(3_000),
-                seed: 11,
-                ..WorkloadConfig::default()
-            };
-            let (_stop, never) = tokio::sync::watch::channel(false);
-            cdc_sim::run_workload(&client, &workload, never)
-                .await
-                .unwrap();
-        })
-    };
+    let load = spawn_load(&stack, 11).await;
     for _ in 0..6 {
         let writer = Writer::start(&stack, &lake, "lake").await;
         // Not while joining: Tansu 0.6 keeps a member that dies mid-join as the group's
@@ -551,22 +554,7 @@ async fn partitions_move_between_two_writers_mid_stream() {
     let capture = start_source(&stack, SchemaVariant::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
-    let load = {
-        let client = stack.db.client().await.unwrap();
-        tokio::spawn(async move {
-            let workload = WorkloadConfig {
-                rate_per_sec: 600.0,
-                duration: None,
-                max_changes: Some(3_000),
-                seed: 23,
-                ..WorkloadConfig::default()
-            };
-            let (_stop, never) = tokio::sync::watch::channel(false);
-            cdc_sim::run_workload(&client, &workload, never)
-                .await
-                .unwrap();
-        })
-    };
+    let load = spawn_load(&stack, 23).await;
     let first = Writer::start(&stack, &lake, "lake").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     // A second member joins: the group splits the partitions between them.

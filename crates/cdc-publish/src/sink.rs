@@ -393,8 +393,8 @@ impl KafkaSink {
                     Ok(_) => metrics.records_acked.inc(),
                     Err(e) => {
                         metrics.delivery_errors.inc();
-                        tracing::warn!(error = %error_chain(&e), "Kafka did not acknowledge a record");
-                        result = Err(SinkError::Write(error_chain(&e)));
+                        tracing::warn!(error = %cdc_core::error_chain(&e), "Kafka did not acknowledge a record");
+                        result = Err(SinkError::Write(cdc_core::error_chain(&e)));
                         break;
                     }
                 }
@@ -496,18 +496,6 @@ async fn register(
         })
 }
 
-/// `error` and its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -518,7 +506,7 @@ fn now_micros() -> i64 {
 impl From<PublishError> for SinkError {
     fn from(error: PublishError) -> Self {
         let retry = error.is_transient();
-        let text = error_chain(&error);
+        let text = cdc_core::error_chain(&error);
         if retry {
             SinkError::Write(text)
         } else {

@@ -2,27 +2,13 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use cdc_lake::{CompactOptions, LakeStore, ParquetOptions};
+use cdc_lake::{CompactOptions, ParquetOptions};
 
 /// Arguments of `compact`.
 #[derive(Debug, clap::Args)]
 pub struct CompactArgs {
-    /// The lake (as for `lake --lake-url`).
-    #[arg(long, env = "TOTESYS_CDC_LAKE_URL", default_value = "lake")]
-    lake_url: String,
     #[command(flatten)]
-    connect: crate::kafka::ConnectArgs,
-    /// Topic prefix of the change topics.
-    #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
-    topic_prefix: String,
-    /// The lake writers' consumer group: only files below its committed offsets are merged.
-    #[arg(
-        long,
-        env = "TOTESYS_CDC_LAKE_GROUP",
-        default_value = "totesys-cdc-lake"
-    )]
-    group: String,
+    target: crate::lake::LakeTarget,
     /// Only this table (its directory name under `raw/`).
     #[arg(long)]
     table: Option<String>,
@@ -39,16 +25,16 @@ pub struct CompactArgs {
 
 /// Runs one compaction pass and prints what it did.
 pub async fn run(args: CompactArgs) -> anyhow::Result<()> {
-    let lake =
-        LakeStore::open(&args.lake_url).context("setting --lake-url / TOTESYS_CDC_LAKE_URL")?;
+    let target = &args.target;
+    let lake = target.open()?;
+    let settings = target.connect.settings()?;
     let committed =
-        cdc_lake::committed_offsets(&args.connect.settings()?, &args.group, &args.topic_prefix)
-            .await?;
+        cdc_lake::committed_offsets(&settings, &target.group, &target.topic_prefix).await?;
     anyhow::ensure!(
         !committed.is_empty(),
         "group {} has committed no offsets on the {}.* topics: nothing can be compacted safely",
-        args.group,
-        args.topic_prefix
+        target.group,
+        target.topic_prefix
     );
     let options = CompactOptions {
         target_rows: args.target_rows.max(1),

@@ -6,25 +6,39 @@ use std::time::Duration;
 use anyhow::Context;
 use cdc_lake::{FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeWriter, ParquetOptions};
 
-/// Arguments of `lake`.
+/// Where the lake is, and the Kafka group of its writers.
 #[derive(Debug, clap::Args)]
-pub struct LakeArgs {
+pub struct LakeTarget {
     /// Where the lake lives: a path, `file://…`, `s3://bucket/prefix` (MinIO too, with
     /// AWS_ENDPOINT), `gs://…` or `az://…`; credentials from the usual environment variables.
     #[arg(long, env = "TOTESYS_CDC_LAKE_URL", default_value = "lake")]
     lake_url: String,
     #[command(flatten)]
-    connect: crate::kafka::ConnectArgs,
-    /// Reads the topics `<prefix>.<schema>.<table>`.
+    pub connect: crate::kafka::ConnectArgs,
+    /// The change topics are `<prefix>.<schema>.<table>`.
     #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
-    topic_prefix: String,
+    pub topic_prefix: String,
     /// Consumer group of the lake writers; writers in one group share the partitions.
     #[arg(
         long,
         env = "TOTESYS_CDC_LAKE_GROUP",
         default_value = "totesys-cdc-lake"
     )]
-    group: String,
+    pub group: String,
+}
+
+impl LakeTarget {
+    /// Opens the lake's object store.
+    pub fn open(&self) -> anyhow::Result<LakeStore> {
+        LakeStore::open(&self.lake_url).context("setting --lake-url / TOTESYS_CDC_LAKE_URL")
+    }
+}
+
+/// Arguments of `lake`.
+#[derive(Debug, clap::Args)]
+pub struct LakeArgs {
+    #[command(flatten)]
+    target: LakeTarget,
     /// Topic for records that cannot be decoded (default: `<prefix>.lake-dead-letters`).
     #[arg(long)]
     dead_letter_topic: Option<String>,
@@ -57,19 +71,18 @@ pub struct LakeArgs {
 /// Runs the lake writer until Ctrl-C or SIGTERM, retrying failures with backoff.
 pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.flush_rows >= 1, "--flush-rows must be at least 1");
-    let lake =
-        LakeStore::open(&args.lake_url).context("setting --lake-url / TOTESYS_CDC_LAKE_URL")?;
-    let registry = Arc::new(args.connect.registry()?);
+    let lake = args.target.open()?;
+    let registry = Arc::new(args.target.connect.registry()?);
     let metrics = LakeMetrics::register(prometheus::default_registry())
         .context("registering the lake writer's metrics")?;
     let config = LakeConfig {
-        kafka: args.connect.settings()?,
-        group_id: args.group.clone(),
-        topics: vec![cdc_lake::change_topics_pattern(&args.topic_prefix)],
+        kafka: args.target.connect.settings()?,
+        group_id: args.target.group.clone(),
+        topics: vec![cdc_lake::change_topics_pattern(&args.target.topic_prefix)],
         dead_letter_topic: args
             .dead_letter_topic
             .clone()
-            .unwrap_or_else(|| format!("{}.lake-dead-letters", args.topic_prefix)),
+            .unwrap_or_else(|| format!("{}.lake-dead-letters", args.target.topic_prefix)),
         dead_letter_replication: args.replication_factor,
         parquet: ParquetOptions {
             row_group_rows: args.row_group_rows,
