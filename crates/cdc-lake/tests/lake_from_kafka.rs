@@ -479,6 +479,16 @@ async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
     let writer = Writer::start(&stack, &lake, "lake").await;
     run_workload(&stack, 1_500, 5).await;
+    // A new source column: new files have it, old ones do not, DuckDB reads both.
+    stack
+        .client
+        .batch_execute(
+            "ALTER TABLE staff ADD COLUMN email text; \
+             UPDATE staff SET email = lower(first_name) || '@terrifictotes.com' \
+             WHERE staff_id % 3 = 0",
+        )
+        .await
+        .unwrap();
     stack
         .wait_all_acked(&capture, Duration::from_secs(120))
         .await;
@@ -491,6 +501,18 @@ async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     assert_eq!(totals.dead_letters, 0);
     assert_exactly_once(dir.path(), &expected);
     check_against_source(&stack, dir.path(), &expected).await;
+    let has_email: Vec<bool> = files_under(&dir.path().join("raw/staff"))
+        .iter()
+        .map(|path| {
+            let file = std::fs::File::open(path).unwrap();
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+            builder.schema().field_with_name("email").is_ok()
+        })
+        .collect();
+    assert!(
+        has_email.contains(&true) && has_email.contains(&false),
+        "staff files before and after ADD COLUMN: {has_email:?}"
+    );
 
     // Compaction below the group's committed offsets: fewer files, the same lake.
     let files_before = files_under(&dir.path().join("raw")).len();
