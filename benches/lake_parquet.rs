@@ -9,7 +9,9 @@
 //!
 //! Each is timed best of K runs after one warm-up, in this process (ours) and in the
 //! project's Python venv (`benches/lake/pyarrow_write.py`); pyarrow gets the settings
-//! `encode` uses, spelled out below. No database or broker is needed.
+//! `encode` uses, spelled out below, and its per-column choices (which columns have a
+//! dictionary, which a non-plain encoding) as read from our file. No database or broker is
+//! needed.
 //!
 //! Usage:
 //! ```text
@@ -26,10 +28,12 @@ use cdc_avro::apache_avro::Schema;
 use cdc_avro::{table_from_schemas, DecodedEvent, SourceInfo};
 use cdc_core::{Lsn, Op, TableSchema, Value, Xid};
 use cdc_lake::{encode, BatchBuilder, LakeRow, ParquetOptions, FIRST_OFFSET_KEY, LAST_OFFSET_KEY};
+use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::file::properties::{
     DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT, DEFAULT_DICTIONARY_PAGE_SIZE_LIMIT, DEFAULT_PAGE_SIZE,
     DEFAULT_WRITE_BATCH_SIZE,
 };
+use parquet::file::reader::{FileReader, SerializedFileReader};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -113,12 +117,15 @@ impl Options {
         Ok(options)
     }
 
-    /// The writer settings pyarrow gets: `encode`'s, and parquet-rs's defaults it keeps.
-    fn pyarrow_settings(&self) -> serde_json::Value {
+    /// The writer settings pyarrow gets: `encode`'s, parquet-rs's defaults it keeps, and
+    /// its per-column choices in our file.
+    fn pyarrow_settings(&self, columns: &ColumnChoices) -> serde_json::Value {
         json!({
             "compression": "zstd",
             "compression_level": self.parquet.zstd_level,
-            "use_dictionary": self.parquet.dictionary,
+            // The leaf columns to dictionary-encode (pyarrow takes a list of those only).
+            "use_dictionary": columns.dictionary,
+            "column_encoding": columns.encodings,
             "write_statistics": true,
             "row_group_size": self.parquet.row_group_rows,
             "data_page_size": DEFAULT_PAGE_SIZE,
@@ -345,6 +352,50 @@ fn generate(table: Totesys, schema: &TableSchema, rows: usize, seed: u64) -> (Ve
     (out, mix)
 }
 
+/// What `encode` chose per leaf column of a file it wrote (the columns' dotted paths).
+#[derive(Debug, Default)]
+struct ColumnChoices {
+    /// The dictionary-encoded columns: those with a dictionary page.
+    dictionary: Vec<String>,
+    /// The other columns' encoding, where it is not plain.
+    encodings: serde_json::Map<String, serde_json::Value>,
+    /// The columns without a dictionary (booleans, which never have one, left out), with
+    /// their encoding when it is not plain: for the report.
+    without_dictionary: Vec<String>,
+}
+
+impl ColumnChoices {
+    /// The choices in the file at `path` (in its first row group; they are per column).
+    fn of(path: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+        let reader = SerializedFileReader::new(file)?;
+        let mut choices = ColumnChoices::default();
+        for chunk in reader.metadata().row_group(0).columns() {
+            let path = chunk.column_path().string();
+            if chunk.dictionary_page_offset().is_some() {
+                choices.dictionary.push(path);
+                continue;
+            }
+            // RLE: the levels (and booleans).
+            let encoding = chunk
+                .encodings()
+                .find(|e| !matches!(e, Encoding::PLAIN | Encoding::RLE));
+            if let Some(encoding) = encoding {
+                choices
+                    .encodings
+                    .insert(path.clone(), json!(format!("{encoding:?}")));
+            }
+            if chunk.column_type() != PhysicalType::BOOLEAN {
+                choices.without_dictionary.push(match encoding {
+                    Some(encoding) => format!("{path} ({encoding:?})"),
+                    None => path,
+                });
+            }
+        }
+        Ok(choices)
+    }
+}
+
 /// Best and all timings of one writer, seconds.
 #[derive(Debug, Clone)]
 struct Timing {
@@ -403,13 +454,13 @@ struct Pyarrow {
     same_rows: bool,
 }
 
-fn run_pyarrow(file: &Path, options: &Options) -> anyhow::Result<Pyarrow> {
+fn run_pyarrow(file: &Path, options: &Options, columns: &ColumnChoices) -> anyhow::Result<Pyarrow> {
     let python = cdc_testkit::python::venv_python()?;
     let output = Command::new(&python)
         .arg(PYARROW_SCRIPT)
         .arg(file)
         .arg(options.runs.to_string())
-        .arg(options.pyarrow_settings().to_string())
+        .arg(options.pyarrow_settings(columns).to_string())
         .output()
         .with_context(|| format!("run {} {PYARROW_SCRIPT}", python.display()))?;
     ensure!(
@@ -480,9 +531,10 @@ fn main() -> anyhow::Result<()> {
         None => dir.path().join(format!("{}.parquet", options.table.name())),
     };
     std::fs::write(&path, &file).with_context(|| format!("write {}", path.display()))?;
+    let choices = ColumnChoices::of(&path)?;
     let pyarrow = if options.pyarrow {
         eprintln!("pyarrow: pq.write_table, {} runs…", options.runs + 1);
-        Some(run_pyarrow(&path, &options)?)
+        Some(run_pyarrow(&path, &options, &choices)?)
     } else {
         None
     };
@@ -501,6 +553,7 @@ fn main() -> anyhow::Result<()> {
         file_bytes: file.len(),
         full: &full,
         encode_only: &encode_only,
+        choices: &choices,
         pyarrow: pyarrow.as_ref(),
     });
     if let Some(p) = &pyarrow {
@@ -534,6 +587,7 @@ struct Report<'a> {
     file_bytes: usize,
     full: &'a Full,
     encode_only: &'a Timing,
+    choices: &'a ColumnChoices,
     pyarrow: Option<&'a Pyarrow>,
 }
 
@@ -560,6 +614,10 @@ fn report(r: &Report<'_>) {
         DEFAULT_PAGE_SIZE,
         DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT,
         DEFAULT_DICTIONARY_PAGE_SIZE_LIMIT
+    );
+    println!(
+        "no dictionary (booleans aside; pyarrow alike): {}",
+        r.choices.without_dictionary.join(", ")
     );
     println!(
         "Arrow data: {:.1} MB in {} columns (our RecordBatch); best of {} runs after 1 warm-up",

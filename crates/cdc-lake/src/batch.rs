@@ -1,4 +1,8 @@
 //! Change events of one table to an Arrow record batch in the lake schema.
+//!
+//! [`BatchBuilder::build`] walks the rows once, appending each row to one Arrow builder
+//! per column; the `_before` struct gets builders only once a row of the batch has an old
+//! image.
 
 use std::sync::Arc;
 
@@ -8,8 +12,8 @@ use arrow_array::builder::{
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
-use arrow_buffer::{NullBuffer, OffsetBuffer};
-use arrow_schema::{DataType, Field, Fields, Schema};
+use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
+use arrow_schema::{DataType, Field, FieldRef, Fields, Schema};
 use cdc_avro::DecodedEvent;
 use cdc_core::{Op, TableSchema, Value};
 
@@ -43,6 +47,8 @@ pub struct BatchBuilder {
     table: TableSchema,
     kinds: Vec<Kind>,
     schema: Arc<Schema>,
+    /// The fields of the `_before` struct: the source columns.
+    before_fields: Fields,
 }
 
 impl BatchBuilder {
@@ -54,10 +60,12 @@ impl BatchBuilder {
             .map(|c| Kind::of(c.type_oid, c.type_modifier))
             .collect();
         let schema = Arc::new(lake_schema(&table));
+        let before_fields = table.columns.iter().map(column_field).collect();
         BatchBuilder {
             table,
             kinds,
             schema,
+            before_fields,
         }
     }
 
@@ -73,76 +81,79 @@ impl BatchBuilder {
 
     /// A record batch of `rows`, in the order given.
     pub fn build(&self, rows: &[LakeRow]) -> Result<RecordBatch, LakeError> {
-        let width = self.table.columns.len();
-        for row in rows {
-            for image in [row.event.before.as_ref(), row.event.after.as_ref()]
-                .into_iter()
-                .flatten()
-            {
-                if image.len() != width {
-                    return Err(LakeError::Shape(format!(
-                        "a row of {} has {} values, the table has {width} columns",
-                        self.table.name,
-                        image.len()
-                    )));
-                }
+        let len = rows.len();
+        let mut source: Vec<Column> = self.kinds.iter().map(|k| Column::new(k, len)).collect();
+        // Created at the first row with an old image, null for the rows before it.
+        let mut before: Option<Before> = None;
+        let mut op = StringBuilder::with_capacity(len, len);
+        let mut lsn = Int64Builder::with_capacity(len);
+        let mut commit_lsn = Int64Builder::with_capacity(len);
+        let mut ordinal = Int64Builder::with_capacity(len);
+        let mut xid = Int64Builder::with_capacity(len);
+        let mut commit_ts = TimestampMicrosecondBuilder::with_capacity(len).with_timezone("UTC");
+        let mut snapshot = BooleanBuilder::with_capacity(len);
+        let mut toast = ListBuilder::with_capacity(StringBuilder::new(), len)
+            .with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
+        let mut identity_only = BooleanBuilder::with_capacity(len);
+        let mut partition = Int32Builder::with_capacity(len);
+        let mut offset = Int64Builder::with_capacity(len);
+        for (at, row) in rows.iter().enumerate() {
+            // No earlier row has a shape error or a misfit, so this is the first error.
+            self.check_shape(row)?;
+            let event = &row.event;
+            if let Err(found) = append_image(&mut source, row.image()) {
+                return Err(self.first_error(rows, found));
             }
-        }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-        for (i, kind) in self.kinds.iter().enumerate() {
-            let values: Vec<Option<&Value>> =
-                rows.iter().map(|r| r.image().map(|row| &row[i])).collect();
-            columns.push(self.column(i, kind, &values)?);
-        }
-
-        let mut op = StringBuilder::with_capacity(rows.len(), rows.len());
-        let mut lsn = Int64Builder::with_capacity(rows.len());
-        let mut commit_lsn = Int64Builder::with_capacity(rows.len());
-        let mut ordinal = Int64Builder::with_capacity(rows.len());
-        let mut xid = Int64Builder::with_capacity(rows.len());
-        let mut commit_ts =
-            TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-        let mut snapshot = BooleanBuilder::with_capacity(rows.len());
-        let mut toast = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
-            "item",
-            DataType::Utf8,
-            false,
-        )));
-        let mut identity_only = BooleanBuilder::with_capacity(rows.len());
-        let mut partition = Int32Builder::with_capacity(rows.len());
-        let mut offset = Int64Builder::with_capacity(rows.len());
-        for row in rows {
-            let source = &row.event.source;
-            op.append_value(row.event.op.code().to_string());
+            match (&event.before, &mut before) {
+                (Some(image), _) => {
+                    let before =
+                        before.get_or_insert_with(|| Before::with_nulls(&self.kinds, len, at));
+                    before.valid.append_non_null();
+                    if let Err(found) = append_image(&mut before.children, Some(image)) {
+                        return Err(self.first_error(rows, found));
+                    }
+                }
+                (None, Some(before)) => {
+                    before.valid.append_null();
+                    for child in &mut before.children {
+                        child.append_null();
+                    }
+                }
+                (None, None) => {}
+            }
+            let source = &event.source;
+            op.append_value(op_code(event.op));
             lsn.append_value(lsn_i64(source.lsn.0));
             commit_lsn.append_value(lsn_i64(source.commit_lsn.0));
             ordinal.append_value(i64::try_from(source.ordinal).unwrap_or(i64::MAX));
             xid.append_option(source.xid.map(|x| i64::from(x.0)));
             commit_ts.append_value(source.commit_ts_us);
             snapshot.append_value(source.snapshot);
-            let unchanged: Vec<&str> = row
-                .event
-                .after
-                .iter()
-                .flat_map(|after| {
-                    after
-                        .iter()
-                        .zip(&self.table.columns)
-                        .filter(|(v, _)| matches!(v, Value::UnchangedToast))
-                        .map(|(_, c)| c.name.as_str())
-                })
-                .collect();
-            if unchanged.is_empty() {
-                toast.append_null();
-            } else {
-                for name in unchanged {
-                    toast.values().append_value(name);
+            let mut unchanged = false;
+            if let Some(after) = &event.after {
+                for (value, column) in after.iter().zip(&self.table.columns) {
+                    if matches!(value, Value::UnchangedToast) {
+                        toast.values().append_value(&column.name);
+                        unchanged = true;
+                    }
                 }
-                toast.append(true);
             }
-            identity_only.append_value(row.event.before_identity_only);
+            if unchanged {
+                toast.append(true);
+            } else {
+                toast.append_null();
+            }
+            identity_only.append_value(event.before_identity_only);
             partition.append_value(row.partition);
             offset.append_value(row.offset);
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for (i, column) in source.into_iter().enumerate() {
+            columns.push(
+                column
+                    .finish()
+                    .map_err(|found| self.value_error(i, found))?,
+            );
         }
         columns.push(Arc::new(op.finish()));
         columns.push(Arc::new(lsn.finish()));
@@ -152,7 +163,10 @@ impl BatchBuilder {
         columns.push(Arc::new(commit_ts.finish()));
         columns.push(Arc::new(snapshot.finish()));
         columns.push(Arc::new(toast.finish()));
-        columns.push(self.before(rows)?);
+        columns.push(match before {
+            Some(before) => self.before(before)?,
+            None => Arc::new(StructArray::new_null(self.before_fields.clone(), len)),
+        });
         columns.push(Arc::new(identity_only.finish()));
         columns.push(Arc::new(partition.finish()));
         columns.push(Arc::new(offset.finish()));
@@ -160,38 +174,78 @@ impl BatchBuilder {
             .map_err(|e| LakeError::Shape(format!("batch of {}: {e}", self.table.name)))
     }
 
-    /// The `_before` struct column: the old row when the source sent one.
-    fn before(&self, rows: &[LakeRow]) -> Result<ArrayRef, LakeError> {
-        let fields: Fields = self.table.columns.iter().map(column_field).collect();
-        let mut children = Vec::with_capacity(self.kinds.len());
-        for (i, kind) in self.kinds.iter().enumerate() {
-            let values: Vec<Option<&Value>> = rows
-                .iter()
-                .map(|r| r.event.before.as_ref().map(|row| &row[i]))
-                .collect();
-            children.push(self.column(i, kind, &values)?);
+    /// `Err` when an image of `row` does not have the table's width.
+    fn check_shape(&self, row: &LakeRow) -> Result<(), LakeError> {
+        let width = self.table.columns.len();
+        for image in [row.event.before.as_ref(), row.event.after.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if image.len() != width {
+                return Err(LakeError::Shape(format!(
+                    "a row of {} has {} values, the table has {width} columns",
+                    self.table.name,
+                    image.len()
+                )));
+            }
         }
-        let nulls = NullBuffer::from(
-            rows.iter()
-                .map(|r| r.event.before.is_some())
-                .collect::<Vec<bool>>(),
-        );
-        let array = StructArray::try_new(fields, children, Some(nulls))
-            .map_err(|e| LakeError::Shape(format!("_before of {}: {e}", self.table.name)))?;
+        Ok(())
+    }
+
+    /// The `_before` struct column from its builders.
+    fn before(&self, mut before: Before) -> Result<ArrayRef, LakeError> {
+        let mut children = Vec::with_capacity(before.children.len());
+        for (i, child) in before.children.into_iter().enumerate() {
+            children.push(child.finish().map_err(|found| self.value_error(i, found))?);
+        }
+        let array =
+            StructArray::try_new(self.before_fields.clone(), children, before.valid.finish())
+                .map_err(|e| LakeError::Shape(format!("_before of {}: {e}", self.table.name)))?;
         Ok(Arc::new(array))
     }
 
-    fn column(
-        &self,
-        index: usize,
-        kind: &Kind,
-        values: &[Option<&Value>],
-    ) -> Result<ArrayRef, LakeError> {
-        array(kind, values).map_err(|found| LakeError::Value {
+    /// The error a batch of `rows` reports, `found` (column, value) being a misfit met on
+    /// the way: the first shape error, else the first misfit column by column (source
+    /// columns, then `_before`'s), each column's rows in order.
+    fn first_error(&self, rows: &[LakeRow], found: (usize, String)) -> LakeError {
+        if let Err(shape) = rows.iter().try_for_each(|row| self.check_shape(row)) {
+            return shape;
+        }
+        for old in [false, true] {
+            for (i, kind) in self.kinds.iter().enumerate() {
+                let values: Vec<Option<&Value>> = rows
+                    .iter()
+                    .map(|r| match old {
+                        false => r.image(),
+                        true => r.event.before.as_deref(),
+                    })
+                    .map(|image| image.map(|row| &row[i]))
+                    .collect();
+                if let Some(misfit) = first_misfit(kind, &values) {
+                    return self.value_error(i, misfit);
+                }
+            }
+        }
+        self.value_error(found.0, found.1)
+    }
+
+    fn value_error(&self, index: usize, found: String) -> LakeError {
+        LakeError::Value {
             table: self.table.name.to_string(),
             column: self.table.columns[index].name.clone(),
             found,
-        })
+        }
+    }
+}
+
+/// `_op`'s value: [`Op::code`] as a static string.
+fn op_code(op: Op) -> &'static str {
+    match op {
+        Op::Read => "r",
+        Op::Insert => "c",
+        Op::Update => "u",
+        Op::Delete => "d",
+        Op::Truncate => "t",
     }
 }
 
@@ -204,122 +258,299 @@ fn absent(value: Option<&Value>) -> bool {
     matches!(value, None | Some(Value::Null | Value::UnchangedToast))
 }
 
-/// An Arrow array of `kind` from `values`; `Err` describes the first value that does not fit.
-fn array(kind: &Kind, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
-    macro_rules! primitive {
-        ($builder:ty, $variant:path) => {{
-            let mut builder = <$builder>::with_capacity(values.len());
-            for value in values {
-                match value {
-                    Some($variant(v)) => builder.append_value(v.clone()),
-                    v if absent(*v) => builder.append_null(),
-                    Some(other) => return Err(format!("{other:?}")),
-                    None => builder.append_null(),
-                }
+/// Appends `image` (or nulls when there is none) to `columns`, one value each; `Err` holds
+/// the column and the description of the first value that does not fit.
+fn append_image(columns: &mut [Column], image: Option<&[Value]>) -> Result<(), (usize, String)> {
+    match image {
+        Some(values) => {
+            for (i, (column, value)) in columns.iter_mut().zip(values).enumerate() {
+                column.append(value).map_err(|found| (i, found))?;
             }
-            Arc::new(builder.finish()) as ArrayRef
-        }};
+        }
+        None => {
+            for column in columns {
+                column.append_null();
+            }
+        }
     }
-    Ok(match kind {
-        Kind::Bool => primitive!(BooleanBuilder, Value::Bool),
-        Kind::Int16 => primitive!(Int16Builder, Value::Int16),
-        Kind::Int32 => primitive!(Int32Builder, Value::Int32),
-        Kind::Int64 => primitive!(Int64Builder, Value::Int64),
-        Kind::Float32 => primitive!(Float32Builder, Value::Float32),
-        Kind::Float64 => primitive!(Float64Builder, Value::Float64),
-        Kind::Date => primitive!(Date32Builder, Value::Date),
-        Kind::Time => primitive!(Time64MicrosecondBuilder, Value::Time),
-        Kind::Timestamp => primitive!(TimestampMicrosecondBuilder, Value::Timestamp),
-        Kind::TimestampTz => {
-            let mut builder =
-                TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
-            for value in values {
-                match value {
-                    Some(Value::TimestampTz(v)) => builder.append_value(*v),
-                    v if absent(*v) => builder.append_null(),
-                    Some(other) => return Err(format!("{other:?}")),
-                    None => builder.append_null(),
-                }
+    Ok(())
+}
+
+/// The first value of `values` (one column, rows in order) that does not fit `kind`, as
+/// the column-by-column build found it: for lists, the arrays themselves before their
+/// elements.
+fn first_misfit(kind: &Kind, values: &[Option<&Value>]) -> Option<String> {
+    if let Kind::List(element) = kind {
+        let mut items: Vec<Option<&Value>> = Vec::new();
+        for value in values {
+            match value {
+                Some(Value::Array(elements)) => items.extend(elements.iter().map(Some)),
+                v if absent(*v) => {}
+                Some(other) => return Some(format!("{other:?}")),
+                None => {}
             }
-            Arc::new(builder.finish())
+            if i32::try_from(items.len()).is_err() {
+                return Some("array too large".to_owned());
+            }
         }
-        Kind::Decimal(precision, scale) => {
-            let mut builder = Decimal128Builder::with_capacity(values.len());
-            for value in values {
-                match value {
-                    Some(Value::Numeric(text)) => builder.append_value(
-                        scaled_decimal(text, *scale)
-                            .ok_or_else(|| format!("numeric {text:?} for scale {scale}"))?,
-                    ),
-                    v if absent(*v) => builder.append_null(),
-                    Some(other) => return Err(format!("{other:?}")),
-                    None => builder.append_null(),
+        if let Some(found) = first_misfit(element, &items) {
+            return Some(found);
+        }
+    }
+    let mut column = Column::new(kind, values.len());
+    for value in values {
+        match value {
+            Some(value) => {
+                if let Err(found) = column.append(value) {
+                    return Some(found);
                 }
             }
-            Arc::new(
-                builder
-                    .finish()
-                    .with_precision_and_scale(*precision, *scale)
+            None => column.append_null(),
+        }
+    }
+    column.finish().err()
+}
+
+/// The builder of one column of a [`Kind`].
+enum Column {
+    Bool(BooleanBuilder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    TimestampTz(TimestampMicrosecondBuilder),
+    Decimal(Decimal128Builder, u8, i8),
+    Utf8(StringBuilder),
+    Binary(BinaryBuilder),
+    List(Box<ListColumn>),
+}
+
+/// A list column: offsets and validity here, the elements in a column of their own.
+struct ListColumn {
+    field: FieldRef,
+    offsets: Vec<i32>,
+    valid: NullBufferBuilder,
+    items: Column,
+}
+
+/// The `_before` struct's builders: validity, and a column per source column.
+struct Before {
+    valid: NullBufferBuilder,
+    children: Vec<Column>,
+}
+
+impl Before {
+    /// Builders for `len` rows holding `nulls` null rows so far.
+    fn with_nulls(kinds: &[Kind], len: usize, nulls: usize) -> Self {
+        let mut valid = NullBufferBuilder::new(len);
+        valid.append_n_nulls(nulls);
+        let children = kinds
+            .iter()
+            .map(|kind| {
+                let mut child = Column::new(kind, len);
+                child.append_nulls(nulls);
+                child
+            })
+            .collect();
+        Before { valid, children }
+    }
+}
+
+impl Column {
+    /// An empty column of `kind` with room for `capacity` values.
+    fn new(kind: &Kind, capacity: usize) -> Column {
+        match kind {
+            Kind::Bool => Column::Bool(BooleanBuilder::with_capacity(capacity)),
+            Kind::Int16 => Column::Int16(Int16Builder::with_capacity(capacity)),
+            Kind::Int32 => Column::Int32(Int32Builder::with_capacity(capacity)),
+            Kind::Int64 => Column::Int64(Int64Builder::with_capacity(capacity)),
+            Kind::Float32 => Column::Float32(Float32Builder::with_capacity(capacity)),
+            Kind::Float64 => Column::Float64(Float64Builder::with_capacity(capacity)),
+            Kind::Date => Column::Date(Date32Builder::with_capacity(capacity)),
+            Kind::Time => Column::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
+            Kind::Timestamp => {
+                Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
+            }
+            Kind::TimestampTz => Column::TimestampTz(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            ),
+            Kind::Decimal(precision, scale) => Column::Decimal(
+                Decimal128Builder::with_capacity(capacity),
+                *precision,
+                *scale,
+            ),
+            Kind::Utf8 => Column::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::Binary => Column::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::List(element) => {
+                let mut offsets = Vec::with_capacity(capacity + 1);
+                offsets.push(0);
+                Column::List(Box::new(ListColumn {
+                    field: Arc::new(Field::new("item", element.data_type(), true)),
+                    offsets,
+                    valid: NullBufferBuilder::new(capacity),
+                    items: Column::new(element, capacity),
+                }))
+            }
+        }
+    }
+
+    /// Appends `value`; `Err` describes it when it does not fit (the column is then to be
+    /// dropped: a list may hold some of the array's elements).
+    fn append(&mut self, value: &Value) -> Result<(), String> {
+        macro_rules! primitive {
+            ($builder:expr, $variant:path) => {
+                match value {
+                    $variant(v) => $builder.append_value(*v),
+                    Value::Null | Value::UnchangedToast => $builder.append_null(),
+                    other => return Err(format!("{other:?}")),
+                }
+            };
+        }
+        match self {
+            Column::Bool(b) => primitive!(b, Value::Bool),
+            Column::Int16(b) => primitive!(b, Value::Int16),
+            Column::Int32(b) => primitive!(b, Value::Int32),
+            Column::Int64(b) => primitive!(b, Value::Int64),
+            Column::Float32(b) => primitive!(b, Value::Float32),
+            Column::Float64(b) => primitive!(b, Value::Float64),
+            Column::Date(b) => primitive!(b, Value::Date),
+            Column::Time(b) => primitive!(b, Value::Time),
+            Column::Timestamp(b) => primitive!(b, Value::Timestamp),
+            Column::TimestampTz(b) => primitive!(b, Value::TimestampTz),
+            Column::Decimal(b, _, scale) => match value {
+                Value::Numeric(text) => b.append_value(
+                    scaled_decimal(text, *scale)
+                        .ok_or_else(|| format!("numeric {text:?} for scale {scale}"))?,
+                ),
+                Value::Null | Value::UnchangedToast => b.append_null(),
+                other => return Err(format!("{other:?}")),
+            },
+            Column::Utf8(b) => match value {
+                Value::Text(s) | Value::Numeric(s) | Value::Json(s) | Value::Other(s) => {
+                    b.append_value(s)
+                }
+                Value::Uuid(bytes) => b.append_value(uuid_text(bytes)),
+                Value::Null | Value::UnchangedToast => b.append_null(),
+                other => return Err(format!("{other:?}")),
+            },
+            Column::Binary(b) => match value {
+                Value::Bytes(bytes) => b.append_value(bytes),
+                Value::Null | Value::UnchangedToast => b.append_null(),
+                other => return Err(format!("{other:?}")),
+            },
+            Column::List(list) => match value {
+                Value::Array(elements) => {
+                    for element in elements {
+                        list.items.append(element)?;
+                    }
+                    let end = list.offsets.last().copied().unwrap_or(0);
+                    let end = usize::try_from(end)
+                        .ok()
+                        .and_then(|end| end.checked_add(elements.len()))
+                        .and_then(|end| i32::try_from(end).ok())
+                        .ok_or("array too large")?;
+                    list.offsets.push(end);
+                    list.valid.append_non_null();
+                }
+                Value::Null | Value::UnchangedToast => list.append_null(),
+                other => return Err(format!("{other:?}")),
+            },
+        }
+        Ok(())
+    }
+
+    /// Appends a null.
+    fn append_null(&mut self) {
+        match self {
+            Column::Bool(b) => b.append_null(),
+            Column::Int16(b) => b.append_null(),
+            Column::Int32(b) => b.append_null(),
+            Column::Int64(b) => b.append_null(),
+            Column::Float32(b) => b.append_null(),
+            Column::Float64(b) => b.append_null(),
+            Column::Date(b) => b.append_null(),
+            Column::Time(b) => b.append_null(),
+            Column::Timestamp(b) | Column::TimestampTz(b) => b.append_null(),
+            Column::Decimal(b, _, _) => b.append_null(),
+            Column::Utf8(b) => b.append_null(),
+            Column::Binary(b) => b.append_null(),
+            Column::List(list) => list.append_null(),
+        }
+    }
+
+    /// Appends `n` nulls.
+    fn append_nulls(&mut self, n: usize) {
+        match self {
+            Column::Bool(b) => b.append_nulls(n),
+            Column::Int16(b) => b.append_nulls(n),
+            Column::Int32(b) => b.append_nulls(n),
+            Column::Int64(b) => b.append_nulls(n),
+            Column::Float32(b) => b.append_nulls(n),
+            Column::Float64(b) => b.append_nulls(n),
+            Column::Date(b) => b.append_nulls(n),
+            Column::Time(b) => b.append_nulls(n),
+            Column::Timestamp(b) | Column::TimestampTz(b) => b.append_nulls(n),
+            Column::Decimal(b, _, _) => b.append_nulls(n),
+            Column::Utf8(b) => b.append_nulls(n),
+            Column::Binary(b) => b.append_nulls(n),
+            Column::List(list) => {
+                let end = list.offsets.last().copied().unwrap_or(0);
+                list.offsets.extend(std::iter::repeat_n(end, n));
+                list.valid.append_n_nulls(n);
+            }
+        }
+    }
+
+    /// The array; `Err` says why it cannot be one.
+    fn finish(self) -> Result<ArrayRef, String> {
+        Ok(match self {
+            Column::Bool(mut b) => Arc::new(b.finish()),
+            Column::Int16(mut b) => Arc::new(b.finish()),
+            Column::Int32(mut b) => Arc::new(b.finish()),
+            Column::Int64(mut b) => Arc::new(b.finish()),
+            Column::Float32(mut b) => Arc::new(b.finish()),
+            Column::Float64(mut b) => Arc::new(b.finish()),
+            Column::Date(mut b) => Arc::new(b.finish()),
+            Column::Time(mut b) => Arc::new(b.finish()),
+            Column::Timestamp(mut b) | Column::TimestampTz(mut b) => Arc::new(b.finish()),
+            Column::Decimal(mut b, precision, scale) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(precision, scale)
                     .map_err(|e| e.to_string())?,
-            )
-        }
-        Kind::Utf8 => {
-            let mut builder = StringBuilder::with_capacity(values.len(), values.len() * 16);
-            for value in values {
-                match value {
-                    Some(Value::Text(s) | Value::Numeric(s) | Value::Json(s) | Value::Other(s)) => {
-                        builder.append_value(s)
-                    }
-                    Some(Value::Uuid(bytes)) => builder.append_value(uuid_text(bytes)),
-                    v if absent(*v) => builder.append_null(),
-                    Some(other) => return Err(format!("{other:?}")),
-                    None => builder.append_null(),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-        Kind::Binary => {
-            let mut builder = BinaryBuilder::with_capacity(values.len(), values.len() * 16);
-            for value in values {
-                match value {
-                    Some(Value::Bytes(bytes)) => builder.append_value(bytes),
-                    v if absent(*v) => builder.append_null(),
-                    Some(other) => return Err(format!("{other:?}")),
-                    None => builder.append_null(),
-                }
-            }
-            Arc::new(builder.finish())
-        }
-        Kind::List(element) => {
-            let mut offsets = Vec::with_capacity(values.len() + 1);
-            offsets.push(0i32);
-            let mut items: Vec<Option<&Value>> = Vec::new();
-            let mut valid = Vec::with_capacity(values.len());
-            for value in values {
-                match value {
-                    Some(Value::Array(elements)) => {
-                        items.extend(elements.iter().map(Some));
-                        valid.push(true);
-                    }
-                    v if absent(*v) => valid.push(false),
-                    Some(other) => return Err(format!("{other:?}")),
-                    None => valid.push(false),
-                }
-                offsets.push(i32::try_from(items.len()).map_err(|_| "array too large")?);
-            }
-            let child = array(element, &items)?;
-            let field = Arc::new(Field::new("item", element.data_type(), true));
-            Arc::new(
-                ListArray::try_new(
+            ),
+            Column::Utf8(mut b) => Arc::new(b.finish()),
+            Column::Binary(mut b) => Arc::new(b.finish()),
+            Column::List(list) => {
+                let ListColumn {
                     field,
-                    OffsetBuffer::new(offsets.into()),
-                    child,
-                    Some(NullBuffer::from(valid)),
+                    offsets,
+                    mut valid,
+                    items,
+                } = *list;
+                Arc::new(
+                    ListArray::try_new(
+                        field,
+                        OffsetBuffer::new(offsets.into()),
+                        items.finish()?,
+                        valid.finish(),
+                    )
+                    .map_err(|e| e.to_string())?,
                 )
-                .map_err(|e| e.to_string())?,
-            )
-        }
-    })
+            }
+        })
+    }
+}
+
+impl ListColumn {
+    fn append_null(&mut self) {
+        let end = self.offsets.last().copied().unwrap_or(0);
+        self.offsets.push(end);
+        self.valid.append_null();
+    }
 }
 
 /// PostgreSQL's numeric text as an integer scaled by `10^scale`; `None` when it has more
@@ -373,9 +604,272 @@ pub(crate) fn is_null_at(array: &dyn arrow_array::Array, i: usize) -> bool {
     array.is_null(i)
 }
 
+/// The column-by-column build the one-pass [`BatchBuilder::build`] replaced, kept as the
+/// reference its tests compare with.
+#[cfg(test)]
+mod reference {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{
+        BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+        Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+        Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    };
+    use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
+    use arrow_buffer::{NullBuffer, OffsetBuffer};
+    use arrow_schema::{DataType, Field, Fields};
+    use cdc_core::Value;
+
+    use super::{absent, lsn_i64, scaled_decimal, uuid_text, BatchBuilder, LakeRow};
+    use crate::columns::{column_field, Kind};
+    use crate::LakeError;
+
+    impl BatchBuilder {
+        /// [`BatchBuilder::build`] as it was: column by column, the reference the tests hold
+        /// the one-pass build to.
+        pub(crate) fn build_reference(&self, rows: &[LakeRow]) -> Result<RecordBatch, LakeError> {
+            let width = self.table.columns.len();
+            for row in rows {
+                for image in [row.event.before.as_ref(), row.event.after.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    if image.len() != width {
+                        return Err(LakeError::Shape(format!(
+                            "a row of {} has {} values, the table has {width} columns",
+                            self.table.name,
+                            image.len()
+                        )));
+                    }
+                }
+            }
+            let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+            for (i, kind) in self.kinds.iter().enumerate() {
+                let values: Vec<Option<&Value>> =
+                    rows.iter().map(|r| r.image().map(|row| &row[i])).collect();
+                columns.push(self.column_reference(i, kind, &values)?);
+            }
+
+            let mut op = StringBuilder::with_capacity(rows.len(), rows.len());
+            let mut lsn = Int64Builder::with_capacity(rows.len());
+            let mut commit_lsn = Int64Builder::with_capacity(rows.len());
+            let mut ordinal = Int64Builder::with_capacity(rows.len());
+            let mut xid = Int64Builder::with_capacity(rows.len());
+            let mut commit_ts =
+                TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+            let mut snapshot = BooleanBuilder::with_capacity(rows.len());
+            let mut toast = ListBuilder::new(StringBuilder::new())
+                .with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
+            let mut identity_only = BooleanBuilder::with_capacity(rows.len());
+            let mut partition = Int32Builder::with_capacity(rows.len());
+            let mut offset = Int64Builder::with_capacity(rows.len());
+            for row in rows {
+                let source = &row.event.source;
+                op.append_value(row.event.op.code().to_string());
+                lsn.append_value(lsn_i64(source.lsn.0));
+                commit_lsn.append_value(lsn_i64(source.commit_lsn.0));
+                ordinal.append_value(i64::try_from(source.ordinal).unwrap_or(i64::MAX));
+                xid.append_option(source.xid.map(|x| i64::from(x.0)));
+                commit_ts.append_value(source.commit_ts_us);
+                snapshot.append_value(source.snapshot);
+                let unchanged: Vec<&str> = row
+                    .event
+                    .after
+                    .iter()
+                    .flat_map(|after| {
+                        after
+                            .iter()
+                            .zip(&self.table.columns)
+                            .filter(|(v, _)| matches!(v, Value::UnchangedToast))
+                            .map(|(_, c)| c.name.as_str())
+                    })
+                    .collect();
+                if unchanged.is_empty() {
+                    toast.append_null();
+                } else {
+                    for name in unchanged {
+                        toast.values().append_value(name);
+                    }
+                    toast.append(true);
+                }
+                identity_only.append_value(row.event.before_identity_only);
+                partition.append_value(row.partition);
+                offset.append_value(row.offset);
+            }
+            columns.push(Arc::new(op.finish()));
+            columns.push(Arc::new(lsn.finish()));
+            columns.push(Arc::new(commit_lsn.finish()));
+            columns.push(Arc::new(ordinal.finish()));
+            columns.push(Arc::new(xid.finish()));
+            columns.push(Arc::new(commit_ts.finish()));
+            columns.push(Arc::new(snapshot.finish()));
+            columns.push(Arc::new(toast.finish()));
+            columns.push(self.before_reference(rows)?);
+            columns.push(Arc::new(identity_only.finish()));
+            columns.push(Arc::new(partition.finish()));
+            columns.push(Arc::new(offset.finish()));
+            RecordBatch::try_new(self.schema.clone(), columns)
+                .map_err(|e| LakeError::Shape(format!("batch of {}: {e}", self.table.name)))
+        }
+
+        /// The `_before` struct column: the old row when the source sent one.
+        fn before_reference(&self, rows: &[LakeRow]) -> Result<ArrayRef, LakeError> {
+            let fields: Fields = self.table.columns.iter().map(column_field).collect();
+            let mut children = Vec::with_capacity(self.kinds.len());
+            for (i, kind) in self.kinds.iter().enumerate() {
+                let values: Vec<Option<&Value>> = rows
+                    .iter()
+                    .map(|r| r.event.before.as_ref().map(|row| &row[i]))
+                    .collect();
+                children.push(self.column_reference(i, kind, &values)?);
+            }
+            let nulls = NullBuffer::from(
+                rows.iter()
+                    .map(|r| r.event.before.is_some())
+                    .collect::<Vec<bool>>(),
+            );
+            let array = StructArray::try_new(fields, children, Some(nulls))
+                .map_err(|e| LakeError::Shape(format!("_before of {}: {e}", self.table.name)))?;
+            Ok(Arc::new(array))
+        }
+
+        fn column_reference(
+            &self,
+            index: usize,
+            kind: &Kind,
+            values: &[Option<&Value>],
+        ) -> Result<ArrayRef, LakeError> {
+            array(kind, values).map_err(|found| LakeError::Value {
+                table: self.table.name.to_string(),
+                column: self.table.columns[index].name.clone(),
+                found,
+            })
+        }
+    }
+
+    /// An Arrow array of `kind` from `values`; `Err` describes the first value that does not fit.
+    pub(crate) fn array(kind: &Kind, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
+        macro_rules! primitive {
+            ($builder:ty, $variant:path) => {{
+                let mut builder = <$builder>::with_capacity(values.len());
+                for value in values {
+                    match value {
+                        Some($variant(v)) => builder.append_value(v.clone()),
+                        v if absent(*v) => builder.append_null(),
+                        Some(other) => return Err(format!("{other:?}")),
+                        None => builder.append_null(),
+                    }
+                }
+                Arc::new(builder.finish()) as ArrayRef
+            }};
+        }
+        Ok(match kind {
+            Kind::Bool => primitive!(BooleanBuilder, Value::Bool),
+            Kind::Int16 => primitive!(Int16Builder, Value::Int16),
+            Kind::Int32 => primitive!(Int32Builder, Value::Int32),
+            Kind::Int64 => primitive!(Int64Builder, Value::Int64),
+            Kind::Float32 => primitive!(Float32Builder, Value::Float32),
+            Kind::Float64 => primitive!(Float64Builder, Value::Float64),
+            Kind::Date => primitive!(Date32Builder, Value::Date),
+            Kind::Time => primitive!(Time64MicrosecondBuilder, Value::Time),
+            Kind::Timestamp => primitive!(TimestampMicrosecondBuilder, Value::Timestamp),
+            Kind::TimestampTz => {
+                let mut builder =
+                    TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
+                for value in values {
+                    match value {
+                        Some(Value::TimestampTz(v)) => builder.append_value(*v),
+                        v if absent(*v) => builder.append_null(),
+                        Some(other) => return Err(format!("{other:?}")),
+                        None => builder.append_null(),
+                    }
+                }
+                Arc::new(builder.finish())
+            }
+            Kind::Decimal(precision, scale) => {
+                let mut builder = Decimal128Builder::with_capacity(values.len());
+                for value in values {
+                    match value {
+                        Some(Value::Numeric(text)) => builder.append_value(
+                            scaled_decimal(text, *scale)
+                                .ok_or_else(|| format!("numeric {text:?} for scale {scale}"))?,
+                        ),
+                        v if absent(*v) => builder.append_null(),
+                        Some(other) => return Err(format!("{other:?}")),
+                        None => builder.append_null(),
+                    }
+                }
+                Arc::new(
+                    builder
+                        .finish()
+                        .with_precision_and_scale(*precision, *scale)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            Kind::Utf8 => {
+                let mut builder = StringBuilder::with_capacity(values.len(), values.len() * 16);
+                for value in values {
+                    match value {
+                        Some(
+                            Value::Text(s) | Value::Numeric(s) | Value::Json(s) | Value::Other(s),
+                        ) => builder.append_value(s),
+                        Some(Value::Uuid(bytes)) => builder.append_value(uuid_text(bytes)),
+                        v if absent(*v) => builder.append_null(),
+                        Some(other) => return Err(format!("{other:?}")),
+                        None => builder.append_null(),
+                    }
+                }
+                Arc::new(builder.finish())
+            }
+            Kind::Binary => {
+                let mut builder = BinaryBuilder::with_capacity(values.len(), values.len() * 16);
+                for value in values {
+                    match value {
+                        Some(Value::Bytes(bytes)) => builder.append_value(bytes),
+                        v if absent(*v) => builder.append_null(),
+                        Some(other) => return Err(format!("{other:?}")),
+                        None => builder.append_null(),
+                    }
+                }
+                Arc::new(builder.finish())
+            }
+            Kind::List(element) => {
+                let mut offsets = Vec::with_capacity(values.len() + 1);
+                offsets.push(0i32);
+                let mut items: Vec<Option<&Value>> = Vec::new();
+                let mut valid = Vec::with_capacity(values.len());
+                for value in values {
+                    match value {
+                        Some(Value::Array(elements)) => {
+                            items.extend(elements.iter().map(Some));
+                            valid.push(true);
+                        }
+                        v if absent(*v) => valid.push(false),
+                        Some(other) => return Err(format!("{other:?}")),
+                        None => valid.push(false),
+                    }
+                    offsets.push(i32::try_from(items.len()).map_err(|_| "array too large")?);
+                }
+                let child = array(element, &items)?;
+                let field = Arc::new(Field::new("item", element.data_type(), true));
+                Arc::new(
+                    ListArray::try_new(
+                        field,
+                        OffsetBuffer::new(offsets.into()),
+                        child,
+                        Some(NullBuffer::from(valid)),
+                    )
+                    .map_err(|e| e.to_string())?,
+                )
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::reference::array;
     use super::*;
     use arrow_array::Array;
     use proptest::prelude::*;
@@ -573,7 +1067,13 @@ mod tests {
         assert_eq!(batch.schema(), *builder.schema());
         let column = |name: &str| batch.column_by_name(name).unwrap().clone();
 
-        let ids = array_ref(Int32Array::from(vec![Some(1), Some(1), Some(2), Some(3), None]));
+        let ids = array_ref(Int32Array::from(vec![
+            Some(1),
+            Some(1),
+            Some(2),
+            Some(3),
+            None,
+        ]));
         same(column("id"), ids);
         let prices = Decimal128Array::from(vec![Some(1250), Some(700), None, None, None])
             .with_precision_and_scale(10, 2)
@@ -581,8 +1081,9 @@ mod tests {
         same(column("price"), array_ref(prices));
         let notes = StringArray::from(vec![Some("a"), None, None, Some("c"), None]);
         same(column("note"), array_ref(notes));
-        let updated = TimestampMicrosecondArray::from(vec![Some(1_000), Some(2_000), None, None, None])
-            .with_timezone("UTC");
+        let updated =
+            TimestampMicrosecondArray::from(vec![Some(1_000), Some(2_000), None, None, None])
+                .with_timezone("UTC");
         same(column("updated"), array_ref(updated));
         let counts = arrow_array::ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
             Some(vec![Some(1), None]),
@@ -606,7 +1107,10 @@ mod tests {
         let offsets = Int64Array::from(vec![40, 41, 42, 43, 44]);
         same(column(crate::columns::KAFKA_OFFSET), array_ref(offsets));
         let identity_only = BooleanArray::from(vec![false, false, true, false, false]);
-        same(column(crate::columns::BEFORE_IDENTITY_ONLY), array_ref(identity_only));
+        same(
+            column(crate::columns::BEFORE_IDENTITY_ONLY),
+            array_ref(identity_only),
+        );
 
         let toast = column(crate::columns::UNCHANGED_TOAST);
         let toast = toast.as_list::<i32>();
@@ -624,11 +1128,20 @@ mod tests {
         let valid: Vec<bool> = (0..5).map(|i| before.is_valid(i)).collect();
         assert_eq!(valid, [false, true, true, false, false]);
         let old_ids = before.column_by_name("id").unwrap();
-        assert_eq!((old_ids.as_primitive::<Int32Type>().value(1), old_ids.as_primitive::<Int32Type>().value(2)), (1, 2));
+        assert_eq!(
+            (
+                old_ids.as_primitive::<Int32Type>().value(1),
+                old_ids.as_primitive::<Int32Type>().value(2)
+            ),
+            (1, 2)
+        );
         let old_prices = before.column_by_name("price").unwrap();
         let old_prices = old_prices.as_primitive::<arrow_array::types::Decimal128Type>();
         assert_eq!(old_prices.value(1), 1250);
-        assert!(old_prices.is_null(2), "identity-only: the price was not sent");
+        assert!(
+            old_prices.is_null(2),
+            "identity-only: the price was not sent"
+        );
         let old_counts = before.column_by_name("counts").unwrap();
         let old_counts = old_counts.as_list::<i32>();
         assert!(old_counts.is_valid(1) && old_counts.value(1).is_empty());
@@ -689,11 +1202,328 @@ mod tests {
             matches!(&error, LakeError::Value { column, .. } if column == "day"),
             "{error:?}"
         );
+        // Several misfits: the first column's, and in a list column the arrays' before
+        // their elements', as the column-by-column build always reported them.
+        let mut other = values.clone();
+        other[1] = Value::Numeric("NaN".into());
+        let error = builder
+            .build(&[
+                row(Op::Insert, None, Some(values.clone())),
+                row(Op::Insert, None, Some(other)),
+            ])
+            .unwrap_err();
+        assert!(
+            matches!(&error, LakeError::Value { column, .. } if column == "price"),
+            "{error:?}"
+        );
+        values[5] = Value::Null;
+        let mut other = values.clone();
+        values[4] = Value::Array(vec![Value::Int32(1), Value::Text("x".into())]);
+        other[4] = Value::Text("y".into());
+        let error = builder
+            .build(&[
+                row(Op::Insert, None, Some(values.clone())),
+                row(Op::Insert, None, Some(other)),
+            ])
+            .unwrap_err();
+        assert!(
+            matches!(&error, LakeError::Value { column, found, .. }
+                if column == "counts" && found == "Text(\"y\")"),
+            "{error:?}"
+        );
         values.pop();
         let error = builder
             .build(&[row(Op::Insert, None, Some(values))])
             .unwrap_err();
         assert!(matches!(error, LakeError::Shape(_)), "{error:?}");
+    }
+
+    /// A table with a column of every [`Kind`] (and of several element kinds of lists).
+    fn every_kind_table() -> TableSchema {
+        table(vec![
+            column("id", 23, -1, true),
+            column("flag", 16, -1, false),
+            column("small", 21, -1, false),
+            column("big", 20, -1, false),
+            column("ref", 26, -1, false),
+            column("real", 700, -1, false),
+            column("double", 701, -1, false),
+            column("price", 1700, typmod(10, 2), false),
+            column("whole", 1700, typmod(5, 0), false),
+            column("wide", 1700, typmod(38, 10), false),
+            column("amount", 1700, -1, false),
+            column("note", 25, -1, false),
+            column("token", 2950, -1, false),
+            column("doc", 3802, -1, false),
+            column("blob", 17, -1, false),
+            column("day", 1082, -1, false),
+            column("at", 1083, -1, false),
+            column("created", 1114, -1, false),
+            column("updated", 1184, -1, false),
+            column("smalls", 1005, -1, false),
+            column("counts", 1007, -1, false),
+            column("bigs", 1016, -1, false),
+            column("reals", 1021, -1, false),
+            column("doubles", 1022, -1, false),
+            column("prices", 1231, -1, false),
+            column("tags", 1009, -1, false),
+            column("flags", 1000, -1, false),
+            column("blobs", 1001, -1, false),
+            column("days", 1182, -1, false),
+            column("times", 1183, -1, false),
+            column("stamps", 1115, -1, false),
+            column("moments", 1185, -1, false),
+        ])
+    }
+
+    /// PostgreSQL-style numeric text with at most `scale` significant places (and maybe
+    /// trailing zeros, a sign, no whole part).
+    fn decimal_text(scale: i8) -> impl Strategy<Value = String> {
+        let scale = scale.clamp(0, 12) as u32;
+        (
+            0u128..10u128.pow(24),
+            0..=scale,
+            0usize..3,
+            prop_oneof![Just(""), Just("-"), Just("+")],
+            any::<bool>(),
+        )
+            .prop_map(|(units, places, zeros, sign, bare)| {
+                let divisor = 10u128.pow(places);
+                let whole = units / divisor;
+                let mut text = if bare && whole == 0 && places > 0 {
+                    sign.to_owned()
+                } else {
+                    format!("{sign}{whole}")
+                };
+                if places > 0 || zeros > 0 {
+                    let fraction = units % divisor;
+                    let digits = if places > 0 {
+                        format!("{fraction:0width$}", width = places as usize)
+                    } else {
+                        String::new()
+                    };
+                    text.push_str(&format!(".{digits}{}", "0".repeat(zeros)));
+                }
+                text
+            })
+    }
+
+    /// A value that fits `kind` (lists with elements from [`cell`]).
+    fn fitting(kind: &Kind, misfits: u32) -> BoxedStrategy<Value> {
+        match kind {
+            Kind::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
+            Kind::Int16 => any::<i16>().prop_map(Value::Int16).boxed(),
+            Kind::Int32 => any::<i32>().prop_map(Value::Int32).boxed(),
+            Kind::Int64 => any::<i64>().prop_map(Value::Int64).boxed(),
+            // Finite: NaN is never equal to itself.
+            Kind::Float32 => (-1e30f32..1e30).prop_map(Value::Float32).boxed(),
+            Kind::Float64 => (-1e300f64..1e300).prop_map(Value::Float64).boxed(),
+            Kind::Decimal(_, scale) => decimal_text(*scale).prop_map(Value::Numeric).boxed(),
+            Kind::Utf8 => prop_oneof![
+                "[a-zé ]{0,8}".prop_map(Value::Text),
+                decimal_text(6).prop_map(Value::Numeric),
+                "[a-z]{0,4}".prop_map(|k| Value::Json(format!("{{\"{k}\": 1}}"))),
+                "[0-9:-]{0,8}".prop_map(Value::Other),
+                any::<[u8; 16]>().prop_map(Value::Uuid),
+            ]
+            .boxed(),
+            Kind::Binary => proptest::collection::vec(any::<u8>(), 0..6)
+                .prop_map(Value::Bytes)
+                .boxed(),
+            Kind::Date => any::<i32>().prop_map(Value::Date).boxed(),
+            Kind::Time => (0..86_400_000_000i64).prop_map(Value::Time).boxed(),
+            Kind::Timestamp => any::<i64>().prop_map(Value::Timestamp).boxed(),
+            Kind::TimestampTz => any::<i64>().prop_map(Value::TimestampTz).boxed(),
+            Kind::List(element) => proptest::collection::vec(cell(element, misfits), 0..4)
+                .prop_map(Value::Array)
+                .boxed(),
+        }
+    }
+
+    /// A value that does not fit `kind`.
+    fn misfit(kind: &Kind) -> BoxedStrategy<Value> {
+        match kind {
+            Kind::Utf8 => prop_oneof![
+                Just(Value::Int32(5)),
+                Just(Value::Bytes(vec![1])),
+                Just(Value::Array(vec![]))
+            ]
+            .boxed(),
+            Kind::Decimal(_, scale) => prop_oneof![
+                Just(Value::Int64(5)),
+                // One place too many: never rounded.
+                Just(Value::Numeric(format!(
+                    "1.{}1",
+                    "0".repeat(*scale as usize)
+                ))),
+                Just(Value::Numeric("NaN".into())),
+                Just(Value::Numeric("1e5".into())),
+            ]
+            .boxed(),
+            _ => prop_oneof![
+                Just(Value::Text("x".into())),
+                Just(Value::Other("y".into()))
+            ]
+            .boxed(),
+        }
+    }
+
+    /// A source column's value: mostly fitting, some nulls and unchanged TOAST, and
+    /// `misfits` in 80 not fitting.
+    fn cell(kind: &Kind, misfits: u32) -> BoxedStrategy<Value> {
+        if misfits > 0 {
+            prop_oneof![
+                64 - misfits => fitting(kind, misfits),
+                12 => Just(Value::Null),
+                4 => Just(Value::UnchangedToast),
+                misfits => misfit(kind),
+            ]
+            .boxed()
+        } else {
+            prop_oneof![
+                16 => fitting(kind, 0),
+                3 => Just(Value::Null),
+                1 => Just(Value::UnchangedToast),
+            ]
+            .boxed()
+        }
+    }
+
+    /// Changes of `table` of every op: inserts and snapshot reads, updates with and without
+    /// their old row, deletes with the whole old row or only its identity (or none),
+    /// truncates; with `misfits` (in 80, see [`cell`]), values that do not fit and, one
+    /// row in 40, an image of the wrong width.
+    fn lake_rows(
+        table: &TableSchema,
+        misfits: u32,
+        len: std::ops::Range<usize>,
+    ) -> impl Strategy<Value = Vec<LakeRow>> {
+        let kinds: Vec<Kind> = table
+            .columns
+            .iter()
+            .map(|c| Kind::of(c.type_oid, c.type_modifier))
+            .collect();
+        let keys: Vec<bool> = table.columns.iter().map(|c| c.replica_identity).collect();
+        let image = || {
+            kinds
+                .iter()
+                .map(|kind| cell(kind, misfits))
+                .collect::<Vec<_>>()
+        };
+        let ops = [Op::Read, Op::Insert, Op::Update, Op::Delete, Op::Truncate];
+        let row = (
+            proptest::sample::select(ops.to_vec()),
+            image(),
+            image(),
+            any::<(bool, bool)>(),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                proptest::option::of(any::<u32>()),
+                any::<i64>(),
+                any::<bool>(),
+            ),
+            (any::<i32>(), any::<i64>(), 0u8..40),
+        )
+            .prop_map(
+                move |(op, new, old, (with_old, identity), source, (partition, offset, cut))| {
+                    let (lsn, commit_lsn, ordinal, xid, commit_ts_us, snapshot) = source;
+                    let identity_only = |old: Vec<Value>| -> Vec<Value> {
+                        old.into_iter()
+                            .zip(&keys)
+                            .map(|(v, key)| if *key { v } else { Value::Null })
+                            .collect()
+                    };
+                    let (mut before, mut after, before_identity_only) = match op {
+                        Op::Read | Op::Insert => (None, Some(new), false),
+                        Op::Update => (with_old.then_some(old), Some(new), false),
+                        Op::Delete if identity => (Some(identity_only(old)), None, true),
+                        Op::Delete => (with_old.then_some(old), None, false),
+                        Op::Truncate => (None, None, false),
+                    };
+                    if misfits > 0 && cut == 0 {
+                        if let Some(image) = after.as_mut().or(before.as_mut()) {
+                            image.pop();
+                        }
+                    }
+                    LakeRow {
+                        event: DecodedEvent {
+                            op,
+                            before,
+                            after,
+                            source: cdc_avro::SourceInfo {
+                                lsn: cdc_core::Lsn(lsn),
+                                commit_lsn: cdc_core::Lsn(commit_lsn),
+                                xid: xid.map(cdc_core::Xid),
+                                commit_ts_us,
+                                ordinal,
+                                snapshot,
+                                schema: "public".into(),
+                                table: "kinds".into(),
+                            },
+                            ts_us: 0,
+                            before_identity_only,
+                        },
+                        partition,
+                        offset,
+                    }
+                },
+            );
+        proptest::collection::vec(row, len)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn one_pass_build_equals_the_column_by_column_reference(
+            rows in lake_rows(&every_kind_table(), 0, 0..24)
+        ) {
+            let builder = BatchBuilder::new(every_kind_table());
+            let batch = builder.build(&rows).unwrap();
+            let reference = builder.build_reference(&rows).unwrap();
+            prop_assert_eq!(&batch, &reference);
+            let options = crate::ParquetOptions::default();
+            let file = crate::encode(&batch, &options, vec![]).unwrap();
+            let reference_file = crate::encode(&reference, &options, vec![]).unwrap();
+            prop_assert!(file == reference_file, "the Parquet files differ");
+        }
+
+        #[test]
+        fn one_pass_build_reports_the_reference_error(
+            rows in lake_rows(&every_kind_table(), 1, 0..8)
+        ) {
+            same_outcome(&BatchBuilder::new(every_kind_table()), &rows)?;
+        }
+
+        #[test]
+        fn one_pass_build_reports_the_reference_error_among_many(
+            rows in lake_rows(&small_table(), 8, 0..8)
+        ) {
+            same_outcome(&BatchBuilder::new(small_table()), &rows)?;
+        }
+    }
+
+    /// Asserts `build` and `build_reference` give the same batch or the same error.
+    fn same_outcome(builder: &BatchBuilder, rows: &[LakeRow]) -> Result<(), TestCaseError> {
+        match (builder.build(rows), builder.build_reference(rows)) {
+            (Ok(batch), Ok(reference)) => prop_assert_eq!(batch, reference),
+            (Err(error), Err(reference)) => {
+                prop_assert_eq!(format!("{error:?}"), format!("{reference:?}"))
+            }
+            (built, reference) => {
+                prop_assert!(false, "build: {built:?}\nreference: {reference:?}")
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ops_are_their_codes() {
+        for op in [Op::Read, Op::Insert, Op::Update, Op::Delete, Op::Truncate] {
+            assert_eq!(op_code(op), op.code().to_string());
+        }
     }
 
     #[test]
