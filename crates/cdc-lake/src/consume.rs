@@ -219,7 +219,7 @@ impl LakeWriter {
                 () = &mut shutdown => break,
                 _ = tick.tick() => {
                     self.drop_revoked();
-                    self.flush_due(&mut totals, Instant::now()).await?;
+                    self.flush(&mut totals, Some(Instant::now())).await?;
                     self.commit(CommitMode::Async);
                     continue;
                 }
@@ -234,19 +234,7 @@ impl LakeWriter {
             }
         }
         self.drop_revoked();
-        let keys: Vec<_> = self.partitions.keys().cloned().collect();
-        for key in keys {
-            if let Some(writer) = self.partitions.get_mut(&key) {
-                let flushed = writer.flush().await?;
-                let settled = writer.settle();
-                if let Some(flushed) = flushed {
-                    self.flushed(&key, flushed, &mut totals);
-                }
-                if let Some(offset) = settled {
-                    self.to_commit.insert(key, offset);
-                }
-            }
-        }
+        self.flush(&mut totals, None).await?;
         self.commit(CommitMode::Sync);
         self.metrics.rows_buffered.set(0);
         tracing::info!(?totals, "lake writer stopped");
@@ -265,9 +253,7 @@ impl LakeWriter {
         totals.records += 1;
         self.metrics.records.with_label_values(&[&key.0]).inc();
         if !self.partitions.contains_key(&key) {
-            let asked = Instant::now();
             let start = self.chain_start(&key.0, key.1, offset).await?;
-            tracing::debug!(topic = %key.0, partition = key.1, took = ?asked.elapsed(), "committed offset looked up");
             let mut writer = PartitionWriter::new(
                 self.lake.clone(),
                 &key.0,
@@ -425,14 +411,19 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Writes every buffer that is due; moves idle chains past their rowless tails.
-    async fn flush_due(&mut self, totals: &mut LakeTotals, now: Instant) -> Result<(), LakeError> {
+    /// Writes every buffer that is due at `now` (every buffer when `None`); moves idle
+    /// chains past their rowless tails.
+    async fn flush(
+        &mut self,
+        totals: &mut LakeTotals,
+        now: Option<Instant>,
+    ) -> Result<(), LakeError> {
         let keys: Vec<_> = self.partitions.keys().cloned().collect();
         for key in keys {
             let Some(writer) = self.partitions.get_mut(&key) else {
                 continue;
             };
-            let flushed = if writer.due(now) {
+            let flushed = if now.is_none_or(|now| writer.due(now)) {
                 writer.flush().await?
             } else {
                 None
@@ -476,13 +467,18 @@ impl LakeWriter {
         self.metrics
             .flush_seconds
             .observe(flushed.duration.as_secs_f64());
+        self.refresh_buffered();
+        self.to_commit.insert(key.clone(), flushed.commit_offset());
+    }
+
+    /// Sets the buffered-rows gauge from the buffers.
+    fn refresh_buffered(&self) {
         self.metrics.rows_buffered.set(
             self.partitions
                 .values()
                 .map(|w| i64::try_from(w.buffered()).unwrap_or(i64::MAX))
                 .sum(),
         );
-        self.to_commit.insert(key.clone(), flushed.commit_offset());
     }
 
     /// Drops the buffers of partitions the group took away; their new owner reads them
@@ -492,14 +488,16 @@ impl LakeWriter {
             Ok(mut revoked) => std::mem::take(&mut *revoked),
             Err(_) => return,
         };
-        if !revoked.is_empty() {
-            self.starts.clear();
+        if revoked.is_empty() {
+            return;
         }
+        self.starts.clear();
         for key in revoked {
             if let Some(writer) = self.partitions.remove(&key) {
                 tracing::debug!(topic = %key.0, partition = key.1, dropped = writer.buffered(), "partition revoked; buffer dropped");
             }
         }
+        self.refresh_buffered();
     }
 
     /// Commits the offsets past the files written since the last commit.
