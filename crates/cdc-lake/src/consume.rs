@@ -52,6 +52,9 @@ pub struct LakeConfig {
     pub group_id: String,
     /// Topics to read: names, or one regular expression starting with `^`.
     pub topics: Vec<String>,
+    /// Capture's transaction topic, stored as `totesys_cdc.transactions` (also read when
+    /// it is not in `topics`).
+    pub transaction_topic: Option<String>,
     /// Where undecodable records go.
     pub dead_letter_topic: String,
     /// Replication factor of the dead-letter topic when it has to be created.
@@ -187,7 +190,12 @@ impl LakeWriter {
                 metrics: metrics.clone(),
             })
             .map_err(|e| LakeError::Kafka(format!("cannot create the consumer: {e}")))?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        let topics: Vec<&str> = config
+            .topics
+            .iter()
+            .chain(&config.transaction_topic)
+            .map(String::as_str)
+            .collect();
         consumer
             .subscribe(&topics)
             .map_err(|e| LakeError::Kafka(format!("cannot subscribe to {topics:?}: {e}")))?;
@@ -195,7 +203,10 @@ impl LakeWriter {
             consumer: Arc::new(consumer),
             events,
             lake,
-            decoder: RecordDecoder::new(registry),
+            decoder: match &config.transaction_topic {
+                Some(topic) => RecordDecoder::new(registry).with_transaction_topic(topic),
+                None => RecordDecoder::new(registry),
+            },
             dead_letters,
             config,
             metrics,
@@ -274,7 +285,7 @@ impl LakeWriter {
         }
         let decoded = self
             .decoder
-            .decode(message.key(), message.payload())
+            .decode(message.topic(), message.key(), message.payload())
             .await?;
         let size = message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len);
         let flushed = {
@@ -282,7 +293,7 @@ impl LakeWriter {
                 return Ok(());
             };
             match decoded {
-                Decoded::Tombstone => {
+                Decoded::NoRow => {
                     writer.skip(offset);
                     None
                 }
@@ -294,13 +305,13 @@ impl LakeWriter {
                     }
                     None
                 }
-                Decoded::Change(event, reader) => {
+                Decoded::Change(event, table) => {
                     let row = LakeRow {
                         event,
                         partition: key.1,
                         offset,
                     };
-                    let flushed = writer.push(reader.table(), row, size).await?;
+                    let flushed = writer.push(&table, row, size).await?;
                     self.metrics.rows_buffered.add(1);
                     flushed
                 }
@@ -519,8 +530,9 @@ impl LakeWriter {
     }
 }
 
-/// The offsets `group` has committed on every partition of the change topics under
-/// `prefix` (partitions without a commit are left out): what compaction may merge below.
+/// The offsets `group` has committed on every partition of the change topics and the
+/// transaction topic under `prefix` (partitions without a commit are left out): what
+/// compaction may merge below.
 pub async fn committed_offsets(
     settings: &KafkaSettings,
     group: &str,
@@ -537,10 +549,12 @@ pub async fn committed_offsets(
         let mut wanted = TopicPartitionList::new();
         for topic in metadata.topics() {
             let name = topic.name();
-            let is_change_topic = name
-                .strip_prefix(&prefix)
-                .is_some_and(|rest| rest.split('.').count() == 2 && !rest.contains("dead-letters"));
-            if is_change_topic {
+            // The change topics and the transaction topic, not the dead letters.
+            let in_lake = name.strip_prefix(&prefix).is_some_and(|rest| {
+                rest == "transaction"
+                    || (rest.split('.').count() == 2 && !rest.contains("dead-letters"))
+            });
+            if in_lake {
                 for partition in topic.partitions() {
                     wanted.add_partition(name, partition.id());
                 }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cdc_avro::apache_avro::Schema;
-use cdc_avro::{decode_confluent, AvroError, DecodedEvent, TableAvro};
+use cdc_avro::{decode_confluent, decode_value, AvroError, DecodedEvent, TableAvro};
+use cdc_core::TableSchema;
 use cdc_registry::{ClientError, RegistryClient, SchemaId};
 
+use crate::transactions::{transaction_row, TRANSACTIONS_TABLE};
 use crate::LakeError;
 
 /// Why a record is a dead letter; the same on every attempt and for every writer.
@@ -31,10 +33,10 @@ impl DeadLetter {
 /// What a record holds.
 #[derive(Debug)]
 pub enum Decoded {
-    /// A change, with the reader of its schemas (its table shape).
-    Change(DecodedEvent, Arc<TableAvro>),
-    /// A tombstone (no value): nothing for the lake.
-    Tombstone,
+    /// A change, with its table shape.
+    Change(DecodedEvent, Arc<TableSchema>),
+    /// A record with no row for the lake: a tombstone, a transaction's `BEGIN`.
+    NoRow,
     /// A record that cannot be read.
     Dead(DeadLetter),
 }
@@ -47,11 +49,16 @@ pub enum Decoded {
 /// reached is retried until it answers.
 pub struct RecordDecoder {
     registry: Arc<RegistryClient>,
-    /// Readers per (key schema id, value schema id).
-    readers: HashMap<(Option<u32>, u32), Result<Arc<TableAvro>, DeadLetter>>,
+    /// Readers and their table shapes per (key schema id, value schema id).
+    readers: HashMap<(Option<u32>, u32), Result<Reader, DeadLetter>>,
     /// Schemas per id, parsed.
     schemas: HashMap<u32, Result<Schema, DeadLetter>>,
+    /// Capture's transaction topic, whose `END` records become `totesys_cdc.transactions` rows.
+    transaction_topic: Option<String>,
 }
+
+/// The reader of one (key, value) schema pair, and the table shape it reads.
+type Reader = (Arc<TableAvro>, Arc<TableSchema>);
 
 impl RecordDecoder {
     /// A decoder asking `registry` for schemas.
@@ -60,18 +67,29 @@ impl RecordDecoder {
             registry,
             readers: HashMap::new(),
             schemas: HashMap::new(),
+            transaction_topic: None,
         }
     }
 
-    /// Decodes a record's key and value; errors only when the registry stays unreachable.
+    /// Also decodes the records of capture's transaction topic `topic`.
+    pub fn with_transaction_topic(mut self, topic: impl Into<String>) -> Self {
+        self.transaction_topic = Some(topic.into());
+        self
+    }
+
+    /// Decodes a record of `topic`; errors only when the registry stays unreachable.
     pub async fn decode(
         &mut self,
+        topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<Decoded, LakeError> {
         let Some(value) = value else {
-            return Ok(Decoded::Tombstone);
+            return Ok(Decoded::NoRow);
         };
+        if self.transaction_topic.as_deref() == Some(topic) {
+            return self.decode_transaction(value).await;
+        }
         let (value_id, body) = match decode_confluent(value) {
             Ok(framed) => framed,
             Err(e) => {
@@ -91,12 +109,12 @@ impl RecordDecoder {
                 )))
             }
         };
-        let reader = match self.reader(key_id, value_id).await? {
+        let (reader, table) = match self.reader(key_id, value_id).await? {
             Ok(reader) => reader,
             Err(dead) => return Ok(Decoded::Dead(dead)),
         };
         Ok(match reader.read_value(body) {
-            Ok(event) => Decoded::Change(event, reader),
+            Ok(event) => Decoded::Change(event, table),
             Err(e) => Decoded::Dead(DeadLetter::new(
                 "schema_mismatch",
                 format!("value does not match schema {value_id}: {e}"),
@@ -104,11 +122,42 @@ impl RecordDecoder {
         })
     }
 
+    /// A transaction record: `END` as a row of `totesys_cdc.transactions`, `BEGIN` as none.
+    async fn decode_transaction(&mut self, value: &[u8]) -> Result<Decoded, LakeError> {
+        let (id, body) = match decode_confluent(value) {
+            Ok(framed) => framed,
+            Err(e) => {
+                return Ok(Decoded::Dead(DeadLetter::new(
+                    "bad_framing",
+                    format!("value: {e}"),
+                )))
+            }
+        };
+        let schema = match self.schema(id).await? {
+            Ok(schema) => schema,
+            Err(dead) => return Ok(Decoded::Dead(dead)),
+        };
+        let mismatch = |reason: String| {
+            Decoded::Dead(DeadLetter::new(
+                "schema_mismatch",
+                format!("transaction record with schema {id}: {reason}"),
+            ))
+        };
+        Ok(match decode_value(&schema, body) {
+            Ok(avro) => match transaction_row(&avro) {
+                Ok(Some(event)) => Decoded::Change(event, Arc::clone(&TRANSACTIONS_TABLE)),
+                Ok(None) => Decoded::NoRow,
+                Err(reason) => mismatch(reason),
+            },
+            Err(e) => mismatch(e.to_string()),
+        })
+    }
+
     async fn reader(
         &mut self,
         key_id: Option<u32>,
         value_id: u32,
-    ) -> Result<Result<Arc<TableAvro>, DeadLetter>, LakeError> {
+    ) -> Result<Result<Reader, DeadLetter>, LakeError> {
         if let Some(found) = self.readers.get(&(key_id, value_id)) {
             return Ok(found.clone());
         }
@@ -122,7 +171,10 @@ impl RecordDecoder {
             (Ok(value), key) => {
                 let key = key.and_then(Result::ok);
                 TableAvro::from_schemas(key.as_ref(), &value)
-                    .map(Arc::new)
+                    .map(|reader| {
+                        let table = Arc::new(reader.table().clone());
+                        (Arc::new(reader), table)
+                    })
                     .map_err(|e| unusable(value_id, &e))
             }
         };

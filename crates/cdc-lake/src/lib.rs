@@ -17,6 +17,7 @@ mod layout;
 mod metrics;
 mod parquet_file;
 mod store;
+mod transactions;
 mod writer;
 
 pub use batch::{BatchBuilder, LakeRow};
@@ -31,6 +32,7 @@ pub use layout::{commit_date, table_dir, DataFile};
 pub use metrics::LakeMetrics;
 pub use parquet_file::{encode, footer_metadata, ParquetOptions};
 pub use store::LakeStore;
+pub use transactions::{transaction_row, TRANSACTIONS_TABLE};
 pub use writer::{FlushPolicy, Flushed, PartitionWriter, FIRST_OFFSET_KEY, LAST_OFFSET_KEY};
 
 /// The subscription pattern of the change topics `<prefix>.<schema>.<table>` (not the

@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const DEAD_LETTERS: &str = "totesys.lake-dead-letters";
+const TRANSACTIONS: &str = "totesys.transaction";
 
 /// A lake writer running in the background.
 struct Writer {
@@ -58,6 +59,7 @@ impl Writer {
             kafka,
             group_id: group.to_owned(),
             topics: vec![change_topics_pattern("totesys")],
+            transaction_topic: Some(TRANSACTIONS.to_owned()),
             dead_letter_topic: DEAD_LETTERS.to_owned(),
             dead_letter_replication: 1,
             parquet: ParquetOptions::default(),
@@ -147,7 +149,9 @@ async fn wait_caught_up(stack: &Stack, group: &str, timeout: Duration) {
             let mut behind = Vec::new();
             let mut wanted = TopicPartitionList::new();
             let mut ends = HashMap::new();
-            for (topic, partitions) in change_topics(&bootstrap) {
+            let mut topics = change_topics(&bootstrap);
+            topics.insert(TRANSACTIONS.to_owned(), 1);
+            for (topic, partitions) in topics {
                 for partition in 0..partitions {
                     let (_, high) = consumer
                         .fetch_watermarks(&topic, partition, Duration::from_secs(10))
@@ -187,6 +191,37 @@ async fn wait_caught_up(stack: &Stack, group: &str, timeout: Duration) {
     .unwrap();
 }
 
+/// The transaction topic's END records are rows of `totesys_cdc.transactions`, and their
+/// per-table counts add up to the streamed changes of each table in the lake.
+async fn check_transactions(stack: &Stack, dir: &Path) {
+    let ends = stack.read_topic(TRANSACTIONS).await.len() / 2;
+    let lake = read_with_duckdb(dir).await;
+    let transactions = &lake.rows["totesys_cdc.transactions"];
+    assert_eq!(transactions.len(), ends, "one row per END record");
+    let mut counted: HashMap<String, i64> = HashMap::new();
+    for row in transactions {
+        let collections: HashMap<String, i64> =
+            serde_json::from_str(row["data_collections"].as_str().unwrap()).unwrap();
+        for (table, count) in collections {
+            *counted.entry(table).or_default() += count;
+        }
+    }
+    for table in cdc_sim::TABLES {
+        let streamed = lake.rows[table]
+            .iter()
+            .filter(|row| row["_snapshot"] == serde_json::Value::Bool(false))
+            .count() as i64;
+        assert_eq!(
+            counted
+                .get(&format!("public.{table}"))
+                .copied()
+                .unwrap_or(0),
+            streamed,
+            "{table}: the END records count the streamed changes in the lake"
+        );
+    }
+}
+
 /// `(topic, partition, offset)` of every row in every file under `dir/raw`.
 fn lake_positions(dir: &Path) -> Vec<(String, i32, i64)> {
     let mut found = Vec::new();
@@ -194,6 +229,9 @@ fn lake_positions(dir: &Path) -> Vec<(String, i32, i64)> {
         let relative = path.strip_prefix(dir).unwrap().to_str().unwrap().to_owned();
         let file = DataFile::parse(&object_store::path::Path::from(relative.as_str()))
             .unwrap_or_else(|| panic!("unexpected file in the lake: {relative}"));
+        if file.topic == TRANSACTIONS {
+            continue;
+        }
         let builder =
             ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
         let schema = builder.parquet_schema();
@@ -497,10 +535,16 @@ async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     capture.stop().await.unwrap();
 
     let expected = change_records(&stack).await;
-    assert_eq!(totals.rows as usize, expected.len(), "{totals:?}");
+    let transactions = stack.read_topic(TRANSACTIONS).await.len() / 2;
+    assert_eq!(
+        totals.rows as usize,
+        expected.len() + transactions,
+        "a row per change record and per END record: {totals:?}"
+    );
     assert_eq!(totals.dead_letters, 0);
     assert_exactly_once(dir.path(), &expected);
     check_against_source(&stack, dir.path(), &expected).await;
+    check_transactions(&stack, dir.path()).await;
     let has_email: Vec<bool> = files_under(&dir.path().join("raw/staff"))
         .iter()
         .map(|path| {

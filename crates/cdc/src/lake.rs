@@ -42,6 +42,9 @@ pub struct LakeArgs {
     /// Topic for records that cannot be decoded (default: `<prefix>.lake-dead-letters`).
     #[arg(long)]
     dead_letter_topic: Option<String>,
+    /// Do not store capture's transaction topic (`<prefix>.transaction`) in the lake.
+    #[arg(long)]
+    no_transactions: bool,
     /// Replication factor of the dead-letter topic when it is created.
     #[arg(long, default_value_t = 1)]
     replication_factor: i32,
@@ -79,6 +82,8 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
         kafka: args.target.connect.settings()?,
         group_id: args.target.group.clone(),
         topics: vec![cdc_lake::change_topics_pattern(&args.target.topic_prefix)],
+        transaction_topic: (!args.no_transactions)
+            .then(|| format!("{}.transaction", args.target.topic_prefix)),
         dead_letter_topic: args
             .dead_letter_topic
             .clone()
