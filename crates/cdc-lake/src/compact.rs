@@ -28,10 +28,9 @@ use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 
 use crate::layout::DataFile;
-use crate::parquet_file::ParquetOptions;
+use crate::parquet_file::{encode_all, ParquetOptions};
 use crate::writer::{FIRST_OFFSET_KEY, LAST_OFFSET_KEY};
 use crate::{LakeError, LakeStore};
 
@@ -289,17 +288,12 @@ async fn merge(
         (LAST_OFFSET_KEY.to_owned(), last.last.to_string()),
         (COMPACTED_FILES_KEY.to_owned(), run.len().to_string()),
     ];
-    let properties = options.parquet.properties(metadata)?;
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))
-        .map_err(|e| LakeError::Parquet(e.to_string()))?;
-    for batch in run.iter().flat_map(|l| &l.batches) {
-        writer
-            .write(batch)
-            .map_err(|e| LakeError::Parquet(e.to_string()))?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| LakeError::Parquet(e.to_string()))?;
+    let bytes = encode_all(
+        schema,
+        run.iter().flat_map(|l| &l.batches),
+        &options.parquet,
+        metadata,
+    )?;
     let put = lake
         .store
         .put_opts(

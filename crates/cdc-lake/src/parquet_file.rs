@@ -81,16 +81,23 @@ pub fn encode(
     options: &ParquetOptions,
     metadata: Vec<(String, String)>,
 ) -> Result<Bytes, LakeError> {
+    encode_all(batch.schema(), [batch], options, metadata)
+}
+
+/// The Parquet file holding `batches` (all of `schema`), with `metadata` in its footer.
+pub(crate) fn encode_all<'b>(
+    schema: arrow_schema::SchemaRef,
+    batches: impl IntoIterator<Item = &'b RecordBatch>,
+    options: &ParquetOptions,
+    metadata: Vec<(String, String)>,
+) -> Result<Bytes, LakeError> {
+    let parquet = |e: parquet::errors::ParquetError| LakeError::Parquet(e.to_string());
     let properties = options.properties(metadata)?;
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties))
-        .map_err(|e| LakeError::Parquet(e.to_string()))?;
-    writer
-        .write(batch)
-        .map_err(|e| LakeError::Parquet(e.to_string()))?;
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| LakeError::Parquet(e.to_string()))?;
-    Ok(Bytes::from(bytes))
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(parquet)?;
+    for batch in batches {
+        writer.write(batch).map_err(parquet)?;
+    }
+    Ok(Bytes::from(writer.into_inner().map_err(parquet)?))
 }
 
 /// The footer's key-value metadata of a Parquet file.

@@ -376,14 +376,7 @@ impl ChangeSink for Tee {
 
 /// `error` and its causes on one line.
 pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    cdc_core::error_chain(error)
 }
 
 /// The server's WAL insert position (past every commit so far).
