@@ -20,7 +20,7 @@ use cdc_lake::{
     DLQ_REASON_CODE, DLQ_TOPIC,
 };
 use cdc_publish::PublishConfig;
-use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_sim::SchemaVariant;
 use cdc_testkit::rows::{source_rows, Cell};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -472,38 +472,6 @@ async fn start_source(stack: &Stack, variant: SchemaVariant) -> stack::Capture {
         .await
 }
 
-async fn run_workload(stack: &Stack, changes: u64, seed: u64) {
-    let workload = WorkloadConfig {
-        rate_per_sec: 1_000.0,
-        duration: None,
-        max_changes: Some(changes),
-        seed,
-        ..WorkloadConfig::default()
-    };
-    let (_stop, never) = tokio::sync::watch::channel(false);
-    cdc_sim::run_workload(&stack.client, &workload, never)
-        .await
-        .unwrap();
-}
-
-/// 3,000 simulator changes at 600/s in the background.
-async fn spawn_load(stack: &Stack, seed: u64) -> JoinHandle<()> {
-    let client = stack.db.client().await.unwrap();
-    tokio::spawn(async move {
-        let workload = WorkloadConfig {
-            rate_per_sec: 600.0,
-            duration: None,
-            max_changes: Some(3_000),
-            seed,
-            ..WorkloadConfig::default()
-        };
-        let (_stop, never) = tokio::sync::watch::channel(false);
-        cdc_sim::run_workload(&client, &workload, never)
-            .await
-            .unwrap();
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     let stack = Stack::start().await;
@@ -516,7 +484,7 @@ async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
     let writer = Writer::start(&stack, &lake, "lake").await;
-    run_workload(&stack, 1_500, 5).await;
+    stack.spawn_workload(1_500, 1_000.0, 5).await.await.unwrap();
     // A new source column: new files have it, old ones do not, DuckDB reads both.
     stack
         .client
@@ -589,7 +557,7 @@ async fn a_writer_killed_at_random_points_leaves_each_change_once() {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let load = spawn_load(&stack, 11).await;
+    let load = stack.spawn_workload(3_000, 600.0, 11).await;
     for _ in 0..6 {
         let writer = Writer::start(&stack, &lake, "lake").await;
         // Not while joining: Tansu 0.6 keeps a member that dies mid-join as the group's
@@ -620,7 +588,7 @@ async fn partitions_move_between_two_writers_mid_stream() {
     let capture = start_source(&stack, SchemaVariant::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
-    let load = spawn_load(&stack, 23).await;
+    let load = stack.spawn_workload(3_000, 600.0, 23).await;
     let first = Writer::start(&stack, &lake, "lake").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     // A second member joins: the group splits the partitions between them.
@@ -651,7 +619,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_to_the_lake() 
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
     let writer = Writer::start(&stack, &lake, "lake").await;
-    run_workload(&stack, 300, 3).await;
+    stack.spawn_workload(300, 1_000.0, 3).await.await.unwrap();
     stack
         .wait_all_acked(&capture, Duration::from_secs(60))
         .await;
@@ -681,7 +649,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_to_the_lake() 
             .await
             .unwrap();
     }
-    run_workload(&stack, 300, 4).await;
+    stack.spawn_workload(300, 1_000.0, 4).await.await.unwrap();
     stack
         .wait_all_acked(&capture, Duration::from_secs(60))
         .await;

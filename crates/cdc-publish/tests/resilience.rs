@@ -12,7 +12,7 @@ use std::time::Duration;
 use cdc_avro::DecodedEvent;
 use cdc_core::{Position, TableName, Value};
 use cdc_publish::{value_subject, PublishConfig};
-use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_sim::SchemaVariant;
 use cdc_testkit::rows::{replay, source_rows};
 use rand::Rng;
 use support::*;
@@ -94,27 +94,6 @@ async fn check_exactly_once_after_dedup(
     duplicates
 }
 
-async fn background_workload(
-    stack: &Stack,
-    changes: u64,
-    rate: f64,
-) -> tokio::task::JoinHandle<()> {
-    let client = stack.db.client().await.unwrap();
-    tokio::spawn(async move {
-        let workload = WorkloadConfig {
-            rate_per_sec: rate,
-            duration: None,
-            max_changes: Some(changes),
-            seed: 23,
-            ..WorkloadConfig::default()
-        };
-        let (_stop, never) = tokio::sync::watch::channel(false);
-        cdc_sim::run_workload(&client, &workload, never)
-            .await
-            .unwrap();
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_crashes_lose_nothing_and_duplicates_keep_their_position() {
     let stack = Stack::start().await;
@@ -126,7 +105,7 @@ async fn capture_crashes_lose_nothing_and_duplicates_keep_their_position() {
     // Mid-stream: a crash during the initial snapshot redoes it under a new slot
     // (docs/capture.md), so its rows come again with new positions.
     stack.wait_snapshot_done(&capture).await;
-    let workload = background_workload(&stack, 1_500, 600.0).await;
+    let workload = stack.spawn_workload(1_500, 600.0, 23).await;
     let mut recorded = Vec::new();
     let mut rng = rand::rng();
     for _ in 0..2 {
@@ -157,7 +136,7 @@ async fn a_broker_outage_stalls_capture_and_it_resumes_without_loss() {
         .unwrap();
     cdc_sim::seed(&stack.client, 4).await.unwrap();
     let capture = stack.start_capture(PublishConfig::default()).await;
-    let workload = background_workload(&stack, 1_200, 400.0).await;
+    let workload = stack.spawn_workload(1_200, 400.0, 23).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     stack.broker.kill();

@@ -216,6 +216,24 @@ impl Stack {
         }
     }
 
+    /// Runs `changes` simulator changes at `rate` per second in the background.
+    pub async fn spawn_workload(&self, changes: u64, rate: f64, seed: u64) -> JoinHandle<()> {
+        let client = self.db.client().await.expect("workload client");
+        tokio::spawn(async move {
+            let workload = cdc_sim::WorkloadConfig {
+                rate_per_sec: rate,
+                duration: None,
+                max_changes: Some(changes),
+                seed,
+                ..cdc_sim::WorkloadConfig::default()
+            };
+            let (_stop, never) = watch::channel(false);
+            cdc_sim::run_workload(&client, &workload, never)
+                .await
+                .expect("workload");
+        })
+    }
+
     /// Stops the registry server.
     pub async fn stop_registry(&mut self) {
         if let Some(stop) = self.registry_stop.take() {
