@@ -171,6 +171,10 @@ pub async fn copy_tables<S: ChangeSink>(
     while let Some(joined) = workers.join_next().await {
         joined.map_err(|e| SourceError::Protocol(format!("snapshot worker failed: {e}")))?;
     }
+    // The snapshot's rows are one pseudo transaction at the consistent point; its end
+    // tells readers of the transaction topic how many rows each table has.
+    let ack = sink.commit(&transaction, total).await?;
+    tracker.push(None, ack);
     while tracker.in_flight() > 0 {
         tracker.wait_oldest().await?;
     }

@@ -267,10 +267,10 @@ impl KafkaSink {
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len() + 2);
         let mut bytes = 0u64;
         for event in &batch {
-            if !event.snapshot {
-                if let Some(delivery) = self.begin_transaction(event).await? {
-                    deliveries.push(delivery);
-                }
+            if event.snapshot {
+                self.count_snapshot_event(event);
+            } else if let Some(delivery) = self.begin_transaction(event).await? {
+                deliveries.push(delivery);
             }
             let index = self.shape(&event.table).await?;
             let state = self.topics.get(&event.table.id).ok_or_else(|| {
@@ -345,6 +345,25 @@ impl KafkaSink {
         }
         self.metrics.bytes.inc_by(bytes);
         Ok(self.ack_when_delivered(deliveries))
+    }
+
+    /// Counts a snapshot read towards the snapshot's `END` record (it has no `BEGIN`).
+    fn count_snapshot_event(&mut self, event: &ChangeEvent) {
+        let Some(txns) = &mut self.transactions else {
+            return;
+        };
+        let label = event.table.name.to_string();
+        match &mut txns.open {
+            Some(open) if open.commit_lsn == event.position.commit_lsn => {
+                *open.per_table.entry(label).or_default() += 1;
+            }
+            open => {
+                *open = Some(OpenTransaction {
+                    commit_lsn: event.position.commit_lsn,
+                    per_table: BTreeMap::from([(label, 1)]),
+                });
+            }
+        }
     }
 
     /// Writes the transaction topic's `BEGIN` when `event` opens a new transaction.
