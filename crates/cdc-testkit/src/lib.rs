@@ -11,15 +11,17 @@
 
 mod broker;
 mod cluster;
-mod database;
+pub mod database;
 pub mod python;
 pub mod rows;
+mod warehouse_check;
 
 pub use broker::{find_tansu, BrokerStorage, KafkaBroker};
 pub use cluster::{
     find_bin_dir, free_port, PgCluster, AUTH_ROLES, AUTH_ROLE_PASSWORD, SUPERUSER_PASSWORD,
 };
 pub use database::{shared_cluster, TestDb};
+pub use warehouse_check::{check_warehouse, TableCheck};
 
 use std::path::Path;
 

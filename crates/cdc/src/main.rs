@@ -5,6 +5,7 @@ mod capture;
 mod compact;
 mod kafka;
 mod lake;
+mod model;
 mod registry;
 mod simulate;
 mod sinks;
@@ -27,6 +28,10 @@ enum Command {
     Capture(Box<capture::CaptureArgs>),
     /// Write the change topics to the lake as typed Parquet, each change exactly once.
     Lake(Box<lake::LakeArgs>),
+    /// Apply the warehouse DDL: star schemas, SCD2 history, calendar (idempotent).
+    Init(model::InitArgs),
+    /// Apply the lake's changes to the warehouse: SCD2 history, whole source transactions in commit order, exactly once.
+    Model(Box<model::ModelArgs>),
     /// Merge the lake's small files into large ones, each run swapped in by one create-only put.
     Compact(Box<compact::CompactArgs>),
     /// Serve the Confluent-compatible schema registry (REST) over PostgreSQL.
@@ -61,6 +66,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Capture(args) => capture::run(*args).await,
             Command::Lake(args) => lake::run(*args).await,
+            Command::Init(args) => model::init(args).await,
+            Command::Model(args) => model::run(*args).await,
             Command::Compact(args) => compact::run(*args).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Topics(args) => topics::run(args).await,

@@ -1,0 +1,261 @@
+//! Reading the lake: change rows of a `raw/` Parquet file as [`Change`]s, and the
+//! transaction table's `END` rows as [`TxnEnd`]s.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType,
+};
+use arrow_array::{Array, RecordBatch, StructArray};
+use arrow_schema::{DataType, TimeUnit};
+use bytes::Bytes;
+use cdc_core::Lsn;
+use cdc_lake::columns;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::source::{Change, ChangeOp, Row};
+use crate::ModelerError;
+
+/// A change read from the lake with its transaction's position and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeChange {
+    /// The transaction's commit LSN.
+    pub commit_lsn: Lsn,
+    /// The transaction's commit time (µs since the epoch).
+    pub commit_ts_us: i64,
+    /// The change.
+    pub change: Change,
+}
+
+/// A source transaction's end: how many changes it made per table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnEnd {
+    /// Its commit LSN.
+    pub commit_lsn: Lsn,
+    /// Its commit time (µs since the epoch).
+    pub commit_ts_us: i64,
+    /// Changes per lake table directory (`staff`, `schema.table` outside `public`).
+    pub counts: BTreeMap<String, u64>,
+}
+
+fn batches(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, ModelerError> {
+    let bad = |e: String| ModelerError::Lake(format!("{what}: {e}"));
+    ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| bad(e.to_string()))?
+        .build()
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// The changes in a lake file of table `table` whose transaction commits after `after`.
+pub fn read_changes(
+    table: &str,
+    bytes: Bytes,
+    after: Lsn,
+    what: &str,
+) -> Result<Vec<LakeChange>, ModelerError> {
+    let bad = |e: &str| ModelerError::Lake(format!("{what}: {e}"));
+    let mut out = Vec::new();
+    for batch in batches(bytes, what)? {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| bad(&format!("no {name} column")))
+        };
+        let ops = column(columns::OP)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| bad("_op is not text"))?;
+        let commit_lsns = column(columns::COMMIT_LSN)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| bad("_commit_lsn is not int64"))?;
+        let ordinals = column(columns::ORDINAL)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| bad("_ordinal is not int64"))?;
+        let commit_ts = column(columns::COMMIT_TS)?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| bad("_commit_ts is not a timestamp"))?;
+        let toast = batch
+            .column_by_name(columns::UNCHANGED_TOAST)
+            .and_then(|c| c.as_list_opt::<i32>());
+        let before = batch
+            .column_by_name(columns::BEFORE)
+            .and_then(|c| c.as_struct_opt());
+        let schema = batch.schema();
+        let sources: Vec<(String, &dyn Array)> = schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .filter(|(f, _)| !f.name().starts_with('_'))
+            .map(|(f, c)| (f.name().clone(), c.as_ref()))
+            .collect();
+        for i in 0..batch.num_rows() {
+            let commit_lsn = Lsn(commit_lsns.value(i) as u64);
+            if commit_lsn <= after {
+                continue;
+            }
+            let op = ChangeOp::from_code(ops.value(i))
+                .ok_or_else(|| bad(&format!("unknown _op {:?}", ops.value(i))))?;
+            let row = |cols: &[(String, &dyn Array)]| -> Row {
+                cols.iter().map(|(n, c)| (n.clone(), cell(*c, i))).collect()
+            };
+            let after_row = matches!(op, ChangeOp::Read | ChangeOp::Insert | ChangeOp::Update)
+                .then(|| {
+                    let mut r = row(&sources);
+                    if let Some(list) = toast.filter(|l| l.is_valid(i)) {
+                        let names = list.value(i);
+                        if let Some(names) = names.as_string_opt::<i32>() {
+                            for name in names.iter().flatten() {
+                                r.remove(name);
+                            }
+                        }
+                    }
+                    r
+                });
+            let before_row = before.filter(|b| b.is_valid(i)).map(|b| struct_row(b, i));
+            out.push(LakeChange {
+                commit_lsn,
+                commit_ts_us: commit_ts.value(i),
+                change: Change {
+                    table: table.to_owned(),
+                    op,
+                    ordinal: ordinals.value(i) as u64,
+                    after: after_row,
+                    before: before_row,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn struct_row(array: &StructArray, i: usize) -> Row {
+    array
+        .column_names()
+        .into_iter()
+        .zip(array.columns())
+        .filter(|(_, c)| c.is_valid(i))
+        .map(|(n, c)| (n.to_owned(), cell(c.as_ref(), i)))
+        .collect()
+}
+
+/// The `END` rows of a `totesys_cdc.transactions` file committing after `after`.
+pub fn read_ends(bytes: Bytes, after: Lsn, what: &str) -> Result<Vec<TxnEnd>, ModelerError> {
+    let bad = |e: &str| ModelerError::Lake(format!("{what}: {e}"));
+    let mut out = Vec::new();
+    for batch in batches(bytes, what)? {
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>().cloned())
+                .ok_or_else(|| bad(&format!("no text column {name}")))
+        };
+        let (lsns, collections) = (text("commit_lsn")?, text("data_collections")?);
+        let ts = batch
+            .column_by_name("commit_ts")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>().cloned())
+            .ok_or_else(|| bad("no commit_ts column"))?;
+        for i in 0..batch.num_rows() {
+            let commit_lsn: Lsn = lsns
+                .value(i)
+                .parse()
+                .map_err(|_| bad(&format!("commit_lsn {:?}", lsns.value(i))))?;
+            if commit_lsn <= after {
+                continue;
+            }
+            let json: BTreeMap<String, u64> = if collections.is_valid(i) {
+                serde_json::from_str(collections.value(i))
+                    .map_err(|e| bad(&format!("data_collections: {e}")))?
+            } else {
+                BTreeMap::new()
+            };
+            let counts = json
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| {
+                    let dir = name
+                        .strip_prefix("public.")
+                        .map_or(name.clone(), str::to_owned);
+                    (dir, n)
+                })
+                .collect();
+            out.push(TxnEnd {
+                commit_lsn,
+                commit_ts_us: ts.value(i),
+                counts,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Value `i` of `array` in PostgreSQL's text form (`None` for null or a type the modeler
+/// does not read).
+fn cell(array: &dyn Array, i: usize) -> Option<String> {
+    if array.is_null(i) {
+        return None;
+    }
+    Some(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().value(i).to_owned(),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(i).to_owned(),
+        DataType::Boolean => array.as_boolean().value(i).to_string(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(i).to_string(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(i).to_string(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::Float32 => array.as_primitive::<Float32Type>().value(i).to_string(),
+        DataType::Float64 => array.as_primitive::<Float64Type>().value(i).to_string(),
+        DataType::Decimal128(_, scale) => {
+            decimal_text(array.as_primitive::<Decimal128Type>().value(i), *scale)
+        }
+        DataType::Date32 => {
+            let days = array.as_primitive::<Date32Type>().value(i);
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)?;
+            date.format("%Y-%m-%d").to_string()
+        }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            let us = array.as_primitive::<Time64MicrosecondType>().value(i);
+            let secs = u32::try_from(us.div_euclid(1_000_000)).ok()?;
+            let nanos = u32::try_from(us.rem_euclid(1_000_000) * 1000).ok()?;
+            chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)?
+                .format("%H:%M:%S%.6f")
+                .to_string()
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let us = array.as_primitive::<TimestampMicrosecondType>().value(i);
+            let t = chrono::DateTime::from_timestamp_micros(us)?.naive_utc();
+            let text = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+            if tz.is_some() {
+                text + "+00"
+            } else {
+                text
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn decimal_text(value: i128, scale: i8) -> String {
+    if scale <= 0 {
+        return (value * 10i128.pow(u32::from(scale.unsigned_abs()))).to_string();
+    }
+    let scale = scale as usize;
+    let digits = value.unsigned_abs().to_string();
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = digits.split_at(digits.len() - scale);
+    format!("{}{whole}.{fraction}", if value < 0 { "-" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_keep_their_scale() {
+        assert_eq!(decimal_text(1234, 2), "12.34");
+        assert_eq!(decimal_text(-5, 2), "-0.05");
+        assert_eq!(decimal_text(7, 0), "7");
+        assert_eq!(decimal_text(7, -2), "700");
+    }
+}

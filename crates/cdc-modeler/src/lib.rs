@@ -1,0 +1,89 @@
+//! The modeler: changes from the lake applied to the star-schema warehouse with SCD2
+//! history, whole source transactions in commit order, each exactly once.
+//!
+//! ```text
+//!   raw/<table>/…parquet ──read──► changes by (commit_lsn, ordinal)
+//!   raw/totesys_cdc.transactions ──► END counts per table ──► transaction complete?
+//!        complete transactions, in commit order ──► Model::plan (SCD2 merge, pure)
+//!        ──► one warehouse transaction: mirrors, dimension versions, facts, watermark
+//!        ──► processed/<table>/<from>-<to>.parquet
+//! ```
+//!
+//! The design and its guarantees are in `docs/warehouse.md`.
+
+pub mod iso4217;
+pub mod lake;
+mod metrics;
+pub mod plan;
+pub mod processed;
+mod run;
+pub mod source;
+pub mod spec;
+pub mod warehouse;
+
+pub use metrics::ModelerMetrics;
+pub use plan::{Model, Plan};
+pub use run::{Modeler, ModelerConfig, PassReport};
+pub use source::{Change, ChangeOp, Row, SourceTxn};
+
+use cdc_core::Lsn;
+
+/// What can go wrong in the modeler.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelerError {
+    /// The warehouse refused or failed a statement.
+    #[error("warehouse: cannot {what}: {source}")]
+    Sql {
+        /// What the statement was for.
+        what: String,
+        /// The database's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The warehouse holds something the modeler cannot read.
+    #[error("warehouse: {0}")]
+    Warehouse(String),
+    /// A lake file could not be listed, read or decoded, or a processed file written.
+    #[error("lake: {0}")]
+    Lake(String),
+    /// Another modeler applied since this one read the watermark.
+    #[error("the warehouse watermark moved from {expected} to {held}: another modeler is applying to this warehouse")]
+    Fenced {
+        /// The watermark this modeler expected.
+        expected: Lsn,
+        /// The one the warehouse holds.
+        held: Lsn,
+    },
+}
+
+impl ModelerError {
+    /// A closure turning a database error into [`ModelerError::Sql`] about `what`.
+    pub fn sql(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> ModelerError {
+        let what = what.into();
+        move |source| ModelerError::Sql { what, source }
+    }
+
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelerError::Sql { .. } => "warehouse",
+            ModelerError::Warehouse(_) => "warehouse_state",
+            ModelerError::Lake(_) => "lake",
+            ModelerError::Fenced { .. } => "fenced",
+        }
+    }
+
+    /// Whether trying again later may succeed (the warehouse or the lake was unavailable,
+    /// another modeler moved the watermark).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ModelerError::Sql { source, .. } => source.code().is_none_or(|code| {
+                // Connection trouble, serialization failures and lock timeouts pass.
+                let class = &code.code()[..2];
+                matches!(class, "08" | "40" | "53" | "55" | "57")
+            }),
+            ModelerError::Lake(_) | ModelerError::Fenced { .. } => true,
+            ModelerError::Warehouse(_) => false,
+        }
+    }
+}

@@ -1,0 +1,669 @@
+//! SCD2 merge planning: source transactions in, the warehouse writes that apply them out.
+//! Pure logic over the modeler's in-memory state (source mirrors and current dimension
+//! versions); [`crate::warehouse`] executes a [`Plan`] in one warehouse transaction.
+//!
+//! Rules (docs/warehouse.md):
+//! - Per source transaction, its changes to mirrored tables first; then every dimension
+//!   row they touch (directly or through a join) is recomputed, and a new version is made,
+//!   valid from the transaction's commit time, only when the row differs from the
+//!   current one. A row gone from the source closes its current version.
+//! - Then its fact changes in order: an insert or update appends a fact row and closes
+//!   the order's previous version; a delete closes it; a truncate closes them all.
+//! - A fact referring to a dimension key with no current row gets an inferred member.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use cdc_core::Lsn;
+
+use crate::source::{int, text, Change, ChangeOp, Row, SourceTxn};
+use crate::spec::{source_key, Dim, Fact, From, MIRRORED, UNKNOWN};
+
+/// A dimension row's contract values (after the key) and whether it is inferred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimRow {
+    /// Values in [`Dim::columns`] order, in PostgreSQL text form.
+    pub values: Vec<Option<String>>,
+    /// Made up for a key a fact referred to before its source row arrived.
+    pub inferred: bool,
+}
+
+/// A new version of a dimension row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimVersion {
+    /// Which dimension.
+    pub dim: Dim,
+    /// Its natural key.
+    pub key: i64,
+    /// The row.
+    pub row: DimRow,
+    /// The change that made it.
+    pub at: Stamp,
+    /// When it stopped being current within the same plan.
+    pub closed: Option<Stamp>,
+}
+
+/// A new fact row and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactVersion {
+    /// Which fact table.
+    pub fact: Fact,
+    /// The order's (payment's) key.
+    pub key: i64,
+    /// Values in [`Fact::columns`] order, in PostgreSQL text form.
+    pub values: Vec<Option<String>>,
+    /// The change that made it.
+    pub at: Stamp,
+    /// When it stopped being current within the same plan.
+    pub closed: Option<Stamp>,
+}
+
+/// A position and time in the source: a version's start or end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// The source transaction's commit LSN.
+    pub commit_lsn: Lsn,
+    /// The change's ordinal in it.
+    pub ordinal: u64,
+    /// The transaction's commit time (µs since the epoch).
+    pub ts_us: i64,
+}
+
+/// Closing a version that was current before the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close<T> {
+    /// The dimension or fact.
+    pub target: T,
+    /// The key whose current version closes.
+    pub key: i64,
+    /// When.
+    pub at: Stamp,
+}
+
+/// A change kept for repair: what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The source table.
+    pub table: String,
+    /// The change's position.
+    pub at: Stamp,
+    /// Why (`bad_date`, `numeric_out_of_contract`, `inferred_member`).
+    pub reason: &'static str,
+    /// The source row as JSON.
+    pub row: serde_json::Value,
+}
+
+/// Everything one apply writes to the warehouse.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The last applied transaction's commit LSN and time: the new watermark.
+    pub watermark: Option<Stamp>,
+    /// Source transactions in the plan.
+    pub transactions: usize,
+    /// Changes in the plan, per source table.
+    pub changes: BTreeMap<String, u64>,
+    /// Commit time and change count per transaction, for freshness.
+    pub commits: Vec<(i64, u64)>,
+    /// Pre-existing dimension versions to close, in order.
+    pub dim_closes: Vec<Close<Dim>>,
+    /// New dimension versions.
+    pub dim_versions: Vec<DimVersion>,
+    /// The final current row of every dimension key the plan touched (`None`: gone).
+    pub dim_current: BTreeMap<(Dim, i64), Option<DimRow>>,
+    /// Pre-existing fact versions to close, by key, in order.
+    pub fact_closes: Vec<Close<Fact>>,
+    /// Fact tables whose pre-existing current versions all close (truncates), after the
+    /// key closes.
+    pub fact_truncates: Vec<Close<Fact>>,
+    /// New fact rows.
+    pub fact_versions: Vec<FactVersion>,
+    /// The final mirror row of every source key the plan touched (`None`: deleted).
+    pub mirror: BTreeMap<(String, i64), Option<Row>>,
+    /// Mirrored tables truncated by the plan (emptied before `mirror` is written).
+    pub mirror_truncated: BTreeSet<String>,
+    /// Every date a fact row refers to (`dim_date` must hold them).
+    pub dates: BTreeSet<String>,
+    /// Changes kept for repair.
+    pub repairs: Vec<Repair>,
+    /// Bad input per reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Truncates per source table.
+    pub truncates: BTreeMap<String, u64>,
+}
+
+/// The modeler's state between applies: the mirrored source rows and each dimension
+/// key's current row, as the warehouse holds them.
+#[derive(Debug, Default, Clone)]
+pub struct Model {
+    mirrors: HashMap<String, HashMap<i64, Row>>,
+    dims: HashMap<Dim, HashMap<i64, DimRow>>,
+}
+
+/// Where the plan's open versions are while planning.
+#[derive(Default)]
+struct Open {
+    dims: HashMap<(Dim, i64), usize>,
+    facts: HashMap<(Fact, i64), usize>,
+    facts_closed_before: BTreeSet<(Fact, i64)>,
+    facts_truncated_before: BTreeSet<Fact>,
+}
+
+impl Model {
+    /// A model from the warehouse's mirrors and current dimension rows.
+    pub fn new(
+        mirrors: HashMap<String, HashMap<i64, Row>>,
+        dims: HashMap<Dim, HashMap<i64, DimRow>>,
+    ) -> Model {
+        Model { mirrors, dims }
+    }
+
+    /// The current row of a dimension key.
+    pub fn dim(&self, dim: Dim, key: i64) -> Option<&DimRow> {
+        self.dims.get(&dim)?.get(&key)
+    }
+
+    /// Plans `txns` (in commit order) and advances the model past them. If the plan is
+    /// not applied, the model no longer matches the warehouse and must be reloaded.
+    pub fn plan(&mut self, txns: &[SourceTxn]) -> Plan {
+        let mut plan = Plan::default();
+        let mut open = Open::default();
+        for txn in txns {
+            self.plan_txn(txn, &mut plan, &mut open);
+        }
+        plan
+    }
+
+    fn plan_txn(&mut self, txn: &SourceTxn, plan: &mut Plan, open: &mut Open) {
+        let stamp = |ordinal| Stamp {
+            commit_lsn: txn.commit_lsn,
+            ordinal,
+            ts_us: txn.commit_ts_us,
+        };
+        plan.transactions += 1;
+        plan.commits
+            .push((txn.commit_ts_us, txn.changes.len() as u64));
+        plan.watermark = Some(stamp(0));
+        // Mirrored tables first; the dimension keys they touch, with the last ordinal.
+        let mut touched: BTreeMap<(Dim, i64), u64> = BTreeMap::new();
+        for change in &txn.changes {
+            *plan.changes.entry(change.table.clone()).or_default() += 1;
+            if change.op == ChangeOp::Truncate {
+                *plan.truncates.entry(change.table.clone()).or_default() += 1;
+            }
+            if MIRRORED.contains(&change.table.as_str()) {
+                for key in self.mirror_change(change, plan) {
+                    touched.insert(key, change.ordinal);
+                }
+            }
+        }
+        for ((dim, key), ordinal) in touched {
+            let row = self.compute(dim, key);
+            self.set_dim(dim, key, row, stamp(ordinal), plan, open);
+        }
+        for change in &txn.changes {
+            if let Some(fact) = Fact::of_source(&change.table) {
+                self.fact_change(fact, change, stamp(change.ordinal), plan, open);
+            }
+        }
+    }
+
+    /// Applies a change to its mirror; returns the dimension keys it touches.
+    fn mirror_change(&mut self, change: &Change, plan: &mut Plan) -> Vec<(Dim, i64)> {
+        let table = change.table.as_str();
+        let key_column = source_key(table);
+        let mirror = self.mirrors.entry(table.to_owned()).or_default();
+        let mut keys = Vec::new();
+        match change.op {
+            ChangeOp::Truncate => {
+                keys.extend(mirror.keys().copied());
+                mirror.clear();
+                plan.mirror.retain(|(t, _), _| t != table);
+                plan.mirror_truncated.insert(table.to_owned());
+            }
+            ChangeOp::Delete => {
+                if let Some(key) = change.before_key(&key_column).or(change.key(&key_column)) {
+                    mirror.remove(&key);
+                    plan.mirror.insert((table.to_owned(), key), None);
+                    keys.push(key);
+                }
+            }
+            ChangeOp::Insert | ChangeOp::Update | ChangeOp::Read => {
+                let Some(after) = &change.after else {
+                    return Vec::new();
+                };
+                let Some(key) = int(after, &key_column) else {
+                    return Vec::new();
+                };
+                if let Some(old) = change.before_key(&key_column).filter(|old| *old != key) {
+                    mirror.remove(&old);
+                    plan.mirror.insert((table.to_owned(), old), None);
+                    keys.push(old);
+                }
+                mirror.insert(key, after.clone());
+                plan.mirror
+                    .insert((table.to_owned(), key), Some(after.clone()));
+                keys.push(key);
+            }
+        }
+        let mut touched = Vec::new();
+        for key in keys {
+            self.dependents(table, key, &mut touched);
+        }
+        if change.op == ChangeOp::Truncate {
+            // Everything built from the table, including rows whose source is gone.
+            for dim in Dim::ALL.into_iter().filter(|d| built_from(*d, table)) {
+                if let Some(rows) = self.dims.get(&dim) {
+                    touched.extend(rows.keys().map(|k| (dim, *k)));
+                }
+            }
+        }
+        touched
+    }
+
+    /// The dimension keys whose row depends on source row `table`/`key`.
+    fn dependents(&self, table: &str, key: i64, out: &mut Vec<(Dim, i64)>) {
+        let referring = |source: &str, column: &str| -> Vec<i64> {
+            self.mirrors
+                .get(source)
+                .map(|rows| {
+                    rows.iter()
+                        .filter(|(_, row)| int(row, column) == Some(key))
+                        .map(|(k, _)| *k)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        match table {
+            "staff" => out.push((Dim::Staff, key)),
+            "department" => out.extend(
+                referring("staff", "department_id")
+                    .into_iter()
+                    .map(|k| (Dim::Staff, k)),
+            ),
+            "address" => {
+                out.push((Dim::Location, key));
+                out.extend(
+                    referring("counterparty", "legal_address_id")
+                        .into_iter()
+                        .map(|k| (Dim::Counterparty, k)),
+                );
+            }
+            "counterparty" => out.push((Dim::Counterparty, key)),
+            "currency" => out.push((Dim::Currency, key)),
+            "design" => out.push((Dim::Design, key)),
+            "payment_type" => out.push((Dim::PaymentType, key)),
+            "transaction" => out.push((Dim::Transaction, key)),
+            _ => {}
+        }
+    }
+
+    fn mirrored(&self, table: &str, key: i64) -> Option<&Row> {
+        self.mirrors.get(table)?.get(&key)
+    }
+
+    /// A dimension row recomputed from the mirrors; `None` when its source row is gone.
+    fn compute(&self, dim: Dim, key: i64) -> Option<DimRow> {
+        let own = |table: &str| self.mirrored(table, key);
+        let get =
+            |row: Option<&Row>, column: &str| row.and_then(|r| text(r, column)).map(str::to_owned);
+        let values: Vec<Option<String>> = match dim {
+            Dim::Staff => {
+                let staff = own("staff")?;
+                let department =
+                    int(staff, "department_id").and_then(|d| self.mirrored("department", d));
+                vec![
+                    get(Some(staff), "first_name"),
+                    get(Some(staff), "last_name"),
+                    get(department, "department_name"),
+                    get(department, "location"),
+                    get(Some(staff), "email_address"),
+                ]
+            }
+            Dim::Location => {
+                let address = own("address")?;
+                [
+                    "address_line_1",
+                    "address_line_2",
+                    "district",
+                    "city",
+                    "postal_code",
+                    "country",
+                    "phone",
+                ]
+                .iter()
+                .map(|c| get(Some(address), c))
+                .collect()
+            }
+            Dim::Currency => {
+                let currency = own("currency")?;
+                let code = get(Some(currency), "currency_code");
+                let name = code
+                    .as_deref()
+                    .and_then(crate::iso4217::currency_name)
+                    .map(str::to_owned);
+                vec![code, name]
+            }
+            Dim::Design => {
+                let design = own("design")?;
+                ["design_name", "file_location", "file_name"]
+                    .iter()
+                    .map(|c| get(Some(design), c))
+                    .collect()
+            }
+            Dim::Counterparty => {
+                let counterparty = own("counterparty")?;
+                let address =
+                    int(counterparty, "legal_address_id").and_then(|a| self.mirrored("address", a));
+                let mut values = vec![get(Some(counterparty), "counterparty_legal_name")];
+                values.extend(
+                    [
+                        "address_line_1",
+                        "address_line_2",
+                        "district",
+                        "city",
+                        "postal_code",
+                        "country",
+                        "phone",
+                    ]
+                    .iter()
+                    .map(|c| get(address, c)),
+                );
+                values
+            }
+            Dim::PaymentType => vec![get(own("payment_type"), "payment_type_name")],
+            Dim::Transaction => {
+                let transaction = own("transaction")?;
+                ["transaction_type", "sales_order_id", "purchase_order_id"]
+                    .iter()
+                    .map(|c| get(Some(transaction), c))
+                    .collect()
+            }
+        };
+        if dim == Dim::PaymentType {
+            own("payment_type")?;
+        }
+        Some(DimRow {
+            values: fill_unknown(dim, values),
+            inferred: false,
+        })
+    }
+
+    /// Makes `row` the current row of `dim`/`key` at `at`, versioning only real changes.
+    fn set_dim(
+        &mut self,
+        dim: Dim,
+        key: i64,
+        row: Option<DimRow>,
+        at: Stamp,
+        plan: &mut Plan,
+        open: &mut Open,
+    ) {
+        let current = self.dims.get(&dim).and_then(|rows| rows.get(&key));
+        if current == row.as_ref() {
+            return;
+        }
+        if current.is_some() {
+            match open.dims.remove(&(dim, key)) {
+                Some(i) => plan.dim_versions[i].closed = Some(at),
+                None => plan.dim_closes.push(Close {
+                    target: dim,
+                    key,
+                    at,
+                }),
+            }
+        }
+        let rows = self.dims.entry(dim).or_default();
+        match row {
+            Some(row) => {
+                open.dims.insert((dim, key), plan.dim_versions.len());
+                plan.dim_versions.push(DimVersion {
+                    dim,
+                    key,
+                    row: row.clone(),
+                    at,
+                    closed: None,
+                });
+                rows.insert(key, row.clone());
+                plan.dim_current.insert((dim, key), Some(row));
+            }
+            None => {
+                rows.remove(&key);
+                plan.dim_current.insert((dim, key), None);
+            }
+        }
+    }
+
+    fn fact_change(
+        &mut self,
+        fact: Fact,
+        change: &Change,
+        at: Stamp,
+        plan: &mut Plan,
+        open: &mut Open,
+    ) {
+        match change.op {
+            ChangeOp::Truncate => {
+                let keys: Vec<(Fact, i64)> = open
+                    .facts
+                    .keys()
+                    .filter(|(f, _)| *f == fact)
+                    .copied()
+                    .collect();
+                for k in keys {
+                    close_fact(k.0, k.1, at, plan, open);
+                }
+                if open.facts_truncated_before.insert(fact) {
+                    plan.fact_truncates.push(Close {
+                        target: fact,
+                        key: 0,
+                        at,
+                    });
+                }
+            }
+            ChangeOp::Delete => {
+                if let Some(key) = change.before_key(fact.key()).or(change.key(fact.key())) {
+                    close_fact(fact, key, at, plan, open);
+                }
+            }
+            ChangeOp::Insert | ChangeOp::Update | ChangeOp::Read => {
+                let Some(after) = &change.after else {
+                    return;
+                };
+                let Some(key) = int(after, fact.key()) else {
+                    return;
+                };
+                if let Some(old) = change.before_key(fact.key()).filter(|old| *old != key) {
+                    close_fact(fact, old, at, plan, open);
+                }
+                let values = self.fact_values(fact, change, after, at, plan, open);
+                close_fact(fact, key, at, plan, open);
+                open.facts.insert((fact, key), plan.fact_versions.len());
+                plan.fact_versions.push(FactVersion {
+                    fact,
+                    key,
+                    values,
+                    at,
+                    closed: None,
+                });
+            }
+        }
+    }
+
+    /// The fact row of `after`, with bad values nulled and kept for repair, and inferred
+    /// members made for keys no dimension row has.
+    fn fact_values(
+        &mut self,
+        fact: Fact,
+        change: &Change,
+        after: &Row,
+        at: Stamp,
+        plan: &mut Plan,
+        open: &mut Open,
+    ) -> Vec<Option<String>> {
+        let reject = |plan: &mut Plan, reason: &'static str| {
+            *plan.rejected.entry(reason).or_default() += 1;
+            plan.repairs.push(Repair {
+                table: change.table.clone(),
+                at,
+                reason,
+                row: row_json(after),
+            });
+        };
+        let mut values = Vec::with_capacity(fact.columns().len());
+        for (_, from) in fact.columns() {
+            let value = match *from {
+                From::Copy(c) => text(after, c).map(str::to_owned),
+                From::DateOf(c) => text(after, c)
+                    .and_then(|ts| ts.get(..10))
+                    .map(str::to_owned),
+                From::TimeOf(c) => text(after, c)
+                    .and_then(|ts| ts.get(11..))
+                    .map(str::to_owned),
+                From::Date(c) => match text(after, c) {
+                    None => None,
+                    Some(s) => match parse_date(s) {
+                        Some(d) => Some(d),
+                        None => {
+                            reject(plan, "bad_date");
+                            None
+                        }
+                    },
+                },
+                From::Money(c) => match text(after, c) {
+                    None => None,
+                    Some(s) => match fit_numeric(s, 10, 2) {
+                        Some(v) => Some(v),
+                        None => {
+                            reject(plan, "numeric_out_of_contract");
+                            None
+                        }
+                    },
+                },
+            };
+            if let (Some(v), "date") = (&value, from_type(from)) {
+                plan.dates.insert(v.clone());
+            }
+            values.push(value);
+        }
+        for (column, dim) in fact.references() {
+            let Some(key) = int(after, column) else {
+                continue;
+            };
+            if self.dim(*dim, key).is_none() {
+                reject(plan, "inferred_member");
+                let row = DimRow {
+                    values: fill_unknown(*dim, vec![None; dim.columns().len()]),
+                    inferred: true,
+                };
+                self.set_dim(*dim, key, Some(row), at, plan, open);
+            }
+        }
+        values
+    }
+}
+
+/// Closes the current version of fact `key`: one made in this plan, or the warehouse's.
+fn close_fact(fact: Fact, key: i64, at: Stamp, plan: &mut Plan, open: &mut Open) {
+    if let Some(i) = open.facts.remove(&(fact, key)) {
+        plan.fact_versions[i].closed = Some(at);
+    } else if !open.facts_truncated_before.contains(&fact)
+        && open.facts_closed_before.insert((fact, key))
+    {
+        plan.fact_closes.push(Close {
+            target: fact,
+            key,
+            at,
+        });
+    }
+}
+
+fn from_type(from: &From) -> &'static str {
+    match from {
+        From::DateOf(_) | From::Date(_) => "date",
+        _ => "",
+    }
+}
+
+/// Whether dimension `dim` is built from source table `table`.
+fn built_from(dim: Dim, table: &str) -> bool {
+    matches!(
+        (dim, table),
+        (Dim::Staff, "staff" | "department")
+            | (Dim::Location, "address")
+            | (Dim::Counterparty, "counterparty" | "address")
+            | (Dim::Currency, "currency")
+            | (Dim::Design, "design")
+            | (Dim::PaymentType, "payment_type")
+            | (Dim::Transaction, "transaction")
+    )
+}
+
+/// `NOT NULL` contract columns without a value hold [`UNKNOWN`].
+fn fill_unknown(dim: Dim, mut values: Vec<Option<String>>) -> Vec<Option<String>> {
+    for (value, column) in values.iter_mut().zip(dim.columns()) {
+        if value.is_none() && column.not_null {
+            *value = Some(UNKNOWN.to_owned());
+        }
+    }
+    values
+}
+
+/// A strict `YYYY-MM-DD` date, as PostgreSQL's text form; `None` if it is not one.
+pub fn parse_date(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let shape = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+/// `s` (a PostgreSQL numeric's text) if it fits `numeric(precision, scale)` without
+/// rounding; trailing fractional zeros do not count.
+pub fn fit_numeric(s: &str, precision: usize, scale: usize) -> Option<String> {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole = whole.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    (fraction.len() <= scale && whole.len() <= precision - scale).then(|| s.to_owned())
+}
+
+/// A source row as a JSON object (for `totesys_cdc.repair` and the mirrors).
+pub fn row_json(row: &Row) -> serde_json::Value {
+    serde_json::Value::Object(
+        row.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map_or(serde_json::Value::Null, |s| {
+                        serde_json::Value::String(s.clone())
+                    }),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A source row from its JSON object.
+pub fn row_from_json(value: &serde_json::Value) -> Option<Row> {
+    let object = value.as_object()?;
+    Some(
+        object
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned)))
+            .collect(),
+    )
+}

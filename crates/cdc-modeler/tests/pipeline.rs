@@ -1,0 +1,807 @@
+//! The modeler at the end of the real pipeline: the simulator's changes in PostgreSQL,
+//! capture into Tansu through our registry, the lake writer into Parquet files, the
+//! modeler into a warehouse database. The warehouse is then compared with the source:
+//! - its current dimensions and current fact versions with a recomputation done by plain
+//!   SQL over the source tables, row for row;
+//! - every version of every dimension and fact with the source's change history, which
+//!   triggers record on the source as it happens (independently of logical decoding).
+//!
+//! While the changes flow, a reader checks that the warehouse never shows half of a
+//! multi-table source transaction; the crash test kills the modeler at random points.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "../../cdc-publish/tests/support/mod.rs"]
+mod stack;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cdc_lake::{
+    change_topics_pattern, FlushPolicy, LakeConfig, LakeError, LakeMetrics, LakeStore, LakeTotals,
+    LakeWriter, ParquetOptions,
+};
+use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
+use cdc_publish::PublishConfig;
+use cdc_sim::SchemaVariant;
+use cdc_testkit::TestDb;
+use rand::{Rng, SeedableRng};
+use serde_json::Value as Json;
+use stack::Stack;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Every source table the warehouse is built from, with its key column.
+const AUDITED: [&str; 11] = [
+    "currency",
+    "department",
+    "address",
+    "counterparty",
+    "staff",
+    "design",
+    "payment_type",
+    "transaction",
+    "sales_order",
+    "purchase_order",
+    "payment",
+];
+
+/// The source, the lake between, and the warehouse.
+struct Pipeline {
+    stack: Stack,
+    capture: stack::Capture,
+    lake_dir: tempfile::TempDir,
+    lake: LakeStore,
+    writer: (
+        JoinHandle<Result<LakeTotals, LakeError>>,
+        oneshot::Sender<()>,
+    ),
+    warehouse: TestDb,
+}
+
+impl Pipeline {
+    /// A seeded source with its change history recorded, capture, a lake writer, and an
+    /// initialised warehouse.
+    async fn start() -> Pipeline {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        let stack = Stack::start().await;
+        cdc_sim::create_schema(&stack.client, SchemaVariant::default())
+            .await
+            .unwrap();
+        cdc_sim::seed(&stack.client, 3).await.unwrap();
+        record_history(&stack.client).await;
+        let capture = stack
+            .start_capture(PublishConfig {
+                transaction_topic: true,
+                ..PublishConfig::default()
+            })
+            .await;
+        let lake_dir = tempfile::tempdir().unwrap();
+        let lake = LakeStore::open(lake_dir.path().to_str().unwrap()).unwrap();
+        let config = LakeConfig {
+            kafka: stack.settings(),
+            group_id: "lake".to_owned(),
+            topics: vec![change_topics_pattern("totesys")],
+            transaction_topic: Some("totesys.transaction".to_owned()),
+            dead_letter_topic: "totesys.lake-dead-letters".to_owned(),
+            dead_letter_replication: 1,
+            parquet: ParquetOptions::default(),
+            flush: FlushPolicy {
+                max_rows: 500,
+                max_bytes: 1 << 20,
+                max_age: Duration::from_millis(200),
+            },
+        };
+        let metrics = LakeMetrics::unregistered().unwrap();
+        let writer = LakeWriter::new(
+            config,
+            lake.clone(),
+            stack.registry.clone(),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(writer.run(async move {
+            let _ = stopped.await;
+        }));
+        let start = Instant::now();
+        while metrics.partitions_assigned.get() == 0 {
+            assert!(!task.is_finished(), "lake writer stopped");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no partitions assigned"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let warehouse = TestDb::create().await.unwrap();
+        cdc_modeler::warehouse::init(&warehouse.client().await.unwrap())
+            .await
+            .unwrap();
+        Pipeline {
+            stack,
+            capture,
+            lake_dir,
+            lake,
+            writer: (task, stop),
+            warehouse,
+        }
+    }
+
+    async fn modeler(&self) -> Modeler {
+        let config = ModelerConfig {
+            poll: Duration::from_millis(50),
+            ..ModelerConfig::default()
+        };
+        Modeler::new(
+            self.lake.clone(),
+            self.warehouse.client().await.unwrap(),
+            config,
+            ModelerMetrics::unregistered().unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Waits until capture has delivered everything, the lake holds it, and a fresh
+    /// modeler pass has applied it all; returns the warehouse watermark.
+    async fn drain(self) -> (Pipeline, Modeler) {
+        self.stack
+            .wait_all_acked(&self.capture, Duration::from_secs(120))
+            .await;
+        let source_end: String = self
+            .stack
+            .client
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let source_end: cdc_core::Lsn = source_end.parse().unwrap();
+        let mut modeler = self.modeler().await;
+        let start = Instant::now();
+        let mut quiet = 0;
+        loop {
+            let report = modeler.pass().await.unwrap();
+            // The last transaction commits below the insert LSN read after it; once the
+            // lake has nothing new for a while and nothing is pending, all is applied.
+            if report.files == 0 && modeler.pending() == 0 && modeler.watermark() > cdc_core::Lsn(0)
+            {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+            if quiet >= 10 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the modeler did not catch up: watermark {} of {source_end}, {} pending",
+                modeler.watermark(),
+                modeler.pending()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        modeler.export_processed().await.unwrap();
+        (self, modeler)
+    }
+
+    async fn stop(self) {
+        let (task, stop) = self.writer;
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+        self.capture.stop().await.unwrap();
+        drop(self.lake_dir);
+    }
+}
+
+/// Records every row change of the source tables in `audit.log` (old and new row as
+/// JSON, in commit order: the workload runs on one connection), and the tables as they
+/// are now in `audit.initial_<table>`.
+async fn record_history(client: &tokio_postgres::Client) {
+    let mut sql = String::from(
+        "CREATE SCHEMA audit;
+         CREATE TABLE audit.log (id bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+             tbl text NOT NULL, op text NOT NULL, old jsonb, new jsonb);
+         CREATE FUNCTION audit.record() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO audit.log (tbl, op, old, new) VALUES (TG_TABLE_NAME, TG_OP,
+                 CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+                 CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+             RETURN NULL;
+         END $$;",
+    );
+    for table in AUDITED {
+        sql.push_str(&format!(
+            "CREATE TABLE audit.initial_{table} AS SELECT * FROM public.\"{table}\";
+             CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON public.\"{table}\"
+                 FOR EACH ROW EXECUTE FUNCTION audit.record();"
+        ));
+    }
+    client.batch_execute(&sql).await.unwrap();
+}
+
+/// A row as the text of each of `columns` (JSON numbers and booleans as PostgreSQL
+/// prints them).
+fn cells(row: &serde_json::Map<String, Json>, columns: &[&str]) -> Vec<Option<String>> {
+    columns
+        .iter()
+        .map(|c| match row.get(*c) {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        })
+        .collect()
+}
+
+type Versions = BTreeMap<i64, Vec<Vec<Option<String>>>>;
+
+/// Each dimension's versions per key as the source's history gives them: the state
+/// at the start, then after each source transaction whenever the row changed.
+async fn expected_dimension_history(
+    client: &tokio_postgres::Client,
+) -> BTreeMap<&'static str, Versions> {
+    let mut state: HashMap<&str, BTreeMap<i64, serde_json::Map<String, Json>>> = HashMap::new();
+    for table in AUDITED {
+        let rows = client
+            .query(
+                &format!("SELECT to_jsonb(t) FROM audit.initial_{table} t"),
+                &[],
+            )
+            .await
+            .unwrap();
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let Json::Object(o) = r.get::<_, Json>(0) else {
+                    panic!("row")
+                };
+                (o[&format!("{table}_id")].as_i64().unwrap(), o)
+            })
+            .collect();
+        state.insert(table, rows);
+    }
+    let log = client
+        .query(
+            "SELECT xid::text, tbl, op, old, new FROM audit.log ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let dims = dimension_rows(&state);
+    let mut versions: BTreeMap<&'static str, Versions> = BTreeMap::new();
+    let mut current: BTreeMap<&'static str, BTreeMap<i64, Vec<Option<String>>>> = BTreeMap::new();
+    for (dim, rows) in dims {
+        for (key, row) in rows {
+            versions
+                .entry(dim)
+                .or_default()
+                .entry(key)
+                .or_default()
+                .push(row.clone());
+            current.entry(dim).or_default().insert(key, row);
+        }
+    }
+    let mut i = 0;
+    while i < log.len() {
+        let xid: String = log[i].get(0);
+        while i < log.len() && log[i].get::<_, String>(0) == xid {
+            let (table, old, new): (String, Option<Json>, Option<Json>) =
+                (log[i].get(1), log[i].get(3), log[i].get(4));
+            let table = AUDITED.iter().find(|t| **t == table).unwrap();
+            let rows = state.get_mut(table).unwrap();
+            let key_of = |o: &Json| o[&format!("{table}_id")].as_i64().unwrap();
+            if let Some(old) = &old {
+                rows.remove(&key_of(old));
+            }
+            if let Some(Json::Object(new)) = new {
+                rows.insert(key_of(&Json::Object(new.clone())), new);
+            }
+            i += 1;
+        }
+        // After each transaction: the dimension rows that changed get a version.
+        let dims = dimension_rows(&state);
+        for (dim, rows) in dims {
+            let now = current.entry(dim).or_default();
+            for (key, row) in &rows {
+                if now.get(key) != Some(row) {
+                    versions
+                        .entry(dim)
+                        .or_default()
+                        .entry(*key)
+                        .or_default()
+                        .push(row.clone());
+                    now.insert(*key, row.clone());
+                }
+            }
+            now.retain(|k, _| rows.contains_key(k));
+        }
+    }
+    versions
+}
+
+/// The dimension rows of a source state (modelled columns only, as in the contract).
+fn dimension_rows(
+    state: &HashMap<&str, BTreeMap<i64, serde_json::Map<String, Json>>>,
+) -> BTreeMap<&'static str, BTreeMap<i64, Vec<Option<String>>>> {
+    let mut out: BTreeMap<&'static str, BTreeMap<i64, Vec<Option<String>>>> = BTreeMap::new();
+    let address_columns = [
+        "address_line_1",
+        "address_line_2",
+        "district",
+        "city",
+        "postal_code",
+        "country",
+        "phone",
+    ];
+    for (key, s) in &state["staff"] {
+        let d = s["department_id"]
+            .as_i64()
+            .and_then(|d| state["department"].get(&d));
+        let mut row = cells(s, &["first_name", "last_name"]);
+        match d {
+            Some(d) => row.extend(cells(d, &["department_name", "location"])),
+            None => row.extend([Some("unknown".to_owned()), None]),
+        }
+        row.extend(cells(s, &["email_address"]));
+        out.entry("dim_staff").or_default().insert(*key, row);
+    }
+    for (key, a) in &state["address"] {
+        out.entry("dim_location")
+            .or_default()
+            .insert(*key, cells(a, &address_columns));
+    }
+    for (key, c) in &state["counterparty"] {
+        let a = c["legal_address_id"]
+            .as_i64()
+            .and_then(|a| state["address"].get(&a));
+        let mut row = cells(c, &["counterparty_legal_name"]);
+        row.extend(a.map_or(vec![None; 7], |a| cells(a, &address_columns)));
+        out.entry("dim_counterparty").or_default().insert(*key, row);
+    }
+    for (key, c) in &state["currency"] {
+        let mut row = cells(c, &["currency_code"]);
+        let name = match row[0].as_deref() {
+            Some("GBP") => "Pound Sterling",
+            Some("USD") => "US Dollar",
+            Some("EUR") => "Euro",
+            _ => "unknown",
+        };
+        row.push(Some(name.to_owned()));
+        out.entry("dim_currency").or_default().insert(*key, row);
+    }
+    for (key, d) in &state["design"] {
+        out.entry("dim_design").or_default().insert(
+            *key,
+            cells(d, &["design_name", "file_location", "file_name"]),
+        );
+    }
+    for (key, p) in &state["payment_type"] {
+        out.entry("dim_payment_type")
+            .or_default()
+            .insert(*key, cells(p, &["payment_type_name"]));
+    }
+    for (key, t) in &state["transaction"] {
+        out.entry("dim_transaction").or_default().insert(
+            *key,
+            cells(
+                t,
+                &["transaction_type", "sales_order_id", "purchase_order_id"],
+            ),
+        );
+    }
+    out
+}
+
+/// The warehouse's versions per key of each dimension, in version order, checking the
+/// validity chain on the way: each version ends where the next begins, only the last can
+/// be current, and it is current unless the row is gone from `dim_x`.
+async fn warehouse_dimension_history(
+    client: &tokio_postgres::Client,
+) -> BTreeMap<&'static str, Versions> {
+    let dims: [(&'static str, &str, &[&str]); 7] = [
+        (
+            "dim_staff",
+            "staff_id",
+            &[
+                "first_name",
+                "last_name",
+                "department_name",
+                "location",
+                "email_address",
+            ],
+        ),
+        (
+            "dim_location",
+            "location_id",
+            &[
+                "address_line_1",
+                "address_line_2",
+                "district",
+                "city",
+                "postal_code",
+                "country",
+                "phone",
+            ],
+        ),
+        (
+            "dim_counterparty",
+            "counterparty_id",
+            &[
+                "counterparty_legal_name",
+                "counterparty_legal_address_line_1",
+                "counterparty_legal_address_line_2",
+                "counterparty_legal_district",
+                "counterparty_legal_city",
+                "counterparty_legal_postal_code",
+                "counterparty_legal_country",
+                "counterparty_legal_phone_number",
+            ],
+        ),
+        (
+            "dim_currency",
+            "currency_id",
+            &["currency_code", "currency_name"],
+        ),
+        (
+            "dim_design",
+            "design_id",
+            &["design_name", "file_location", "file_name"],
+        ),
+        (
+            "dim_payment_type",
+            "payment_type_id",
+            &["payment_type_name"],
+        ),
+        (
+            "dim_transaction",
+            "transaction_id",
+            &["transaction_type", "sales_order_id", "purchase_order_id"],
+        ),
+    ];
+    let mut out = BTreeMap::new();
+    for (dim, key, columns) in dims {
+        let select: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {key}::bigint, valid_from, valid_to, is_current, inferred,
+                            EXISTS (SELECT 1 FROM {dim} d WHERE d.{key} = h.{key}), {}
+                     FROM {dim}_history h ORDER BY {key}, version_id",
+                    select.join(", ")
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut versions: Versions = BTreeMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            let key: i64 = row.get(0);
+            let to: Option<chrono::DateTime<chrono::Utc>> = row.get(2);
+            let last = rows
+                .get(i + 1)
+                .is_none_or(|next| next.get::<_, i64>(0) != key);
+            assert!(
+                !row.get::<_, bool>(4),
+                "{dim} {key}: no inferred members in a consistent source"
+            );
+            if last {
+                assert_eq!(
+                    row.get::<_, bool>(3),
+                    row.get::<_, bool>(5),
+                    "{dim} {key}: the last version is current iff the row exists"
+                );
+            } else {
+                let next_from: chrono::DateTime<chrono::Utc> = rows[i + 1].get(1);
+                assert_eq!(
+                    to,
+                    Some(next_from),
+                    "{dim} {key}: a version ends where the next begins"
+                );
+            }
+            versions.entry(key).or_default().push(
+                (6..row.len())
+                    .map(|c| row.get::<_, Option<String>>(c))
+                    .collect(),
+            );
+        }
+        out.insert(dim, versions);
+    }
+    out
+}
+
+/// Each fact's versions per order as the source's history gives them (the initial row,
+/// then each insert or update) and as the warehouse holds them, as text.
+async fn fact_histories(
+    source: &tokio_postgres::Client,
+    warehouse: &tokio_postgres::Client,
+) -> Vec<(&'static str, Versions, Versions)> {
+    let facts = [
+        (
+            "fact_sales_order",
+            "sales_order",
+            "sales_record_id",
+            "sales_order_id, created_date, created_time, last_updated_date, last_updated_time, sales_staff_id,
+             counterparty_id, units_sold, trim_scale(unit_price), currency_id, design_id, agreed_payment_date,
+             agreed_delivery_date, agreed_delivery_location_id",
+            "sales_order_id, created_at::date, created_at::time, last_updated::date, last_updated::time, staff_id,
+             counterparty_id, units_sold, trim_scale(unit_price), currency_id, design_id,
+             agreed_payment_date::date, agreed_delivery_date::date, agreed_delivery_location_id",
+        ),
+        (
+            "fact_purchase_order",
+            "purchase_order",
+            "purchase_record_id",
+            "purchase_order_id, created_date, created_time, last_updated_date, last_updated_time, staff_id,
+             counterparty_id, item_code, item_quantity, trim_scale(item_unit_price), currency_id,
+             agreed_delivery_date, agreed_payment_date, agreed_delivery_location_id",
+            "purchase_order_id, created_at::date, created_at::time, last_updated::date, last_updated::time,
+             staff_id, counterparty_id, item_code, item_quantity, trim_scale(item_unit_price), currency_id,
+             agreed_delivery_date::date, agreed_payment_date::date, agreed_delivery_location_id",
+        ),
+        (
+            "fact_payment",
+            "payment",
+            "payment_record_id",
+            "payment_id, created_date, created_time, last_updated_date, last_updated_time, transaction_id,
+             counterparty_id, trim_scale(payment_amount), currency_id, payment_type_id, paid, payment_date",
+            "payment_id, created_at::date, created_at::time, last_updated::date, last_updated::time,
+             transaction_id, counterparty_id, trim_scale(payment_amount), currency_id, payment_type_id, paid,
+             payment_date::date",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (fact, table, record, in_warehouse, in_source) in facts {
+        let collect = |rows: Vec<tokio_postgres::Row>| {
+            let mut versions: Versions = BTreeMap::new();
+            for row in rows {
+                versions
+                    .entry(row.get::<_, i64>(0))
+                    .or_default()
+                    .push(vec![row.get::<_, Option<String>>(1)]);
+            }
+            versions
+        };
+        let key = format!("{table}_id");
+        let expected = source
+            .query(
+                &format!(
+                    "SELECT {key}::bigint, concat_ws('|', {in_source}) FROM (
+                         SELECT 0 AS seq, * FROM audit.initial_{table}
+                         UNION ALL
+                         SELECT l.id, r.* FROM audit.log l,
+                             jsonb_populate_record(null::public.\"{table}\", l.new) r
+                         WHERE l.tbl = '{table}' AND l.new IS NOT NULL) v
+                     ORDER BY {key}, seq"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        let got = warehouse
+            .query(
+                &format!(
+                    "SELECT {}::bigint, concat_ws('|', {in_warehouse}) FROM {fact}_all_versions ORDER BY {record}",
+                    in_warehouse.split(',').next().unwrap()
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        out.push((fact, collect(expected), collect(got)));
+    }
+    out
+}
+
+/// The warehouse equals the source now and in its history.
+async fn check_against_source(pipeline: &Pipeline) {
+    let warehouse = pipeline.warehouse.client().await.unwrap();
+    let checks = cdc_testkit::check_warehouse(&pipeline.stack.client, &warehouse)
+        .await
+        .unwrap();
+    for check in &checks {
+        assert!(check.matches(), "{check:#?}");
+        assert!(check.source_rows > 0, "{}: empty", check.table);
+    }
+    let expected = expected_dimension_history(&pipeline.stack.client).await;
+    let got = warehouse_dimension_history(&warehouse).await;
+    for (dim, versions) in &expected {
+        let held = &got[dim];
+        for (key, wanted) in versions {
+            assert_eq!(held.get(key), Some(wanted), "{dim} {key}: versions");
+        }
+        assert_eq!(held.len(), versions.len(), "{dim}: keys with history");
+    }
+    for (fact, expected, got) in fact_histories(&pipeline.stack.client, &warehouse).await {
+        assert_eq!(got.len(), expected.len(), "{fact}: orders with history");
+        for (key, wanted) in &expected {
+            assert_eq!(got.get(key), Some(wanted), "{fact} {key}: versions");
+        }
+    }
+    let versions: i64 = warehouse
+        .query_one(
+            "SELECT (SELECT count(*) FROM dim_staff_history) + (SELECT count(*) FROM fact_sales_order_version)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(versions > 0);
+}
+
+/// What a reader must always see in the warehouse, whatever moment it reads: sums that
+/// each source transaction keeps (a sale adds an order, its transaction and its payment;
+/// a cancelled purchase removes all three) and the test's own two-table renames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Invariants {
+    sales_minus_transactions: i64,
+    purchases_minus_transactions: i64,
+    payments_minus_transactions: i64,
+}
+
+async fn read_invariants(
+    client: &mut tokio_postgres::Client,
+) -> Option<(Invariants, Option<(String, String)>)> {
+    let txn = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .unwrap();
+    let applied: i64 = txn
+        .query_one("SELECT count(*) FROM totesys_cdc.applied", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if applied == 0 {
+        return None;
+    }
+    let row = txn
+        .query_one(
+            "SELECT (SELECT count(*) FROM fact_sales_order_current)
+                  - (SELECT count(*) FROM dim_transaction WHERE sales_order_id IS NOT NULL),
+                    (SELECT count(*) FROM fact_purchase_order_current)
+                  - (SELECT count(*) FROM dim_transaction WHERE purchase_order_id IS NOT NULL),
+                    (SELECT count(*) FROM fact_payment_current) - (SELECT count(*) FROM dim_transaction),
+                    (SELECT design_name FROM dim_design WHERE design_id = 1),
+                    (SELECT counterparty_legal_name FROM dim_counterparty WHERE counterparty_id = 1)",
+            &[],
+        )
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let names: (Option<String>, Option<String>) = (row.get(3), row.get(4));
+    Some((
+        Invariants {
+            sales_minus_transactions: row.get(0),
+            purchases_minus_transactions: row.get(1),
+            payments_minus_transactions: row.get(2),
+        },
+        names.0.zip(names.1),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_warehouse_equals_the_source_and_never_shows_half_a_transaction() {
+    let pipeline = Pipeline::start().await;
+    let mut modeler = pipeline.modeler().await;
+    let (stop_modeler, stopped) = watch::channel(false);
+    let running = tokio::spawn(async move {
+        modeler.run(stopped).await.unwrap();
+        modeler
+    });
+
+    // A reader, polling the warehouse while the changes flow.
+    let reading = Arc::new(AtomicBool::new(true));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut reader_client = pipeline.warehouse.client().await.unwrap();
+    let reader = {
+        let (reading, reads) = (reading.clone(), reads.clone());
+        tokio::spawn(async move {
+            let mut baseline: Option<Invariants> = None;
+            while reading.load(Ordering::Relaxed) {
+                if let Some((now, names)) = read_invariants(&mut reader_client).await {
+                    // The snapshot is one transaction: from the first read on, the sums hold.
+                    let base = baseline.get_or_insert_with(|| now.clone());
+                    assert_eq!(&now, base, "a read saw half of a source transaction");
+                    if let Some((design, counterparty)) = names {
+                        if design.starts_with("gen-") || counterparty.starts_with("gen-") {
+                            assert_eq!(
+                                design, counterparty,
+                                "a read saw half of a two-table rename"
+                            );
+                        }
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        })
+    };
+
+    // The simulator's units (a sale is three tables in one transaction), several per
+    // transaction at this rate; and two-table renames of our own beside them.
+    let workload = pipeline.stack.spawn_workload(4000, 800.0, 11).await;
+    let renames = {
+        let client = pipeline.stack.db.client().await.unwrap();
+        tokio::spawn(async move {
+            for generation in 0..60 {
+                client
+                    .batch_execute(&format!(
+                        "BEGIN;
+                         UPDATE design SET design_name = 'gen-{generation}', last_updated = now() WHERE design_id = 1;
+                         UPDATE counterparty SET counterparty_legal_name = 'gen-{generation}', last_updated = now()
+                             WHERE counterparty_id = 1;
+                         COMMIT;"
+                    ))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+        })
+    };
+    workload.await.unwrap();
+    renames.await.unwrap();
+
+    let (pipeline, _) = {
+        // Let the background modeler catch up, then stop it and drain with a fresh one.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop_modeler.send(true).unwrap();
+        let modeler = running.await.unwrap();
+        assert!(modeler.watermark() > cdc_core::Lsn(0));
+        pipeline.drain().await
+    };
+    reading.store(false, Ordering::Relaxed);
+    reader.await.unwrap();
+    assert!(
+        reads.load(Ordering::Relaxed) > 20,
+        "the reader read often enough"
+    );
+
+    check_against_source(&pipeline).await;
+
+    // The processed zone holds every modelled table as Parquet.
+    let processed = pipeline.lake_dir.path().join("processed");
+    for table in [
+        "dim_staff",
+        "dim_transaction",
+        "fact_sales_order",
+        "fact_payment",
+    ] {
+        let files = std::fs::read_dir(processed.join(table)).unwrap().count();
+        assert!(files > 0, "processed/{table} has files");
+    }
+    pipeline.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_modeler_killed_at_random_points_leaves_no_duplicates() {
+    let pipeline = Pipeline::start().await;
+    let workload = pipeline.stack.spawn_workload(3000, 600.0, 23).await;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    let mut kills = 0;
+    while !workload.is_finished() || kills < 6 {
+        let mut modeler = pipeline.modeler().await;
+        let (_stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move { modeler.run(stopped).await });
+        tokio::time::sleep(Duration::from_millis(rng.random_range(50..900))).await;
+        // Like a crash: the task stops at whatever await it is in; its connection closes
+        // and PostgreSQL rolls back the open transaction.
+        task.abort();
+        let _ = task.await;
+        kills += 1;
+    }
+    workload.await.unwrap();
+    let (pipeline, modeler) = pipeline.drain().await;
+    assert!(modeler.watermark() > cdc_core::Lsn(0));
+    check_against_source(&pipeline).await;
+    pipeline.stop().await;
+}

@@ -1,0 +1,190 @@
+//! `totesys-cdc init` (the warehouse's DDL) and `totesys-cdc model` (the lake applied to
+//! the warehouse, SCD2 history, exactly once).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use cdc_lake::LakeStore;
+use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
+
+/// The warehouse connection.
+#[derive(Debug, clap::Args)]
+pub struct WarehouseArgs {
+    /// The warehouse database (libpq string or postgres:// URL; password from
+    /// TOTESYS_CDC_WAREHOUSE_PASSWORD, --warehouse-password-file or PGPASSWORD).
+    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_URL")]
+    warehouse_url: String,
+    /// File holding the warehouse password.
+    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_PASSWORD_FILE")]
+    warehouse_password_file: Option<PathBuf>,
+}
+
+impl WarehouseArgs {
+    /// Connects to the warehouse, driving the connection on the current runtime.
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let mut config: tokio_postgres::Config = self.warehouse_url.parse().context(
+            "setting --warehouse-url / TOTESYS_CDC_WAREHOUSE_URL is not a connection string",
+        )?;
+        if config.get_password().is_none() {
+            let password = match &self.warehouse_password_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| {
+                            format!("reading --warehouse-password-file {}", path.display())
+                        })?
+                        .trim_end()
+                        .to_owned(),
+                ),
+                None => std::env::var("TOTESYS_CDC_WAREHOUSE_PASSWORD")
+                    .or_else(|_| std::env::var("PGPASSWORD"))
+                    .ok(),
+            };
+            if let Some(password) = password {
+                config.password(password);
+            }
+        }
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .context("connecting to the warehouse (--warehouse-url / TOTESYS_CDC_WAREHOUSE_URL)")?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "warehouse connection closed");
+            }
+        });
+        Ok(client)
+    }
+}
+
+/// Arguments of `init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    warehouse: WarehouseArgs,
+}
+
+/// Applies the warehouse DDL (idempotent).
+pub async fn init(args: InitArgs) -> anyhow::Result<()> {
+    let client = args.warehouse.connect().await?;
+    cdc_modeler::warehouse::init(&client)
+        .await
+        .context("applying the warehouse DDL")?;
+    eprintln!(
+        "warehouse ready: star schemas, SCD2 history, calendar and bookkeeping ({} files applied)",
+        cdc_modeler::warehouse::DDL.len()
+    );
+    Ok(())
+}
+
+/// Arguments of `model`.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Where the lake lives (as for `lake`): a path, `file://…`, `s3://…`, `gs://…`, `az://…`.
+    #[arg(long, env = "TOTESYS_CDC_LAKE_URL", default_value = "lake")]
+    lake_url: String,
+    #[command(flatten)]
+    warehouse: WarehouseArgs,
+    /// Apply the warehouse DDL first (as `init` does).
+    #[arg(long)]
+    init: bool,
+    /// List the lake for new files this often.
+    #[arg(long, default_value_t = 200)]
+    poll_ms: u64,
+    /// Most changes per warehouse transaction when catching up (a source transaction
+    /// is never split).
+    #[arg(long, default_value_t = ModelerConfig::default().max_batch_changes)]
+    max_batch_changes: usize,
+    /// Write the processed zone (Parquet under processed/) at most this often; 0: never.
+    #[arg(long, default_value_t = 5)]
+    processed_every_secs: u64,
+    /// Serve Prometheus metrics (`/metrics`) and health (`/healthz`, `/readyz`) here.
+    #[arg(long, env = "TOTESYS_CDC_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    duration: Option<u64>,
+}
+
+/// Runs the modeler until Ctrl-C or SIGTERM, reconnecting with backoff when the
+/// warehouse or the lake is unavailable.
+pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
+    let lake =
+        LakeStore::open(&args.lake_url).context("setting --lake-url / TOTESYS_CDC_LAKE_URL")?;
+    let metrics = ModelerMetrics::register(prometheus::default_registry())
+        .context("registering the modeler's metrics")?;
+    let config = ModelerConfig {
+        poll: Duration::from_millis(args.poll_ms.max(10)),
+        max_batch_changes: args.max_batch_changes.max(1),
+        processed_every: (args.processed_every_secs > 0)
+            .then(|| Duration::from_secs(args.processed_every_secs)),
+    };
+    if args.init {
+        init(InitArgs {
+            warehouse: WarehouseArgs {
+                warehouse_url: args.warehouse.warehouse_url.clone(),
+                warehouse_password_file: args.warehouse.warehouse_password_file.clone(),
+            },
+        })
+        .await?;
+    }
+    let health = crate::telemetry::Health::default();
+    let telemetry = match args.metrics_listen {
+        Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let duration = args.duration;
+    tokio::spawn(async move {
+        match duration {
+            Some(secs) => {
+                tokio::select! {
+                    () = crate::shutdown_signal() => {}
+                    () = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                }
+            }
+            None => crate::shutdown_signal().await,
+        }
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!(lake = %lake.url, "modeler starting");
+    let mut backoff = Duration::from_millis(500);
+    let result = loop {
+        let attempt = async {
+            let client = args.warehouse.connect().await?;
+            let mut modeler =
+                Modeler::new(lake.clone(), client, config.clone(), metrics.clone()).await?;
+            health.set_ready(true);
+            modeler.run(stop_rx.clone()).await?;
+            anyhow::Ok(modeler.watermark())
+        };
+        let outcome = attempt.await;
+        health.set_ready(false);
+        match outcome {
+            Ok(watermark) => {
+                eprintln!("model: applied up to {watermark}");
+                break Ok(());
+            }
+            Err(e) if *stop_rx.borrow() => break Err(e),
+            Err(e) => {
+                let retryable = e
+                    .downcast_ref::<cdc_modeler::ModelerError>()
+                    .is_none_or(cdc_modeler::ModelerError::is_retryable);
+                if !retryable {
+                    break Err(e);
+                }
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "modeler interrupted; retrying");
+                let mut stop = stop_rx.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => break Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    if let Some(telemetry) = telemetry {
+        telemetry.abort();
+    }
+    result
+}
