@@ -101,7 +101,7 @@ pub struct Plan {
     pub transactions: usize,
     /// Changes in the plan, per source table.
     pub changes: BTreeMap<String, u64>,
-    /// Commit time and change count per transaction, for freshness.
+    /// Commit time and streamed (not snapshot) change count per transaction, for freshness.
     pub commits: Vec<(i64, u64)>,
     /// Pre-existing dimension versions to close, in order.
     pub dim_closes: Vec<Close<Dim>>,
@@ -179,8 +179,12 @@ impl Model {
             ts_us: txn.commit_ts_us,
         };
         plan.transactions += 1;
-        plan.commits
-            .push((txn.commit_ts_us, txn.changes.len() as u64));
+        let streamed = txn
+            .changes
+            .iter()
+            .filter(|c| c.op != ChangeOp::Read)
+            .count();
+        plan.commits.push((txn.commit_ts_us, streamed as u64));
         plan.watermark = Some(stamp(0));
         // Mirrored tables first; the dimension keys they touch, with the last ordinal.
         let mut touched: BTreeMap<(Dim, i64), u64> = BTreeMap::new();
@@ -233,14 +237,19 @@ impl Model {
                 let Some(key) = int(after, &key_column) else {
                     return Vec::new();
                 };
+                let mut previous = mirror.get(&key).cloned();
                 if let Some(old) = change.before_key(&key_column).filter(|old| *old != key) {
-                    mirror.remove(&old);
+                    previous = mirror.remove(&old);
                     plan.mirror.insert((table.to_owned(), old), None);
                     keys.push(old);
                 }
-                mirror.insert(key, after.clone());
-                plan.mirror
-                    .insert((table.to_owned(), key), Some(after.clone()));
+                // Columns the source did not send (unchanged TOAST) keep their value.
+                let mut row = after.clone();
+                for (column, value) in previous.into_iter().flatten() {
+                    row.entry(column).or_insert(value);
+                }
+                mirror.insert(key, row.clone());
+                plan.mirror.insert((table.to_owned(), key), Some(row));
                 keys.push(key);
             }
         }
@@ -666,4 +675,221 @@ pub fn row_from_json(value: &serde_json::Value) -> Option<Row> {
             .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned)))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn dates_must_be_strict_iso() {
+        assert_eq!(parse_date("2026-02-28").as_deref(), Some("2026-02-28"));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "tomorrow",
+            "2026-2-28",
+            "26-02-28",
+            "2026-02-28 ",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn numerics_fit_without_rounding_or_not_at_all() {
+        for good in [
+            "2.50",
+            "3.1",
+            "3.100",
+            "12345678.99",
+            "-1.5",
+            "0",
+            "0.00",
+            "007.10",
+        ] {
+            assert_eq!(fit_numeric(good, 10, 2).as_deref(), Some(good), "{good}");
+        }
+        for bad in [
+            "2.345",
+            "123456789.1",
+            "1e5",
+            "NaN",
+            "",
+            ".",
+            "1.2.3",
+            "--1",
+        ] {
+            assert_eq!(fit_numeric(bad, 10, 2), None, "{bad:?}");
+        }
+    }
+
+    fn row(pairs: &[(&str, String)]) -> Row {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Some(v.clone())))
+            .collect()
+    }
+
+    /// A random change: (table, op, key, referenced key, value).
+    type RawChange = (u8, u8, i64, i64, u8);
+    /// A fact version: (key, values, from, to).
+    type FactRow = (i64, Vec<Option<String>>, i64, Option<i64>);
+
+    /// One random source change over a few keys of department, staff and sales_order.
+    fn change() -> impl Strategy<Value = RawChange> {
+        (0u8..3, 0u8..3, 1i64..4, 1i64..4, 0u8..4)
+    }
+
+    fn to_change(ordinal: u64, (table, op, key, other, value): RawChange) -> Change {
+        let (name, after) = match table {
+            0 => (
+                "department",
+                row(&[
+                    ("department_id", key.to_string()),
+                    ("department_name", format!("dept-{key}")),
+                    ("location", format!("city-{value}")),
+                ]),
+            ),
+            1 => (
+                "staff",
+                row(&[
+                    ("staff_id", key.to_string()),
+                    ("first_name", format!("first-{value}")),
+                    ("last_name", "last".into()),
+                    ("department_id", other.to_string()),
+                    ("email_address", "a@b".into()),
+                ]),
+            ),
+            _ => (
+                "sales_order",
+                row(&[
+                    ("sales_order_id", key.to_string()),
+                    ("staff_id", other.to_string()),
+                    ("units_sold", value.to_string()),
+                    ("unit_price", "2.50".into()),
+                    ("agreed_delivery_date", "2026-01-01".into()),
+                    ("created_at", "2026-01-01 10:00:00.000000".into()),
+                ]),
+            ),
+        };
+        let key_column = if table == 2 {
+            "sales_order_id".to_owned()
+        } else {
+            source_key(name)
+        };
+        let (op, after, before) = match op {
+            0 => (ChangeOp::Insert, Some(after), None),
+            1 => (ChangeOp::Update, Some(after), None),
+            _ => (
+                ChangeOp::Delete,
+                None,
+                Some(row(&[(key_column.as_str(), key.to_string())])),
+            ),
+        };
+        Change {
+            table: name.to_owned(),
+            op,
+            ordinal,
+            after,
+            before,
+        }
+    }
+
+    fn transactions(raw: Vec<Vec<RawChange>>) -> Vec<SourceTxn> {
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, changes)| SourceTxn {
+                commit_lsn: Lsn(100 * (i as u64 + 1)),
+                commit_ts_us: 1_000_000 * (i as i64 + 1),
+                changes: changes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(o, c)| to_change(o as u64, c))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The versions a sequence of plans leaves, as (dim, key, row, from, to): closes of
+    /// earlier plans' versions applied as the warehouse would.
+    fn history(plans: &[Plan]) -> Vec<(Dim, i64, DimRow, i64, Option<i64>)> {
+        let mut out: Vec<(Dim, i64, DimRow, i64, Option<i64>)> = Vec::new();
+        for plan in plans {
+            for close in &plan.dim_closes {
+                let open = out
+                    .iter_mut()
+                    .find(|v| v.0 == close.target && v.1 == close.key && v.4.is_none())
+                    .expect("a close finds its open version");
+                open.4 = Some(close.at.ts_us);
+            }
+            for v in &plan.dim_versions {
+                out.push((
+                    v.dim,
+                    v.key,
+                    v.row.clone(),
+                    v.at.ts_us,
+                    v.closed.map(|c| c.ts_us),
+                ));
+            }
+        }
+        out
+    }
+
+    fn fact_history(plans: &[Plan]) -> Vec<FactRow> {
+        let mut out: Vec<FactRow> = Vec::new();
+        for plan in plans {
+            for close in &plan.fact_closes {
+                if let Some(open) = out.iter_mut().find(|v| v.0 == close.key && v.3.is_none()) {
+                    open.3 = Some(close.at.ts_us);
+                }
+            }
+            for v in &plan.fact_versions {
+                out.push((
+                    v.key,
+                    v.values.clone(),
+                    v.at.ts_us,
+                    v.closed.map(|c| c.ts_us),
+                ));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Planning transactions one at a time or all together gives the same history;
+        /// every key has at most one open version, which is the model's current row,
+        /// and the current rows equal a recomputation from the mirrors.
+        #[test]
+        fn batching_never_changes_the_history(
+            raw in proptest::collection::vec(proptest::collection::vec(change(), 1..5), 1..12)
+        ) {
+            let txns = transactions(raw);
+            let mut one_by_one = Model::default();
+            let plans: Vec<Plan> = txns.iter().map(|t| one_by_one.plan(std::slice::from_ref(t))).collect();
+            let mut batched = Model::default();
+            let plan = batched.plan(&txns);
+            let separate = history(&plans);
+            prop_assert_eq!(&separate, &history(std::slice::from_ref(&plan)));
+            prop_assert_eq!(fact_history(&plans), fact_history(std::slice::from_ref(&plan)));
+            for (dim, key, row, from, to) in &separate {
+                prop_assert!(to.is_none_or(|to| to >= *from));
+                let open = separate.iter().filter(|v| v.0 == *dim && v.1 == *key && v.4.is_none()).count();
+                prop_assert!(open <= 1, "{:?} {} has {} open versions", dim, key, open);
+                if to.is_none() {
+                    prop_assert_eq!(batched.dim(*dim, *key), Some(row));
+                }
+            }
+            for (dim, rows) in &batched.dims {
+                for (key, row) in rows {
+                    if !row.inferred {
+                        let recomputed = batched.compute(*dim, *key);
+                        prop_assert_eq!(recomputed.as_ref(), Some(row));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -236,6 +236,7 @@ impl Modeler {
             return Err(e);
         }
         let now_us = chrono::Utc::now().timestamp_micros();
+        // Snapshot reads are not changes the source just made: they do not count.
         for (commit_ts_us, changes) in &plan.commits {
             let seconds = (now_us - commit_ts_us).max(0) as f64 / 1e6;
             for _ in 0..*changes {

@@ -10,11 +10,7 @@ async fn main() -> ExitCode {
         eprintln!("usage: cdc-warehouse-check <source-url> <warehouse-url>");
         return ExitCode::FAILURE;
     };
-    let connect = |url: String| async move { cdc_testkit::database::connect(&url).await };
-    let (source, warehouse) = match (
-        connect(source.clone()).await,
-        connect(warehouse.clone()).await,
-    ) {
+    let (source, warehouse) = match (connect(source).await, connect(warehouse).await) {
         (Ok(s), Ok(w)) => (s, w),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
@@ -52,4 +48,22 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Connects to `url`, with the password from PGPASSWORD when the string has none.
+async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a connection string: {e}"))?;
+    if config.get_password().is_none() {
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {url:?}: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
 }
