@@ -202,6 +202,21 @@ pub fn currency_name(code: &str) -> Option<&'static str> {
         .map(|i| CURRENCIES[i].1)
 }
 
+/// Names the warehouse contract fixes itself (spec/warehouse.md: "GBP → British Pound"),
+/// which win over ISO 4217's.
+const CONTRACT_NAMES: &[(&str, &str)] = &[("GBP", "British Pound")];
+
+/// The name `dim_currency.currency_name` holds for `code`: the contract's own name where
+/// it gives one, else the ISO 4217 name.
+pub fn dimension_name(code: &str) -> Option<&'static str> {
+    let upper = code.trim().to_ascii_uppercase();
+    CONTRACT_NAMES
+        .iter()
+        .find(|(c, _)| *c == upper)
+        .map(|(_, name)| *name)
+        .or_else(|| currency_name(code))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +246,8 @@ mod tests {
     #[test]
     fn common_codes_resolve() {
         assert_eq!(currency_name("GBP"), Some("Pound Sterling"));
+        assert_eq!(dimension_name("gbp"), Some("British Pound"));
+        assert_eq!(dimension_name("USD"), Some("US Dollar"));
         assert_eq!(currency_name("USD"), Some("US Dollar"));
         assert_eq!(currency_name("EUR"), Some("Euro"));
     }

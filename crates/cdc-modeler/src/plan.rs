@@ -258,8 +258,9 @@ impl Model {
             self.dependents(table, key, &mut touched);
         }
         if change.op == ChangeOp::Truncate {
-            // Everything built from the table, including rows whose source is gone.
-            for dim in Dim::ALL.into_iter().filter(|d| built_from(*d, table)) {
+            // Every row of the dimensions whose own table it is, inferred members
+            // included (rows that only join the table were found through the mirror).
+            for dim in Dim::ALL.into_iter().filter(|d| d.source() == table) {
                 if let Some(rows) = self.dims.get(&dim) {
                     touched.extend(rows.keys().map(|k| (dim, *k)));
                 }
@@ -347,7 +348,7 @@ impl Model {
                 let code = get(Some(currency), "currency_code");
                 let name = code
                     .as_deref()
-                    .and_then(crate::iso4217::currency_name)
+                    .and_then(crate::iso4217::dimension_name)
                     .map(str::to_owned);
                 vec![code, name]
             }
@@ -590,20 +591,6 @@ fn from_type(from: &From) -> &'static str {
         From::DateOf(_) | From::Date(_) => "date",
         _ => "",
     }
-}
-
-/// Whether dimension `dim` is built from source table `table`.
-fn built_from(dim: Dim, table: &str) -> bool {
-    matches!(
-        (dim, table),
-        (Dim::Staff, "staff" | "department")
-            | (Dim::Location, "address")
-            | (Dim::Counterparty, "counterparty" | "address")
-            | (Dim::Currency, "currency")
-            | (Dim::Design, "design")
-            | (Dim::PaymentType, "payment_type")
-            | (Dim::Transaction, "transaction")
-    )
 }
 
 /// `NOT NULL` contract columns without a value hold [`UNKNOWN`].

@@ -149,6 +149,19 @@ impl Dim {
         }
     }
 
+    /// The source table whose rows are this dimension's rows (others may be joined).
+    pub fn source(self) -> &'static str {
+        match self {
+            Dim::Staff => "staff",
+            Dim::Location => "address",
+            Dim::Currency => "currency",
+            Dim::Design => "design",
+            Dim::Counterparty => "counterparty",
+            Dim::PaymentType => "payment_type",
+            Dim::Transaction => "transaction",
+        }
+    }
+
     /// The history table beside the contract table.
     pub fn history_table(self) -> String {
         format!("{}_history", self.table())

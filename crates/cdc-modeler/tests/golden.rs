@@ -125,20 +125,17 @@ async fn dump(db: &TestDb) -> String {
     let mut out = String::new();
     for (table, order) in DUMPED {
         out.push_str(&format!("# {table}\n"));
+        // PostgreSQL's own JSON text: numerics keep their digits (2.50, not 2.5).
+        let volatile: String = VOLATILE.iter().map(|k| format!(" - '{k}'")).collect();
         let rows = client
             .query(
-                &format!("SELECT to_jsonb(t)::text FROM {table} t ORDER BY {order}"),
+                &format!("SELECT (to_jsonb(t){volatile})::text FROM {table} t ORDER BY {order}"),
                 &[],
             )
             .await
             .unwrap();
         for r in rows {
-            let mut json: serde_json::Map<String, Json> =
-                serde_json::from_str(r.get::<_, &str>(0)).unwrap();
-            for key in VOLATILE {
-                json.remove(key);
-            }
-            out.push_str(&Json::Object(json).to_string());
+            out.push_str(r.get::<_, &str>(0));
             out.push('\n');
         }
     }
@@ -196,4 +193,5 @@ golden!(
     late_arrivals,
     bad_input,
     truncates,
+    truncate_keeps_inferred_members,
 );

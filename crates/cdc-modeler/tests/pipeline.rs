@@ -369,7 +369,7 @@ fn dimension_rows(
     for (key, c) in &state["currency"] {
         let mut row = cells(c, &["currency_code"]);
         let name = match row[0].as_deref() {
-            Some("GBP") => "Pound Sterling",
+            Some("GBP") => "British Pound",
             Some("USD") => "US Dollar",
             Some("EUR") => "Euro",
             _ => "unknown",

@@ -46,7 +46,7 @@ const CHECKS: [(&str, &str, &str); 10] = [
     (
         "dim_currency",
         "SELECT concat_ws('|', currency_id, currency_code, currency_name) FROM dim_currency",
-        "SELECT concat_ws('|', currency_id, currency_code, CASE currency_code WHEN 'GBP' THEN 'Pound Sterling'
+        "SELECT concat_ws('|', currency_id, currency_code, CASE currency_code WHEN 'GBP' THEN 'British Pound'
              WHEN 'USD' THEN 'US Dollar' WHEN 'EUR' THEN 'Euro' ELSE currency_code END) FROM currency",
     ),
     (
