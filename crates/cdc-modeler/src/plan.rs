@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use cdc_core::Lsn;
 
 use crate::source::{int, text, Change, ChangeOp, Row, SourceTxn};
-use crate::spec::{source_key, Dim, Fact, From, MIRRORED, UNKNOWN};
+use crate::spec::{source_key, Dim, Fact, From, JOINED, MIRRORED, UNKNOWN};
 
 /// A dimension row's contract values (after the key) and whether it is inferred.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +203,9 @@ impl Model {
             let row = self.compute(dim, key);
             self.set_dim(dim, key, row, stamp(ordinal), plan, open);
         }
+        // Rows no dimension joins are not needed after their own transaction.
+        self.mirrors
+            .retain(|table, _| JOINED.contains(&table.as_str()));
         for change in &txn.changes {
             if let Some(fact) = Fact::of_source(&change.table) {
                 self.fact_change(fact, change, stamp(change.ordinal), plan, open);
@@ -214,19 +217,24 @@ impl Model {
     fn mirror_change(&mut self, change: &Change, plan: &mut Plan) -> Vec<(Dim, i64)> {
         let table = change.table.as_str();
         let key_column = source_key(table);
+        let kept = JOINED.contains(&table);
         let mirror = self.mirrors.entry(table.to_owned()).or_default();
         let mut keys = Vec::new();
         match change.op {
             ChangeOp::Truncate => {
                 keys.extend(mirror.keys().copied());
                 mirror.clear();
-                plan.mirror.retain(|(t, _), _| t != table);
-                plan.mirror_truncated.insert(table.to_owned());
+                if kept {
+                    plan.mirror.retain(|(t, _), _| t != table);
+                    plan.mirror_truncated.insert(table.to_owned());
+                }
             }
             ChangeOp::Delete => {
                 if let Some(key) = change.before_key(&key_column).or(change.key(&key_column)) {
                     mirror.remove(&key);
-                    plan.mirror.insert((table.to_owned(), key), None);
+                    if kept {
+                        plan.mirror.insert((table.to_owned(), key), None);
+                    }
                     keys.push(key);
                 }
             }
@@ -240,7 +248,9 @@ impl Model {
                 let mut previous = mirror.get(&key).cloned();
                 if let Some(old) = change.before_key(&key_column).filter(|old| *old != key) {
                     previous = mirror.remove(&old);
-                    plan.mirror.insert((table.to_owned(), old), None);
+                    if kept {
+                        plan.mirror.insert((table.to_owned(), old), None);
+                    }
                     keys.push(old);
                 }
                 // Columns the source did not send (unchanged TOAST) keep their value.
@@ -248,8 +258,11 @@ impl Model {
                 for (column, value) in previous.into_iter().flatten() {
                     row.entry(column).or_insert(value);
                 }
-                mirror.insert(key, row.clone());
-                plan.mirror.insert((table.to_owned(), key), Some(row));
+                if kept {
+                    plan.mirror
+                        .insert((table.to_owned(), key), Some(row.clone()));
+                }
+                mirror.insert(key, row);
                 keys.push(key);
             }
         }
@@ -871,7 +884,7 @@ mod tests {
             }
             for (dim, rows) in &batched.dims {
                 for (key, row) in rows {
-                    if !row.inferred {
+                    if !row.inferred && JOINED.contains(&dim.source()) {
                         let recomputed = batched.compute(*dim, *key);
                         prop_assert_eq!(recomputed.as_ref(), Some(row));
                     }

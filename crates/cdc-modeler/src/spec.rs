@@ -364,7 +364,8 @@ impl Fact {
     }
 }
 
-/// The source tables dimensions are built from; the modeler mirrors their current rows.
+/// The source tables dimensions are built from; the modeler mirrors their rows while it
+/// plans a source transaction.
 pub const MIRRORED: [&str; 8] = [
     "staff",
     "department",
@@ -375,6 +376,12 @@ pub const MIRRORED: [&str; 8] = [
     "payment_type",
     "transaction",
 ];
+
+/// The mirrored tables a dimension joins (`staff ⋈ department`, `counterparty ⋈
+/// address`): their current rows are kept between transactions, in memory and in
+/// `totesys_cdc.source_rows`. The other mirrored tables' dimension rows are their rows
+/// alone, so the change itself is all a recomputation needs.
+pub const JOINED: [&str; 4] = ["staff", "department", "address", "counterparty"];
 
 /// The key column of a mirrored source table.
 pub fn source_key(table: &str) -> String {

@@ -62,8 +62,8 @@ pub async fn load_model(client: &Client) -> Result<Model, ModelerError> {
     let mut mirrors: HashMap<String, HashMap<i64, crate::source::Row>> = HashMap::new();
     for row in client
         .query(
-            "SELECT source_table, key, row FROM totesys_cdc.source_rows",
-            &[],
+            "SELECT source_table, key, row FROM totesys_cdc.source_rows WHERE source_table = ANY($1)",
+            &[&crate::spec::JOINED.map(str::to_owned).to_vec()],
         )
         .await
         .map_err(ModelerError::sql("read totesys_cdc.source_rows"))?
