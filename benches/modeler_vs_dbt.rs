@@ -25,13 +25,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use cdc_core::Lsn;
-use cdc_lake::LakeStore;
-use cdc_modeler::{Change, ChangeOp, Modeler, ModelerConfig, ModelerMetrics, Row, SourceTxn};
+use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, Row, SourceTxn};
 use cdc_testkit::{PgCluster, TestDb};
 use serde_json::json;
 use tokio_postgres::Client;
@@ -125,16 +123,7 @@ async fn compare(options: &Options, dbt: &Dbt, db: &TestDb, root: &Path) -> anyh
     create_source(&source).await?;
     let warehouse = db.client().await?;
     cdc_modeler::warehouse::init(&warehouse).await?;
-    let lake = LakeStore::new(
-        Arc::new(object_store::memory::InMemory::new()),
-        object_store::path::Path::from("lake"),
-    );
-    let config = ModelerConfig {
-        processed_every: None,
-        ..ModelerConfig::default()
-    };
-    let mut modeler =
-        Modeler::new(lake, warehouse, config, ModelerMetrics::unregistered()?).await?;
+    let mut modeler = Modeler::without_lake(warehouse, ModelerMetrics::unregistered()?).await?;
 
     let server: String = source.query_one("SHOW server_version", &[]).await?.get(0);
     println!(

@@ -13,6 +13,10 @@
 //! 2. **Throughput** (`--burst N`, default 20000; 0 skips it): N changes written as fast
 //!    as the simulator can, and the time until the warehouse has applied every one of
 //!    them: changes/s end to end.
+//! 3. **Modeler catch-up** (`--catch-up N`, default 50000; 0 skips it): the modeler
+//!    stopped, N changes written and landed in the lake, then a fresh modeler started:
+//!    the time until it has applied them all (reading the lake included) is the
+//!    modeler's own throughput.
 //!
 //! The warehouse is then compared with the source (current dimensions and facts, row
 //! for row); a mismatch fails the run.
@@ -44,6 +48,7 @@ struct Options {
     seconds: u64,
     rate: f64,
     burst: u64,
+    catch_up: u64,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -51,6 +56,7 @@ fn options() -> anyhow::Result<Options> {
         seconds: 60,
         rate: WorkloadConfig::default().rate_per_sec,
         burst: 20_000,
+        catch_up: 50_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -59,8 +65,9 @@ fn options() -> anyhow::Result<Options> {
             "--seconds" => options.seconds = value()?.parse().context("--seconds")?,
             "--rate" => options.rate = value()?.parse().context("--rate")?,
             "--burst" => options.burst = value()?.parse().context("--burst")?,
+            "--catch-up" => options.catch_up = value()?.parse().context("--catch-up")?,
             _ => anyhow::bail!(
-                "usage: pipeline-freshness [--seconds S] [--rate CHANGES_PER_S] [--burst N]"
+                "usage: pipeline-freshness [--seconds S] [--rate CHANGES_PER_S] [--burst N] [--catch-up N]"
             ),
         }
     }
@@ -175,7 +182,13 @@ async fn main() -> anyhow::Result<()> {
     let client = warehouse.client().await?;
     cdc_modeler::warehouse::init(&client).await?;
     let metrics = ModelerMetrics::unregistered()?;
-    let mut modeler = Modeler::new(lake, client, ModelerConfig::default(), metrics.clone()).await?;
+    let mut modeler = Modeler::new(
+        lake.clone(),
+        client,
+        ModelerConfig::default(),
+        metrics.clone(),
+    )
+    .await?;
     let (stop_modeler, modeler_stopped) = watch::channel(false);
     let modeler = tokio::spawn(async move { modeler.run(modeler_stopped).await });
 
@@ -267,6 +280,76 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    stop_modeler.send(true)?;
+    modeler.await??;
+
+    // 3. The modeler alone, catching up on changes already in the lake.
+    if options.catch_up > 0 {
+        eprintln!(
+            "\ncatch-up: {} changes into the lake with the modeler stopped …",
+            options.catch_up
+        );
+        let (_never, running) = watch::channel(false);
+        let stats = cdc_sim::run_workload(
+            &source,
+            &WorkloadConfig {
+                rate_per_sec: f64::INFINITY,
+                max_changes: Some(options.catch_up),
+                seed: 44,
+                ..WorkloadConfig::default()
+            },
+            running,
+        )
+        .await?;
+        // Landed: the lake's row count has not moved for two seconds.
+        let landed = || -> u64 {
+            lake_metrics
+                .rows
+                .collect()
+                .iter()
+                .flat_map(|f| {
+                    f.get_metric()
+                        .iter()
+                        .map(|m| m.get_counter().get_value() as u64)
+                })
+                .sum()
+        };
+        let mut last = (landed(), Instant::now());
+        while last.1.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if landed() != last.0 {
+                last = (landed(), Instant::now());
+            }
+        }
+        let applied_before = applied(&metrics);
+        let mut modeler = Modeler::new(
+            lake,
+            warehouse.client().await?,
+            ModelerConfig::default(),
+            metrics.clone(),
+        )
+        .await?;
+        let started = Instant::now();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move { modeler.run(stopped).await });
+        wait_applied(
+            &metrics,
+            applied_before + stats.changes(),
+            Duration::from_secs(600),
+        )
+        .await?;
+        let took = started.elapsed();
+        stop.send(true)?;
+        task.await??;
+        println!(
+            "\nmodeler catch-up: {} changes ({} transactions) read from the lake and applied in {:.1} s: {:.0} changes/s",
+            stats.changes(),
+            stats.transactions,
+            took.as_secs_f64(),
+            stats.changes() as f64 / took.as_secs_f64()
+        );
+    }
+
     let checks = cdc_testkit::check_warehouse(&stack.client, &warehouse.client().await?).await?;
     for check in &checks {
         ensure!(
@@ -279,8 +362,6 @@ async fn main() -> anyhow::Result<()> {
         checks.len()
     );
 
-    stop_modeler.send(true)?;
-    modeler.await??;
     let _ = stop_writer.send(());
     writer.await??;
     capture.stop().await?;

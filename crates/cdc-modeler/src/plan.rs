@@ -18,6 +18,17 @@ use cdc_core::Lsn;
 use crate::source::{int, text, Change, ChangeOp, Row, SourceTxn};
 use crate::spec::{source_key, Dim, Fact, From, JOINED, MIRRORED, UNKNOWN};
 
+/// The address columns `dim_location` and `dim_counterparty` take, in contract order.
+const ADDRESS_COLUMNS: [&str; 7] = [
+    "address_line_1",
+    "address_line_2",
+    "district",
+    "city",
+    "postal_code",
+    "country",
+    "phone",
+];
+
 /// A dimension row's contract values (after the key) and whether it is inferred.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DimRow {
@@ -343,18 +354,10 @@ impl Model {
             }
             Dim::Location => {
                 let address = own("address")?;
-                [
-                    "address_line_1",
-                    "address_line_2",
-                    "district",
-                    "city",
-                    "postal_code",
-                    "country",
-                    "phone",
-                ]
-                .iter()
-                .map(|c| get(Some(address), c))
-                .collect()
+                ADDRESS_COLUMNS
+                    .iter()
+                    .map(|c| get(Some(address), c))
+                    .collect()
             }
             Dim::Currency => {
                 let currency = own("currency")?;
@@ -377,19 +380,7 @@ impl Model {
                 let address =
                     int(counterparty, "legal_address_id").and_then(|a| self.mirrored("address", a));
                 let mut values = vec![get(Some(counterparty), "counterparty_legal_name")];
-                values.extend(
-                    [
-                        "address_line_1",
-                        "address_line_2",
-                        "district",
-                        "city",
-                        "postal_code",
-                        "country",
-                        "phone",
-                    ]
-                    .iter()
-                    .map(|c| get(address, c)),
-                );
+                values.extend(ADDRESS_COLUMNS.iter().map(|c| get(address, c)));
                 values
             }
             Dim::PaymentType => vec![get(own("payment_type"), "payment_type_name")],

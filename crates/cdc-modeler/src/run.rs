@@ -111,6 +111,23 @@ impl Modeler {
         })
     }
 
+    /// A modeler given its transactions through [`Modeler::apply`] rather than from a
+    /// lake (tests, benchmarks, other feeds); it writes no processed zone.
+    pub async fn without_lake(
+        client: Client,
+        metrics: ModelerMetrics,
+    ) -> Result<Modeler, ModelerError> {
+        let lake = LakeStore::new(
+            std::sync::Arc::new(object_store::memory::InMemory::new()),
+            object_store::path::Path::from("unused"),
+        );
+        let config = ModelerConfig {
+            processed_every: None,
+            ..ModelerConfig::default()
+        };
+        Modeler::new(lake, client, config, metrics).await
+    }
+
     /// The applied watermark.
     pub fn watermark(&self) -> Lsn {
         self.watermark

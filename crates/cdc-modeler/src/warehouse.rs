@@ -7,8 +7,8 @@ use cdc_core::Lsn;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Transaction};
 
-use crate::plan::{row_from_json, row_json, DimRow, Model, Plan, Stamp};
-use crate::spec::{Dim, Fact};
+use crate::plan::{row_from_json, row_json, Close, DimRow, Model, Plan, Stamp};
+use crate::spec::{Column, Dim, Fact};
 use crate::ModelerError;
 
 /// The warehouse DDL, in the order `init` applies it (each file idempotent).
@@ -250,91 +250,144 @@ async fn write_mirrors(txn: &Transaction<'_>, plan: &Plan) -> Result<(), Modeler
     Ok(())
 }
 
+/// Closes the current version of each key in `closes` (`table`'s `key` column).
+async fn close_current<T>(
+    txn: &Transaction<'_>,
+    table: &str,
+    key: &str,
+    closes: &[&Close<T>],
+) -> Result<(), ModelerError> {
+    if closes.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<i64> = closes.iter().map(|c| c.key).collect();
+    let ts: Vec<String> = closes.iter().map(|c| ts_text(c.at.ts_us)).collect();
+    let lsns: Vec<String> = closes.iter().map(|c| c.at.commit_lsn.to_string()).collect();
+    exec(
+        txn,
+        &format!(
+            "UPDATE {t} h SET valid_to = c.ts::timestamptz, is_current = false,
+                 closed_commit_lsn = c.lsn::pg_lsn
+             FROM unnest($1::int8[], $2::text[], $3::text[]) AS c(k, ts, lsn)
+             WHERE h.{k} = c.k AND h.is_current",
+            t = quote(table),
+            k = quote(key)
+        ),
+        &[&keys, &ts, &lsns],
+        &format!("close versions in {table}"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The validity columns of new versions, as parameter arrays.
+struct Validity {
+    from: Vec<String>,
+    to: Vec<Option<String>>,
+    lsn: Vec<String>,
+    ordinal: Vec<i64>,
+    closed: Vec<Option<String>>,
+}
+
+impl Validity {
+    fn of(versions: impl Iterator<Item = (Stamp, Option<Stamp>)>) -> Validity {
+        let mut v = Validity {
+            from: Vec::new(),
+            to: Vec::new(),
+            lsn: Vec::new(),
+            ordinal: Vec::new(),
+            closed: Vec::new(),
+        };
+        for (at, closed) in versions {
+            v.from.push(ts_text(at.ts_us));
+            v.to.push(closed.map(|c| ts_text(c.ts_us)));
+            v.lsn.push(at.commit_lsn.to_string());
+            v.ordinal.push(at.ordinal as i64);
+            v.closed.push(closed.map(|c| c.commit_lsn.to_string()));
+        }
+        v
+    }
+
+    /// The five arrays as parameters, in the order of `validity_sql`.
+    fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [&self.from, &self.to, &self.lsn, &self.ordinal, &self.closed]
+    }
+}
+
+/// Columns and select expressions of the validity arrays, bound from parameter `$first`:
+/// (`valid_from, valid_to, …`, `vf::timestamptz, …`, `$n::text[], …`, `vf, vt, …`).
+fn validity_sql(first: usize) -> (String, String, String, String) {
+    (
+        "valid_from, valid_to, is_current, source_commit_lsn, source_ordinal, closed_commit_lsn"
+            .into(),
+        "vf::timestamptz, vt::timestamptz, vt IS NULL, lsn::pg_lsn, ord, cl::pg_lsn".into(),
+        format!(
+            "${}::text[], ${}::text[], ${}::text[], ${}::int8[], ${}::text[]",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4
+        ),
+        "vf, vt, lsn, ord, cl".into(),
+    )
+}
+
+/// Contract columns as SQL pieces for `INSERT … SELECT … FROM unnest(…)`, the text arrays
+/// bound from parameter `$first`: (names, casts, arrays, aliases).
+fn columns_sql(columns: &[Column], first: usize) -> (String, String, String, String) {
+    let names: Vec<String> = columns.iter().map(|c| quote(c.name)).collect();
+    let casts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("c{i}::{}", c.sql_type))
+        .collect();
+    let arrays: Vec<String> = (0..columns.len())
+        .map(|i| format!("${}::text[]", first + i))
+        .collect();
+    let aliases: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+    (
+        names.join(", "),
+        casts.join(", "),
+        arrays.join(", "),
+        aliases.join(", "),
+    )
+}
+
 async fn write_dims(txn: &Transaction<'_>, plan: &Plan) -> Result<(), ModelerError> {
     for dim in Dim::ALL {
-        let history = quote(&dim.history_table());
-        let key = quote(dim.key());
-        let what = |verb: &str| format!("{verb} {}", dim.history_table());
+        let history = dim.history_table();
         let closes: Vec<_> = plan.dim_closes.iter().filter(|c| c.target == dim).collect();
-        if !closes.is_empty() {
-            let keys: Vec<i64> = closes.iter().map(|c| c.key).collect();
-            let ts: Vec<String> = closes.iter().map(|c| ts_text(c.at.ts_us)).collect();
-            let lsns: Vec<String> = closes.iter().map(|c| c.at.commit_lsn.to_string()).collect();
-            exec(
-                txn,
-                &format!(
-                    "UPDATE {history} h SET valid_to = c.ts::timestamptz, is_current = false,
-                         closed_commit_lsn = c.lsn::pg_lsn
-                     FROM unnest($1::int8[], $2::text[], $3::text[]) AS c(k, ts, lsn)
-                     WHERE h.{key} = c.k AND h.is_current"
-                ),
-                &[&keys, &ts, &lsns],
-                &what("close versions in"),
-            )
-            .await?;
-        }
+        close_current(txn, &history, dim.key(), &closes).await?;
         let versions: Vec<_> = plan.dim_versions.iter().filter(|v| v.dim == dim).collect();
         if !versions.is_empty() {
-            let keys: Vec<i64> = versions.iter().map(|v| v.key).collect();
-            let columns = transpose(
-                versions.iter().map(|v| v.row.values.clone()),
-                dim.columns().len(),
-            );
-            let inferred: Vec<bool> = versions.iter().map(|v| v.row.inferred).collect();
-            let from: Vec<String> = versions.iter().map(|v| ts_text(v.at.ts_us)).collect();
-            let to: Vec<Option<String>> = versions
-                .iter()
-                .map(|v| v.closed.map(|c| ts_text(c.ts_us)))
-                .collect();
-            let lsn: Vec<String> = versions
-                .iter()
-                .map(|v| v.at.commit_lsn.to_string())
-                .collect();
-            let ordinal: Vec<i64> = versions.iter().map(|v| v.at.ordinal as i64).collect();
-            let closed: Vec<Option<String>> = versions
-                .iter()
-                .map(|v| v.closed.map(|c| c.commit_lsn.to_string()))
-                .collect();
             let n = dim.columns().len();
-            let names: Vec<String> = dim.columns().iter().map(|c| quote(c.name)).collect();
-            let casts: Vec<String> = dim
-                .columns()
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("c{i}::{}", c.sql_type))
-                .collect();
-            let aliases: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-            let arrays: Vec<String> = (0..n).map(|i| format!("${}::text[]", i + 2)).collect();
+            let keys: Vec<i64> = versions.iter().map(|v| v.key).collect();
+            let columns = transpose(versions.iter().map(|v| v.row.values.clone()), n);
+            let inferred: Vec<bool> = versions.iter().map(|v| v.row.inferred).collect();
+            let validity = Validity::of(versions.iter().map(|v| (v.at, v.closed)));
+            let (names, casts, arrays, aliases) = columns_sql(dim.columns(), 2);
+            let (v_names, v_casts, v_arrays, v_aliases) = validity_sql(n + 3);
             let sql = format!(
-                "INSERT INTO {history} ({key}, {names}, valid_from, valid_to, is_current, inferred,
-                     source_commit_lsn, source_ordinal, closed_commit_lsn)
-                 SELECT k, {casts}, vf::timestamptz, vt::timestamptz, vt IS NULL, inf, lsn::pg_lsn,
-                     ord, cl::pg_lsn
-                 FROM unnest($1::int8[], {arrays}, ${a}::bool[], ${b}::text[], ${c}::text[],
-                     ${d}::text[], ${e}::int8[], ${f}::text[])
-                     AS u(k, {aliases}, inf, vf, vt, lsn, ord, cl)",
-                names = names.join(", "),
-                casts = casts.join(", "),
-                arrays = arrays.join(", "),
-                aliases = aliases.join(", "),
-                a = n + 2,
-                b = n + 3,
-                c = n + 4,
-                d = n + 5,
-                e = n + 6,
-                f = n + 7,
+                "INSERT INTO {h} ({key}, {names}, inferred, {v_names})
+                 SELECT k, {casts}, inf, {v_casts}
+                 FROM unnest($1::int8[], {arrays}, ${inf}::bool[], {v_arrays})
+                     AS u(k, {aliases}, inf, {v_aliases})",
+                h = quote(&history),
+                key = quote(dim.key()),
+                inf = n + 2,
             );
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&keys];
             params.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
-            params.extend([
-                &inferred as &(dyn ToSql + Sync),
-                &from,
-                &to,
-                &lsn,
-                &ordinal,
-                &closed,
-            ]);
-            exec(txn, &sql, &params, &what("insert versions into")).await?;
+            params.push(&inferred);
+            params.extend(validity.params());
+            exec(
+                txn,
+                &sql,
+                &params,
+                &format!("insert versions into {history}"),
+            )
+            .await?;
         }
         write_current(txn, plan, dim).await?;
     }
@@ -368,29 +421,17 @@ async fn write_current(txn: &Transaction<'_>, plan: &Plan, dim: Dim) -> Result<(
     if keys.is_empty() {
         return Ok(());
     }
-    let n = dim.columns().len();
-    let columns = transpose(rows.into_iter(), n);
-    let names: Vec<String> = dim.columns().iter().map(|c| quote(c.name)).collect();
-    let casts: Vec<String> = dim
+    let columns = transpose(rows.into_iter(), dim.columns().len());
+    let (names, casts, arrays, aliases) = columns_sql(dim.columns(), 2);
+    let updates: Vec<String> = dim
         .columns()
         .iter()
-        .enumerate()
-        .map(|(i, c)| format!("c{i}::{}", c.sql_type))
-        .collect();
-    let aliases: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-    let arrays: Vec<String> = (0..n).map(|i| format!("${}::text[]", i + 2)).collect();
-    let updates: Vec<String> = names
-        .iter()
-        .map(|n| format!("{n} = EXCLUDED.{n}"))
+        .map(|c| format!("{n} = EXCLUDED.{n}", n = quote(c.name)))
         .collect();
     let sql = format!(
         "INSERT INTO {table} ({key}, {names})
          SELECT k, {casts} FROM unnest($1::int8[], {arrays}) AS u(k, {aliases})
          ON CONFLICT ({key}) DO UPDATE SET {updates}",
-        names = names.join(", "),
-        casts = casts.join(", "),
-        arrays = arrays.join(", "),
-        aliases = aliases.join(", "),
         updates = updates.join(", "),
     );
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&keys];
@@ -401,44 +442,27 @@ async fn write_current(txn: &Transaction<'_>, plan: &Plan, dim: Dim) -> Result<(
 
 async fn write_facts(txn: &Transaction<'_>, plan: &Plan) -> Result<(), ModelerError> {
     for fact in Fact::ALL {
-        let version = quote(&fact.version_table());
-        let key = quote(fact.key());
-        let what = |verb: &str| format!("{verb} {}", fact.version_table());
+        let version = fact.version_table();
         let closes: Vec<_> = plan
             .fact_closes
             .iter()
             .filter(|c| c.target == fact)
             .collect();
-        if !closes.is_empty() {
-            let keys: Vec<i64> = closes.iter().map(|c| c.key).collect();
-            let ts: Vec<String> = closes.iter().map(|c| ts_text(c.at.ts_us)).collect();
-            let lsns: Vec<String> = closes.iter().map(|c| c.at.commit_lsn.to_string()).collect();
-            exec(
-                txn,
-                &format!(
-                    "UPDATE {version} v SET valid_to = c.ts::timestamptz, is_current = false,
-                         closed_commit_lsn = c.lsn::pg_lsn
-                     FROM unnest($1::int8[], $2::text[], $3::text[]) AS c(k, ts, lsn)
-                     WHERE v.{key} = c.k AND v.is_current"
-                ),
-                &[&keys, &ts, &lsns],
-                &what("close versions in"),
-            )
-            .await?;
-        }
+        close_current(txn, &version, fact.key(), &closes).await?;
         for truncate in plan.fact_truncates.iter().filter(|c| c.target == fact) {
             exec(
                 txn,
                 &format!(
-                    "UPDATE {version} SET valid_to = $1::text::timestamptz, is_current = false,
+                    "UPDATE {} SET valid_to = $1::text::timestamptz, is_current = false,
                          closed_commit_lsn = $2::text::pg_lsn
-                     WHERE is_current"
+                     WHERE is_current",
+                    quote(&version)
                 ),
                 &[
                     &ts_text(truncate.at.ts_us),
                     &truncate.at.commit_lsn.to_string(),
                 ],
-                &what("close every version in"),
+                &format!("close every version in {version}"),
             )
             .await?;
         }
@@ -450,7 +474,7 @@ async fn write_facts(txn: &Transaction<'_>, plan: &Plan) -> Result<(), ModelerEr
         if versions.is_empty() {
             continue;
         }
-        let ids: Vec<i32> = txn
+        let mut ids: Vec<i32> = txn
             .query(
                 "SELECT nextval(pg_get_serial_sequence($1, $2))::int FROM generate_series(1, $3::int)",
                 &[&fact.table(), &fact.record_id(), &(versions.len() as i32)],
@@ -460,19 +484,10 @@ async fn write_facts(txn: &Transaction<'_>, plan: &Plan) -> Result<(), ModelerEr
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let mut ids = ids;
         ids.sort_unstable();
-        let n = fact.columns().len();
-        let columns = transpose(versions.iter().map(|v| v.values.clone()), n);
-        let names: Vec<String> = fact.columns().iter().map(|(c, _)| quote(c.name)).collect();
-        let casts: Vec<String> = fact
-            .columns()
-            .iter()
-            .enumerate()
-            .map(|(i, (c, _))| format!("c{i}::{}", c.sql_type))
-            .collect();
-        let aliases: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-        let arrays: Vec<String> = (0..n).map(|i| format!("${}::text[]", i + 2)).collect();
+        let contract: Vec<Column> = fact.columns().iter().map(|(c, _)| *c).collect();
+        let columns = transpose(versions.iter().map(|v| v.values.clone()), contract.len());
+        let (names, casts, arrays, aliases) = columns_sql(&contract, 2);
         let record = quote(fact.record_id());
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids];
         params.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
@@ -482,42 +497,27 @@ async fn write_facts(txn: &Transaction<'_>, plan: &Plan) -> Result<(), ModelerEr
                 "INSERT INTO {table} ({record}, {names})
                  SELECT id, {casts} FROM unnest($1::int4[], {arrays}) AS u(id, {aliases})",
                 table = quote(fact.table()),
-                names = names.join(", "),
-                casts = casts.join(", "),
-                arrays = arrays.join(", "),
-                aliases = aliases.join(", "),
             ),
             &params,
             &format!("insert into {}", fact.table()),
         )
         .await?;
         let keys: Vec<i64> = versions.iter().map(|v| v.key).collect();
-        let from: Vec<String> = versions.iter().map(|v| ts_text(v.at.ts_us)).collect();
-        let to: Vec<Option<String>> = versions
-            .iter()
-            .map(|v| v.closed.map(|c| ts_text(c.ts_us)))
-            .collect();
-        let lsn: Vec<String> = versions
-            .iter()
-            .map(|v| v.at.commit_lsn.to_string())
-            .collect();
-        let ordinal: Vec<i64> = versions.iter().map(|v| v.at.ordinal as i64).collect();
-        let closed: Vec<Option<String>> = versions
-            .iter()
-            .map(|v| v.closed.map(|c| c.commit_lsn.to_string()))
-            .collect();
+        let validity = Validity::of(versions.iter().map(|v| (v.at, v.closed)));
+        let (v_names, v_casts, v_arrays, v_aliases) = validity_sql(3);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &keys];
+        params.extend(validity.params());
         exec(
             txn,
             &format!(
-                "INSERT INTO {version} ({record}, {key}, valid_from, valid_to, is_current,
-                     source_commit_lsn, source_ordinal, closed_commit_lsn)
-                 SELECT id, k, vf::timestamptz, vt::timestamptz, vt IS NULL, lsn::pg_lsn, ord,
-                     cl::pg_lsn
-                 FROM unnest($1::int4[], $2::int8[], $3::text[], $4::text[], $5::text[],
-                     $6::int8[], $7::text[]) AS u(id, k, vf, vt, lsn, ord, cl)"
+                "INSERT INTO {v} ({record}, {key}, {v_names})
+                 SELECT id, k, {v_casts}
+                 FROM unnest($1::int4[], $2::int8[], {v_arrays}) AS u(id, k, {v_aliases})",
+                v = quote(&version),
+                key = quote(fact.key()),
             ),
-            &[&ids, &keys, &from, &to, &lsn, &ordinal, &closed],
-            &what("insert into"),
+            &params,
+            &format!("insert into {version}"),
         )
         .await?;
     }
@@ -548,9 +548,4 @@ async fn write_repairs(txn: &Transaction<'_>, plan: &Plan) -> Result<(), Modeler
     )
     .await?;
     Ok(())
-}
-
-/// The stamp's commit time as PostgreSQL text (for tests and reports).
-pub fn stamp_time(stamp: &Stamp) -> String {
-    ts_text(stamp.ts_us)
 }

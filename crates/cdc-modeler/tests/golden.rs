@@ -8,11 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use cdc_core::Lsn;
-use cdc_lake::LakeStore;
-use cdc_modeler::{Change, ChangeOp, Modeler, ModelerConfig, ModelerMetrics, Row, SourceTxn};
+use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, Row, SourceTxn};
 use cdc_testkit::TestDb;
 use serde_json::Value as Json;
 
@@ -100,22 +98,9 @@ fn transactions(case: &Json) -> Vec<SourceTxn> {
 async fn modeler(db: &TestDb) -> Modeler {
     let client = db.client().await.unwrap();
     cdc_modeler::warehouse::init(&client).await.unwrap();
-    let lake = LakeStore::new(
-        Arc::new(object_store::memory::InMemory::new()),
-        object_store::path::Path::from("lake"),
-    );
-    let config = ModelerConfig {
-        processed_every: None,
-        ..ModelerConfig::default()
-    };
-    Modeler::new(
-        lake,
-        client,
-        config,
-        ModelerMetrics::unregistered().unwrap(),
-    )
-    .await
-    .unwrap()
+    Modeler::without_lake(client, ModelerMetrics::unregistered().unwrap())
+        .await
+        .unwrap()
 }
 
 /// Every modelled table's rows, one JSON object per line.

@@ -2,11 +2,8 @@
 //! (docs/warehouse.md, Roles); `init` runs as the owner.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::Arc;
-
 use cdc_core::Lsn;
-use cdc_lake::LakeStore;
-use cdc_modeler::{Change, ChangeOp, Modeler, ModelerConfig, ModelerMetrics, SourceTxn};
+use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, SourceTxn};
 use cdc_testkit::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,22 +34,9 @@ async fn the_modeler_needs_only_the_documented_grants() {
         .await;
     assert!(denied.is_err(), "the modeler's role cannot create tables");
 
-    let lake = LakeStore::new(
-        Arc::new(object_store::memory::InMemory::new()),
-        object_store::path::Path::from("lake"),
-    );
-    let config = ModelerConfig {
-        processed_every: None,
-        ..ModelerConfig::default()
-    };
-    let mut modeler = Modeler::new(
-        lake,
-        limited,
-        config,
-        ModelerMetrics::unregistered().unwrap(),
-    )
-    .await
-    .unwrap();
+    let mut modeler = Modeler::without_lake(limited, ModelerMetrics::unregistered().unwrap())
+        .await
+        .unwrap();
     let row = |pairs: &[(&str, &str)]| {
         pairs
             .iter()

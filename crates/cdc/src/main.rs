@@ -42,6 +42,22 @@ enum Command {
     Simulate(simulate::SimulateArgs),
 }
 
+/// A database password: from `file` (option `flag`) when given, else the first of the
+/// environment variables `vars` that is set.
+fn password_from(
+    file: Option<&std::path::Path>,
+    flag: &str,
+    vars: &[&str],
+) -> anyhow::Result<Option<String>> {
+    use anyhow::Context;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {flag} {}", path.display()))?;
+        return Ok(Some(text.trim_end().to_owned()));
+    }
+    Ok(vars.iter().find_map(|v| std::env::var(v).ok()))
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

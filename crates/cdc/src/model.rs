@@ -27,19 +27,11 @@ impl WarehouseArgs {
             "setting --warehouse-url / TOTESYS_CDC_WAREHOUSE_URL is not a connection string",
         )?;
         if config.get_password().is_none() {
-            let password = match &self.warehouse_password_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .with_context(|| {
-                            format!("reading --warehouse-password-file {}", path.display())
-                        })?
-                        .trim_end()
-                        .to_owned(),
-                ),
-                None => std::env::var("TOTESYS_CDC_WAREHOUSE_PASSWORD")
-                    .or_else(|_| std::env::var("PGPASSWORD"))
-                    .ok(),
-            };
+            let password = crate::password_from(
+                self.warehouse_password_file.as_deref(),
+                "--warehouse-password-file",
+                &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
+            )?;
             if let Some(password) = password {
                 config.password(password);
             }

@@ -31,17 +31,11 @@ pub struct RegistryArgs {
 /// Serves the registry until Ctrl-C or SIGTERM.
 pub async fn run(args: RegistryArgs) -> anyhow::Result<()> {
     let mut config = StoreConfig::new(Secret::new(args.database.clone())).schema(&args.schema);
-    let password = match &args.database_password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading --database-password-file {}", path.display()))?
-                .trim_end()
-                .to_owned(),
-        ),
-        None => std::env::var("TOTESYS_CDC_REGISTRY_DATABASE_PASSWORD")
-            .or_else(|_| std::env::var("PGPASSWORD"))
-            .ok(),
-    };
+    let password = crate::password_from(
+        args.database_password_file.as_deref(),
+        "--database-password-file",
+        &["TOTESYS_CDC_REGISTRY_DATABASE_PASSWORD", "PGPASSWORD"],
+    )?;
     if let Some(password) = password {
         config = config.password(Secret::new(password));
     }
