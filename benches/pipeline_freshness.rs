@@ -112,9 +112,9 @@ fn minus(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
     a.iter().zip(b).map(|(x, y)| (x.0, x.1 - y.1)).collect()
 }
 
-fn applied(metrics: &ModelerMetrics) -> u64 {
-    metrics
-        .changes
+/// The sum of a counter's series.
+fn total(counter: &prometheus::IntCounterVec) -> u64 {
+    counter
         .collect()
         .iter()
         .flat_map(|f| {
@@ -123,6 +123,10 @@ fn applied(metrics: &ModelerMetrics) -> u64 {
                 .map(|m| m.get_counter().get_value() as u64)
         })
         .sum()
+}
+
+fn applied(metrics: &ModelerMetrics) -> u64 {
+    total(&metrics.changes)
 }
 
 async fn wait_applied(
@@ -302,18 +306,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         // Landed: the lake's row count has not moved for two seconds.
-        let landed = || -> u64 {
-            lake_metrics
-                .rows
-                .collect()
-                .iter()
-                .flat_map(|f| {
-                    f.get_metric()
-                        .iter()
-                        .map(|m| m.get_counter().get_value() as u64)
-                })
-                .sum()
-        };
+        let landed = || total(&lake_metrics.rows);
         let mut last = (landed(), Instant::now());
         while last.1.elapsed() < Duration::from_secs(2) {
             tokio::time::sleep(Duration::from_millis(100)).await;
