@@ -13,7 +13,13 @@ use arrow_schema::{DataType, TimeUnit};
 use bytes::Bytes;
 use cdc_core::Lsn;
 use cdc_lake::columns;
+use cdc_lake::LakeStore;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::statistics::Statistics;
+use parquet::file::FOOTER_SIZE;
 
 use crate::source::{Change, ChangeOp, Row};
 use crate::ModelerError;
@@ -141,6 +147,59 @@ fn struct_row(array: &StructArray, i: usize) -> Row {
         .collect()
 }
 
+/// The largest `_commit_lsn` in the lake file at `path`, read from its footer's column
+/// statistics only (two small range reads); `None` when the footer does not say.
+pub async fn max_commit_lsn(lake: &LakeStore, path: &Path) -> Result<Option<Lsn>, ModelerError> {
+    let bad = |e: String| ModelerError::Lake(format!("{path}: {e}"));
+    let size = lake
+        .store
+        .head(path)
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .size;
+    let tail_len = FOOTER_SIZE as u64;
+    if size < tail_len {
+        return Ok(None);
+    }
+    let tail = lake
+        .store
+        .get_range(path, size - tail_len..size)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let tail: [u8; FOOTER_SIZE] = tail
+        .as_ref()
+        .try_into()
+        .map_err(|_| bad("short footer".into()))?;
+    let length = FooterTail::try_new(&tail)
+        .map_err(|e| bad(e.to_string()))?
+        .metadata_length() as u64;
+    if length + tail_len > size {
+        return Err(bad(format!("footer of {length} bytes in a file of {size}")));
+    }
+    let metadata = lake
+        .store
+        .get_range(path, size - tail_len - length..size - tail_len)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let metadata =
+        ParquetMetaDataReader::decode_metadata(&metadata).map_err(|e| bad(e.to_string()))?;
+    Ok(max_statistic(&metadata, columns::COMMIT_LSN).map(|max| Lsn(max as u64)))
+}
+
+/// The largest value of Int64 column `name` over every row group, from statistics.
+fn max_statistic(metadata: &ParquetMetaData, name: &str) -> Option<i64> {
+    let schema = metadata.file_metadata().schema_descr();
+    let column = schema.columns().iter().position(|c| c.name() == name)?;
+    let mut max: Option<i64> = None;
+    for group in metadata.row_groups() {
+        match group.column(column).statistics() {
+            Some(Statistics::Int64(stats)) => max = max.max(stats.max_opt().copied()),
+            _ => return None,
+        }
+    }
+    max
+}
+
 /// The `END` rows of a `totesys_cdc.transactions` file committing after `after`.
 pub fn read_ends(bytes: Bytes, after: Lsn, what: &str) -> Result<Vec<TxnEnd>, ModelerError> {
     let bad = |e: &str| ModelerError::Lake(format!("{what}: {e}"));
@@ -248,8 +307,64 @@ fn decimal_text(value: i128, scale: i8) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_footer_tells_the_largest_commit_lsn() {
+        use std::sync::Arc;
+
+        use arrow_array::{Int64Array, RecordBatch};
+        use arrow_schema::{Field, Schema};
+        use object_store::PutPayload;
+
+        let lake = LakeStore::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            Path::from("lake"),
+        );
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("units", DataType::Int64, false),
+            Field::new(columns::COMMIT_LSN, DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(Int64Array::from(vec![0x500, 0x900, 0x700])),
+            ],
+        )
+        .unwrap();
+        let bytes =
+            cdc_lake::encode(&batch, &cdc_lake::ParquetOptions::default(), Vec::new()).unwrap();
+        let path = Path::from("lake/raw/t/f.parquet");
+        lake.store
+            .put(&path, PutPayload::from_bytes(bytes))
+            .await
+            .unwrap();
+        assert_eq!(
+            max_commit_lsn(&lake, &path).await.unwrap(),
+            Some(Lsn(0x900))
+        );
+
+        let other = Path::from("lake/raw/t/g.parquet");
+        let no_lsn = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "units",
+                DataType::Int64,
+                false,
+            )])),
+            vec![Arc::new(Int64Array::from(vec![1]))],
+        )
+        .unwrap();
+        let bytes =
+            cdc_lake::encode(&no_lsn, &cdc_lake::ParquetOptions::default(), Vec::new()).unwrap();
+        lake.store
+            .put(&other, PutPayload::from_bytes(bytes))
+            .await
+            .unwrap();
+        assert_eq!(max_commit_lsn(&lake, &other).await.unwrap(), None);
+    }
 
     #[test]
     fn decimals_keep_their_scale() {

@@ -10,7 +10,7 @@ use cdc_lake::{live_files, table_dir, LakeStore, TRANSACTIONS_TABLE};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
-use crate::lake::{read_changes, read_ends, TxnEnd};
+use crate::lake::{max_commit_lsn, read_changes, read_ends, TxnEnd};
 use crate::metrics::ModelerMetrics;
 use crate::plan::Model;
 use crate::source::{Change, SourceTxn};
@@ -64,6 +64,8 @@ impl Pending {
 pub struct PassReport {
     /// Lake files read.
     pub files: usize,
+    /// Lake files not read: their footer says every change is at or below the watermark.
+    pub skipped: usize,
     /// Source transactions applied.
     pub transactions: usize,
     /// Changes applied.
@@ -151,6 +153,16 @@ impl Modeler {
             let key = path.to_string();
             listed.insert(key.clone());
             if self.seen.contains(&key) {
+                continue;
+            }
+            // A change file wholly at or below the watermark (a restart) is not read.
+            if file.table != transactions_dir
+                && max_commit_lsn(&self.lake, &path)
+                    .await?
+                    .is_some_and(|max| max <= self.watermark)
+            {
+                self.seen.insert(key);
+                report.skipped += 1;
                 continue;
             }
             let bytes = self
