@@ -259,9 +259,15 @@ async fn expected_dimension_history(
             .collect();
         state.insert(table, rows);
     }
+    // Transactions in commit order: each one's rows together, ordered by its last row.
+    // The simulator's transactions run one after another on one connection; the test's
+    // renames run beside them, on rows they lock, so a rename and a simulator transaction
+    // that touch the same dimension row are serialised, and the later one's last row
+    // comes after the earlier one's commit.
     let log = client
         .query(
-            "SELECT xid::text, tbl, op, old, new FROM audit.log ORDER BY id",
+            "SELECT xid::text, tbl, op, old, new FROM audit.log
+             ORDER BY max(id) OVER (PARTITION BY xid), id",
             &[],
         )
         .await
@@ -789,6 +795,8 @@ async fn the_warehouse_equals_the_source_and_never_shows_half_a_transaction() {
                 client
                     .batch_execute(&format!(
                         "BEGIN;
+                         SELECT 1 FROM address WHERE address_id =
+                             (SELECT legal_address_id FROM counterparty WHERE counterparty_id = 1) FOR UPDATE;
                          UPDATE design SET design_name = 'gen-{generation}', last_updated = now() WHERE design_id = 1;
                          UPDATE counterparty SET counterparty_legal_name = 'gen-{generation}', last_updated = now()
                              WHERE counterparty_id = 1;
