@@ -383,7 +383,7 @@ impl Model {
                 values.extend(ADDRESS_COLUMNS.iter().map(|c| get(address, c)));
                 values
             }
-            Dim::PaymentType => vec![get(own("payment_type"), "payment_type_name")],
+            Dim::PaymentType => vec![get(Some(own("payment_type")?), "payment_type_name")],
             Dim::Transaction => {
                 let transaction = own("transaction")?;
                 ["transaction_type", "sales_order_id", "purchase_order_id"]
@@ -392,9 +392,6 @@ impl Model {
                     .collect()
             }
         };
-        if dim == Dim::PaymentType {
-            own("payment_type")?;
-        }
         Some(DimRow {
             values: fill_unknown(dim, values),
             inferred: false,
@@ -553,7 +550,8 @@ impl Model {
                     },
                 },
             };
-            if let (Some(v), "date") = (&value, from_type(from)) {
+            // Every date a fact row holds must be in dim_date.
+            if let (Some(v), From::DateOf(_) | From::Date(_)) = (&value, from) {
                 plan.dates.insert(v.clone());
             }
             values.push(value);
@@ -587,13 +585,6 @@ fn close_fact(fact: Fact, key: i64, at: Stamp, plan: &mut Plan, open: &mut Open)
             key,
             at,
         });
-    }
-}
-
-fn from_type(from: &From) -> &'static str {
-    match from {
-        From::DateOf(_) | From::Date(_) => "date",
-        _ => "",
     }
 }
 
