@@ -1,5 +1,6 @@
 //! Prometheus metrics of the lake writer (`totesys_cdc_lake_*`).
 
+use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -37,19 +38,28 @@ impl LakeMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self::unregistered()?;
-        registry.register(Box::new(metrics.records.clone()))?;
-        registry.register(Box::new(metrics.rows.clone()))?;
-        registry.register(Box::new(metrics.files.clone()))?;
-        registry.register(Box::new(metrics.bytes.clone()))?;
-        registry.register(Box::new(metrics.files_adopted.clone()))?;
-        registry.register(Box::new(metrics.dead_letters.clone()))?;
-        registry.register(Box::new(metrics.file_rows.clone()))?;
-        registry.register(Box::new(metrics.flush_seconds.clone()))?;
-        registry.register(Box::new(metrics.commit_to_lake_seconds.clone()))?;
-        registry.register(Box::new(metrics.commit_errors.clone()))?;
-        registry.register(Box::new(metrics.rows_buffered.clone()))?;
-        registry.register(Box::new(metrics.partitions_assigned.clone()))?;
+        for collector in metrics.collectors() {
+            registry.register(collector)?;
+        }
         Ok(metrics)
+    }
+
+    /// Every metric, as collectors (for registering, and for listing what is exported).
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.records.clone()),
+            Box::new(self.rows.clone()),
+            Box::new(self.files.clone()),
+            Box::new(self.bytes.clone()),
+            Box::new(self.files_adopted.clone()),
+            Box::new(self.dead_letters.clone()),
+            Box::new(self.file_rows.clone()),
+            Box::new(self.flush_seconds.clone()),
+            Box::new(self.commit_to_lake_seconds.clone()),
+            Box::new(self.commit_errors.clone()),
+            Box::new(self.rows_buffered.clone()),
+            Box::new(self.partitions_assigned.clone()),
+        ]
     }
 
     /// Creates the metrics without registering them anywhere (tests, embedding).

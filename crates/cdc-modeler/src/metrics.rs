@@ -1,5 +1,6 @@
 //! Prometheus metrics of the modeler (`totesys_cdc_modeler_*`).
 
+use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The modeler's metrics; cheap to clone (every clone updates the same series).
@@ -38,22 +39,31 @@ pub struct ModelerMetrics {
 impl ModelerMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let m = Self::unregistered()?;
-        registry.register(Box::new(m.freshness_seconds.clone()))?;
-        registry.register(Box::new(m.transactions.clone()))?;
-        registry.register(Box::new(m.changes.clone()))?;
-        registry.register(Box::new(m.applies.clone()))?;
-        registry.register(Box::new(m.apply_seconds.clone()))?;
-        registry.register(Box::new(m.apply_transactions.clone()))?;
-        registry.register(Box::new(m.rejected.clone()))?;
-        registry.register(Box::new(m.truncates.clone()))?;
-        registry.register(Box::new(m.files_read.clone()))?;
-        registry.register(Box::new(m.pending_transactions.clone()))?;
-        registry.register(Box::new(m.watermark_lsn.clone()))?;
-        registry.register(Box::new(m.watermark_commit_seconds.clone()))?;
-        registry.register(Box::new(m.processed_files.clone()))?;
-        registry.register(Box::new(m.errors.clone()))?;
-        Ok(m)
+        let metrics = Self::unregistered()?;
+        for collector in metrics.collectors() {
+            registry.register(collector)?;
+        }
+        Ok(metrics)
+    }
+
+    /// Every metric, as collectors (for registering, and for listing what is exported).
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.freshness_seconds.clone()),
+            Box::new(self.transactions.clone()),
+            Box::new(self.changes.clone()),
+            Box::new(self.applies.clone()),
+            Box::new(self.apply_seconds.clone()),
+            Box::new(self.apply_transactions.clone()),
+            Box::new(self.rejected.clone()),
+            Box::new(self.truncates.clone()),
+            Box::new(self.files_read.clone()),
+            Box::new(self.pending_transactions.clone()),
+            Box::new(self.watermark_lsn.clone()),
+            Box::new(self.watermark_commit_seconds.clone()),
+            Box::new(self.processed_files.clone()),
+            Box::new(self.errors.clone()),
+        ]
     }
 
     /// Creates the metrics without registering them anywhere (tests, embedding).

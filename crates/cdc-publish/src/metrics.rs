@@ -1,5 +1,6 @@
 //! Prometheus metrics of capture's Kafka sink (`totesys_cdc_capture_*`).
 
+use prometheus::core::Collector;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The sink's metrics; cheap to clone (every clone updates the same series).
@@ -27,15 +28,24 @@ impl PublishMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self::unregistered()?;
-        registry.register(Box::new(metrics.events.clone()))?;
-        registry.register(Box::new(metrics.records_acked.clone()))?;
-        registry.register(Box::new(metrics.records_in_flight.clone()))?;
-        registry.register(Box::new(metrics.bytes.clone()))?;
-        registry.register(Box::new(metrics.delivery_errors.clone()))?;
-        registry.register(Box::new(metrics.schema_registrations.clone()))?;
-        registry.register(Box::new(metrics.schema_incompatible.clone()))?;
-        registry.register(Box::new(metrics.encode_errors.clone()))?;
+        for collector in metrics.collectors() {
+            registry.register(collector)?;
+        }
         Ok(metrics)
+    }
+
+    /// Every metric, as collectors (for registering, and for listing what is exported).
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.events.clone()),
+            Box::new(self.records_acked.clone()),
+            Box::new(self.records_in_flight.clone()),
+            Box::new(self.bytes.clone()),
+            Box::new(self.delivery_errors.clone()),
+            Box::new(self.schema_registrations.clone()),
+            Box::new(self.schema_incompatible.clone()),
+            Box::new(self.encode_errors.clone()),
+        ]
     }
 
     /// Creates the metrics without registering them anywhere (tests, embedding).

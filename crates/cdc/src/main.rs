@@ -2,15 +2,20 @@
 //! together; no pipeline logic lives here.
 
 mod capture;
+mod check;
 mod compact;
 mod kafka;
 mod lake;
+mod metrics;
 mod model;
 mod registry;
+mod replay;
 mod simulate;
 mod sinks;
+mod status;
 mod telemetry;
 mod topics;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +45,16 @@ enum Command {
     Topics(topics::TopicsArgs),
     /// Create the totesys schema, seed it, and make live changes.
     Simulate(simulate::SimulateArgs),
+    /// Run every component (registry, capture, lake, model, optionally the simulator) as one process tree.
+    Up(Box<up::UpArgs>),
+    /// Rebuild the lake and/or the warehouse from the topics into fresh targets.
+    Replay(Box<replay::ReplayArgs>),
+    /// Summarise slot lag, consumer lag, files waiting, the warehouse watermark and freshness.
+    Status(Box<status::StatusArgs>),
+    /// Verify connectivity and privileges of every part, and say what is missing.
+    Check(Box<check::CheckArgs>),
+    /// List every metric the binary exports: name, type and help.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// A database password: from `file` (option `flag`) when given, else the first of the
@@ -88,6 +103,11 @@ fn main() -> std::process::ExitCode {
             Command::Registry(args) => registry::run(args).await,
             Command::Topics(args) => topics::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
+            Command::Up(args) => up::run(*args).await,
+            Command::Replay(args) => replay::run(*args).await,
+            Command::Status(args) => status::run(*args).await,
+            Command::Check(args) => check::run(*args).await,
+            Command::Metrics(args) => metrics::run(args),
         }
     });
     match result {
