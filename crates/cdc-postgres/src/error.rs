@@ -143,6 +143,30 @@ impl SourceError {
         }
     }
 
+    /// The category of the failure, for metrics: `source` (connecting to, querying or
+    /// streaming from PostgreSQL), `decode` (a message or value capture cannot read), `sink` (where the
+    /// events go) or `state` (spill files, the checkpoint).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::Connect { .. }
+            | SourceError::Io(_)
+            | SourceError::Server { .. }
+            | SourceError::UnsupportedAuth(_)
+            | SourceError::PasswordRequired { .. }
+            | SourceError::WalLevel { .. }
+            | SourceError::NoReplicationPrivilege { .. }
+            | SourceError::SlotInUse { .. }
+            | SourceError::MissingTable(_)
+            | SourceError::Sql { .. }
+            | SourceError::Protocol(_) => "source",
+            SourceError::Decode { .. }
+            | SourceError::UnknownRelation(_)
+            | SourceError::Value { .. } => "decode",
+            SourceError::Sink(_) => "sink",
+            SourceError::Spill { .. } | SourceError::Checkpoint { .. } => "state",
+        }
+    }
+
     /// Whether retrying (reconnecting) may help.
     pub fn is_transient(&self) -> bool {
         match self {

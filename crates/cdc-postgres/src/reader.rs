@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,11 @@ pub struct CaptureConfig {
     /// `logical_decoding_work_mem` for the walsender: the size past which a
     /// transaction is streamed before it commits.
     pub logical_decoding_work_mem: Option<String>,
+    /// On shutdown, how long to wait for the open transaction to finish and for
+    /// in-flight batches to become durable before confirming what is and leaving.
+    pub shutdown_timeout: Duration,
+    /// Live positions, updated as capture runs (for metrics and readiness).
+    pub positions: Arc<SlotPositions>,
 }
 
 impl CaptureConfig {
@@ -103,6 +109,8 @@ impl CaptureConfig {
             heartbeat_interval: Some(Duration::from_secs(10)),
             state_dir: PathBuf::from("state"),
             logical_decoding_work_mem: None,
+            shutdown_timeout: Duration::from_secs(20),
+            positions: Arc::default(),
         }
     }
 }
@@ -147,6 +155,67 @@ pub struct TableCounts {
 
 /// Shared, cheaply readable [`CaptureStats`].
 pub type SharedStats = Arc<Mutex<CaptureStats>>;
+
+/// Where capture stands against the server, as atomics cheap to update per message
+/// and to read from a metrics scrape.
+#[derive(Debug, Default)]
+pub struct SlotPositions {
+    wal_end: AtomicU64,
+    confirmed: AtomicU64,
+    last_commit_micros: AtomicI64,
+    streaming: AtomicBool,
+}
+
+impl SlotPositions {
+    /// The server's WAL end as last reported in XLogData or keepalive messages.
+    pub fn wal_end(&self) -> Lsn {
+        Lsn(self.wal_end.load(Ordering::Relaxed))
+    }
+
+    /// The flush position last confirmed to the server (the slot's `confirmed_flush_lsn`).
+    pub fn confirmed(&self) -> Lsn {
+        Lsn(self.confirmed.load(Ordering::Relaxed))
+    }
+
+    /// WAL bytes the server has beyond the confirmed position (0 before streaming).
+    pub fn lag_bytes(&self) -> u64 {
+        self.wal_end().0.saturating_sub(self.confirmed().0)
+    }
+
+    /// Commit time (Unix micros) of the newest transaction read, if any.
+    pub fn last_commit_micros(&self) -> Option<i64> {
+        Some(self.last_commit_micros.load(Ordering::Relaxed)).filter(|m| *m != 0)
+    }
+
+    /// Whether the replication stream is up (the snapshot, if any, is done).
+    pub fn streaming(&self) -> bool {
+        self.streaming.load(Ordering::Relaxed)
+    }
+
+    fn set_wal_end(&self, lsn: Lsn) {
+        self.wal_end.store(lsn.0, Ordering::Relaxed);
+    }
+
+    fn set_confirmed(&self, lsn: Lsn) {
+        self.confirmed.store(lsn.0, Ordering::Relaxed);
+    }
+}
+
+/// Clears [`SlotPositions::streaming`] however the stream ends.
+struct StreamingGuard<'a>(&'a SlotPositions);
+
+impl<'a> StreamingGuard<'a> {
+    fn start(positions: &'a SlotPositions) -> Self {
+        positions.streaming.store(true, Ordering::Relaxed);
+        StreamingGuard(positions)
+    }
+}
+
+impl Drop for StreamingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.streaming.store(false, Ordering::Relaxed);
+    }
+}
 
 /// Runs capture until `shutdown` turns true or an error occurs.
 pub async fn run<S: ChangeSink>(
@@ -215,7 +284,7 @@ pub async fn run<S: ChangeSink>(
                     SourceError::Protocol("CREATE_REPLICATION_SLOT: no snapshot name".into())
                 })?;
                 let counting = count_snapshot_rows(stats.clone(), progress);
-                let rows = snapshot::copy_tables(
+                let copy = snapshot::copy_tables(
                     &config.connection,
                     &snapshot_name,
                     consistent_point,
@@ -223,8 +292,16 @@ pub async fn run<S: ChangeSink>(
                     sink,
                     &config.snapshot,
                     Some(counting),
-                )
-                .await?;
+                );
+                let rows = tokio::select! {
+                    rows = copy => rows?,
+                    () = stop_requested(&mut shutdown) => {
+                        // Not marked done: the next start recreates the slot and snapshots again.
+                        tracing::info!(slot = %config.slot, "stopped during the initial snapshot; it is taken again on the next start");
+                        let _ = replication.close().await;
+                        return Ok(());
+                    }
+                };
                 stats_mut(&stats, |s| s.snapshot_rows = rows);
                 checkpoints.mark_snapshot_done(&config.slot, consistent_point)?;
                 tracing::info!(rows, %consistent_point, "initial snapshot complete");
@@ -241,6 +318,10 @@ pub async fn run<S: ChangeSink>(
         ))
         .await?;
     tracing::info!(slot = %config.slot, %start_lsn, "streaming");
+    let positions = config.positions.clone();
+    positions.set_wal_end(start_lsn);
+    positions.set_confirmed(start_lsn);
+    let _streaming = StreamingGuard::start(&positions);
 
     let mut stream = StreamState {
         decoder: Decoder::new(2, false),
@@ -254,47 +335,112 @@ pub async fn run<S: ChangeSink>(
         batch_size: config.batch_size.max(1),
         max_in_flight: config.max_in_flight.max(1),
         stats: stats.clone(),
+        positions: config.positions.clone(),
     };
     let heartbeat = config
         .heartbeat_interval
         .map(|every| spawn_heartbeat(config.connection.clone(), every));
-    let result = stream_loop(&mut replication, &mut stream, sink, config, &mut shutdown).await;
+    let mut stop_watch = shutdown.clone();
+    let result = tokio::select! {
+        result = stream_loop(&mut replication, &mut stream, sink, config, &mut shutdown) => result,
+        // A write stuck on backpressure does not hold the stop up past the timeout.
+        deadline = hard_stop(&mut stop_watch, config.shutdown_timeout) => {
+            tracing::warn!(timeout = ?config.shutdown_timeout, "stopping while a write waits; what is not acknowledged is read again on the next start");
+            Ok((positions.wal_end(), deadline))
+        }
+    };
     if let Some(task) = heartbeat {
         task.abort();
     }
-    let received = result?;
-    // Graceful stop: let in-flight batches land, confirm them, say goodbye.
-    while stream.tracker.in_flight() > 0 {
-        stream.tracker.wait_oldest().await?;
-    }
+    let (received, deadline) = result?;
+    // Graceful stop: let in-flight batches land (until the deadline), confirm what did, say goodbye.
+    let pending = stream.tracker.in_flight();
+    let drained = tokio::time::timeout_at(deadline, async {
+        while stream.tracker.in_flight() > 0 {
+            stream.tracker.wait_oldest().await?;
+        }
+        Ok::<(), SourceError>(())
+    })
+    .await;
+    let failed = match drained {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => {
+            tracing::warn!(
+                batches = stream.tracker.in_flight(),
+                timeout = ?config.shutdown_timeout,
+                "stopping with batches not yet acknowledged; they are read again on the next start"
+            );
+            None
+        }
+    };
     let flushed = stream.tracker.durable();
     replication
         .send_copy_data(&status_update(received.max(flushed), flushed, false))
         .await?;
-    stats_mut(&stats, |s| s.confirmed_lsn = flushed);
+    positions.set_confirmed(flushed);
+    stats_mut(&stats, |s| {
+        s.received_lsn = received;
+        s.confirmed_lsn = flushed;
+    });
+    tracing::info!(slot = %config.slot, confirmed = %flushed, batches_waited_for = pending, "capture stopped");
     let _ = replication.close().await;
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
-/// Streams until shutdown (returning the last WAL position received) or an error.
+/// Resolves once `shutdown` turns true (or its sender is gone).
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Resolves `timeout` after `shutdown` turned true, with that instant.
+async fn hard_stop(
+    shutdown: &mut watch::Receiver<bool>,
+    timeout: Duration,
+) -> tokio::time::Instant {
+    stop_requested(shutdown).await;
+    let deadline = tokio::time::Instant::now() + timeout;
+    tokio::time::sleep_until(deadline).await;
+    deadline
+}
+
+/// Streams until shutdown or an error; on shutdown returns the last WAL position
+/// received and the deadline of the stop.
 async fn stream_loop<S: ChangeSink>(
     replication: &mut ReplicationConnection,
     stream: &mut StreamState,
     sink: &mut S,
     config: &CaptureConfig,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<Lsn, SourceError> {
+) -> Result<(Lsn, tokio::time::Instant), SourceError> {
     let mut last_status = Instant::now();
     let mut confirmed = stream.tracker.durable();
     let mut received = confirmed;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    let positions = config.positions.clone();
+    // Set on shutdown: reading goes on only to finish the open transaction, so that what
+    // was handed to the sink ends on a transaction boundary and is confirmed whole.
+    let mut stop_by: Option<tokio::time::Instant> = None;
     loop {
         let mut reply_now = false;
+        if let Some(deadline) = stop_by {
+            if stream.txn.is_none() {
+                return Ok((received, deadline));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(timeout = ?config.shutdown_timeout, "stopping inside a transaction; it is read again on the next start");
+                return Ok((received, deadline));
+            }
+        }
         tokio::select! {
             biased;
-            changed = shutdown.changed() => {
+            changed = shutdown.changed(), if stop_by.is_none() => {
                 if changed.is_err() || *shutdown.borrow() {
-                    return Ok(received);
+                    stop_by = Some(tokio::time::Instant::now() + config.shutdown_timeout);
+                    continue;
                 }
             }
             data = replication.next_copy_data() => {
@@ -306,10 +452,12 @@ async fn stream_loop<S: ChangeSink>(
                 match message {
                     ReplicationMessage::XLogData(x) => {
                         received = received.max(x.wal_end);
+                        positions.set_wal_end(received);
                         stream.handle(x.wal_start, x.data, sink).await?;
                     }
                     ReplicationMessage::Keepalive(k) => {
                         received = received.max(k.wal_end);
+                        positions.set_wal_end(received);
                         if stream.txn.is_none() {
                             stream.tracker.push_position(k.wal_end);
                         }
@@ -329,6 +477,7 @@ async fn stream_loop<S: ChangeSink>(
                 .send_copy_data(&status_update(received.max(durable), durable, ask))
                 .await?;
             confirmed = durable;
+            positions.set_confirmed(durable);
             last_status = Instant::now();
             stats_mut(&stream.stats, |s| {
                 s.received_lsn = received;
@@ -373,6 +522,7 @@ struct StreamState {
     batch_size: usize,
     max_in_flight: usize,
     stats: SharedStats,
+    positions: Arc<SlotPositions>,
 }
 
 impl StreamState {
@@ -599,6 +749,9 @@ impl StreamState {
             self.tracker.push(Some(end), ack);
         }
         let now = walsender::now_unix_micros();
+        self.positions
+            .last_commit_micros
+            .store(txn.info.commit_time_micros, Ordering::Relaxed);
         stats_mut(&self.stats, |s| {
             s.transactions += 1;
             s.last_commit_micros = Some(txn.info.commit_time_micros);

@@ -30,7 +30,9 @@ async fn capture_matches_source(variant: SchemaVariant) {
     cdc_sim::create_schema(&client, variant).await.unwrap();
     cdc_sim::seed(&client, 3).await.unwrap();
     let state = tempfile::tempdir().unwrap();
-    let capture = start(config(&db, &state));
+    let config = config(&db, &state);
+    let positions = config.positions.clone();
+    let capture = start(config);
     wait_slot(&client, &db.name).await;
 
     let workload = WorkloadConfig {
@@ -52,7 +54,31 @@ async fn capture_matches_source(variant: SchemaVariant) {
             |_| capture.stats.lock().unwrap().confirmed_lsn >= end,
         )
         .await;
+    // What the metrics read: the stream is up, the slot is confirmed past the workload,
+    // and the server's WAL end is never behind what was confirmed.
+    assert!(positions.streaming());
+    assert!(positions.confirmed() >= end, "{positions:?}");
+    assert!(
+        positions.wal_end() >= positions.confirmed(),
+        "{positions:?}"
+    );
+    assert!(positions.last_commit_micros().is_some());
     let events = capture.stop().await.unwrap().events();
+    assert!(!positions.streaming(), "not streaming once stopped");
+    // The walsender reads the final status update before the goodbye, shortly after.
+    let mut slot = confirmed_flush(&client, &db.name).await;
+    for _ in 0..100 {
+        if slot == positions.confirmed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        slot = confirmed_flush(&client, &db.name).await;
+    }
+    assert_eq!(
+        slot,
+        positions.confirmed(),
+        "the final confirmed position is the slot's"
+    );
 
     let mut tables_with_changes = 0;
     for table in cdc_sim::TABLES {

@@ -19,7 +19,7 @@ mod transaction;
 
 pub use config::{key_subject, value_subject, PublishConfig, DEFAULT_PREFIX, RETAIN_FOREVER_MS};
 pub use metrics::PublishMetrics;
-pub use sink::KafkaSink;
+pub use sink::{sink_failure_kind, KafkaSink};
 pub use transaction::{
     KEY_SCHEMA as TRANSACTION_KEY_SCHEMA, VALUE_SCHEMA as TRANSACTION_VALUE_SCHEMA,
 };

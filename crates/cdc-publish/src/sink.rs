@@ -262,6 +262,12 @@ impl KafkaSink {
         }
     }
 
+    /// Creates `table`'s topic and registers its key and value schemas, ahead of its
+    /// first event (`init`).
+    pub async fn prepare(&mut self, table: &Arc<TableSchema>) -> Result<(), PublishError> {
+        self.shape(table).await.map(|_| ())
+    }
+
     async fn write_batch(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, PublishError> {
         let ts_us = now_micros();
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len() + 2);
@@ -534,7 +540,31 @@ impl From<PublishError> for SinkError {
     }
 }
 
+/// The category of a [`KafkaSink`] failure as the reader reports it, for metrics:
+/// `registry` when the schema registry failed, `rejected` when the events cannot be
+/// written as they are, `kafka` otherwise.
+pub fn sink_failure_kind(error: &SinkError) -> &'static str {
+    match error {
+        // `From<PublishError>` keeps the error's text, which starts with its own display.
+        SinkError::Write(text) if text.starts_with(REGISTRY_DISPLAY) => "registry",
+        SinkError::Write(_) | SinkError::AckDropped => "kafka",
+        SinkError::Rejected(_) => "rejected",
+    }
+}
+
+/// How [`PublishError::Registry`] displays itself (its first words).
+const REGISTRY_DISPLAY: &str = "schema registry, subject ";
+
 impl PublishError {
+    /// The category of the failure, for metrics: `kafka`, `registry` or `rejected`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PublishError::Kafka(_) => "kafka",
+            PublishError::Registry { .. } => "registry",
+            PublishError::Incompatible { .. } | PublishError::Rejected(_) => "rejected",
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -543,5 +573,34 @@ impl PublishError {
             PublishError::Registry { source, .. } => source.is_retryable(),
             PublishError::Incompatible { .. } | PublishError::Rejected(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_kinds_survive_the_sink_error() {
+        let registry = PublishError::Registry {
+            subject: "totesys.public.staff-value".into(),
+            source: RegistryClient::new("ftp://nowhere").unwrap_err(),
+        };
+        assert_eq!(registry.kind(), "registry");
+        let text = cdc_core::error_chain(&registry);
+        assert_eq!(
+            sink_failure_kind(&SinkError::Write(text)),
+            "registry",
+            "the display of PublishError::Registry changed; update REGISTRY_DISPLAY"
+        );
+        assert_eq!(
+            sink_failure_kind(&SinkError::Write("broker down".into())),
+            "kafka"
+        );
+        assert_eq!(sink_failure_kind(&SinkError::AckDropped), "kafka");
+        assert_eq!(
+            sink_failure_kind(&SinkError::from(PublishError::Rejected("no".into()))),
+            "rejected"
+        );
     }
 }

@@ -47,5 +47,5 @@ pub use api::{RegisteredSchema, SchemaId};
 pub use client::{ClientError, RegistryClient, RegistryClientBuilder};
 pub use compat::{CompatibilityLevel, UnknownLevel, ALL_LEVELS};
 pub use error::{RegistryError, StoreError};
-pub use server::{router, serve, CONTENT_TYPE_V1};
+pub use server::{router, serve, CONTENT_TYPE_V1, PROBE_PATHS, READY_TIMEOUT};
 pub use store::{RegistryStore, StoreConfig, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA};

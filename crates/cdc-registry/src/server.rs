@@ -1,12 +1,15 @@
 //! The Confluent Schema Registry REST API over a [`RegistryStore`].
 //!
-//! Every answer, errors included, is JSON with content type
+//! Every API answer, errors included, is JSON with content type
 //! `application/vnd.schemaregistry.v1+json`; errors carry Confluent's `error_code`.
+//! The probes `/healthz` (the process answers) and `/readyz` (its database answers
+//! within [`READY_TIMEOUT`]) reply in plain text, like every other component's.
 //! Bad input of any kind (malformed JSON, unknown levels, odd path segments) is
 //! answered with such an error, never a panic.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -40,11 +43,19 @@ const ACCEPTED_CONTENT_TYPES: [&str; 4] = [
     "application/octet-stream",
 ];
 
-/// The registry's routes over `store`.
+/// How long `/readyz` waits for the database before answering 503.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The paths of the probes (`/healthz`, `/readyz`), which are not part of the API.
+pub const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// The registry's routes over `store`, probes included.
 pub fn router(store: RegistryStore) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/health", get(health))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/schemas/types", get(schema_types))
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(schema_text_by_id))
@@ -300,6 +311,23 @@ async fn root() -> Response {
 async fn health(State(store): State<RegistryStore>) -> Reply {
     store.ping().await?;
     Ok(json(&serde_json::json!({ "status": "UP" })))
+}
+
+async fn readyz(State(store): State<RegistryStore>) -> (StatusCode, String) {
+    match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %ErrorChain(&e), "readiness: the registry's database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database does not answer\n".into(),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the database did not answer within {READY_TIMEOUT:?}\n"),
+        ),
+    }
 }
 
 async fn schema_types() -> Response {

@@ -70,6 +70,61 @@ async fn root_health_and_types() {
 }
 
 #[tokio::test]
+async fn probes_answer_in_plain_text_and_readyz_follows_the_database() {
+    let db = cdc_testkit::TestDb::create().await.unwrap();
+    let server = Server::start(support::store(&db).await).await;
+    let http = &server.http;
+
+    let alive = http.get("/healthz").await;
+    assert_eq!((alive.status, alive.text.as_str()), (200, "ok\n"));
+    let ready = http.get("/readyz").await;
+    assert_eq!((ready.status, ready.text.as_str()), (200, "ready\n"));
+
+    // The database stops taking connections and drops the registry's: not ready, still alive.
+    let admin = cdc_testkit::database::connect(&db.cluster.superuser_conn_string("postgres"))
+        .await
+        .unwrap();
+    let quoted = format!("\"{}\"", db.name);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {quoted} WITH ALLOW_CONNECTIONS false"
+        ))
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name],
+        )
+        .await
+        .unwrap();
+    let not_ready = wait_for_status(http, "/readyz", 503).await;
+    assert!(not_ready.text.starts_with("not ready"), "{not_ready:?}");
+    assert_eq!(http.get("/healthz").await.status, 200);
+
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {quoted} WITH ALLOW_CONNECTIONS true"
+        ))
+        .await
+        .unwrap();
+    wait_for_status(http, "/readyz", 200).await;
+    server.stop().await;
+}
+
+/// Asks `path` until it answers `status` (a terminated connection is noticed on its next use).
+async fn wait_for_status(http: &support::Http, path: &str, status: u16) -> support::Reply {
+    for _ in 0..50 {
+        let reply = http.get(path).await;
+        if reply.status == status {
+            return reply;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} never answered {status}");
+}
+
+#[tokio::test]
 async fn register_read_and_look_up() {
     let db = cdc_testkit::TestDb::create().await.unwrap();
     let server = Server::start(support::store(&db).await).await;

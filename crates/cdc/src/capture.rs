@@ -8,11 +8,15 @@ use anyhow::Context;
 use cdc_core::{Secret, TableName};
 use cdc_postgres::connection::ConnectParams;
 use cdc_postgres::error::SourceError;
-use cdc_postgres::reader::{self, CaptureConfig, CaptureStats, SharedStats, SnapshotMode};
+use cdc_postgres::reader::{
+    self, CaptureConfig, CaptureStats, SharedStats, SlotPositions, SnapshotMode,
+};
 use cdc_postgres::sink::ChangeSink;
 use cdc_postgres::snapshot::{ProgressFn, SnapshotProgress};
 use cdc_postgres::walsender::now_unix_micros;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use prometheus::core::Collector;
+use prometheus::{Gauge, IntCounterVec, IntGauge, Opts};
 
 /// Where captured events go.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -57,7 +61,8 @@ pub struct CaptureArgs {
     sink: SinkKind,
     #[command(flatten)]
     kafka: crate::kafka::KafkaArgs,
-    /// Serve Prometheus metrics (`/metrics`) and health (`/healthz`) on this address.
+    /// Serve Prometheus metrics (`/metrics`), liveness (`/healthz`) and readiness
+    /// (`/readyz`: streaming, not retrying) on this address.
     #[arg(long, env = "TOTESYS_CDC_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
     /// Seconds between progress reports on stderr (0: none).
@@ -122,6 +127,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let reporter = (args.report_every > 0).then(|| {
         tokio::spawn(report_loop(
             stats.clone(),
+            config.positions.clone(),
             Duration::from_secs(args.report_every),
         ))
     });
@@ -158,19 +164,33 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         SinkKind::Kafka => Some(args.kafka.publisher().await?),
         SinkKind::Count | SinkKind::Jsonl => None,
     };
-    let health = crate::telemetry::Health::default();
+    let metrics = CaptureMetrics::register(prometheus::default_registry(), &config.positions)
+        .context("registering capture's metrics")?;
+    // Ready while the replication stream is up and no failure is being retried.
+    let positions = config.positions.clone();
+    let health = crate::telemetry::Health::default().with_check(move || positions.streaming());
     let telemetry = match args.metrics_listen {
         Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
         None => None,
     };
     let mut backoff = Duration::from_millis(500);
     let result = loop {
+        if *stop_rx.borrow() {
+            break Ok(());
+        }
         health.set_ready(true);
         let attempt_started = tokio::time::Instant::now();
+        let mut sink_kind = "sink";
         let attempt = match (&kafka, args.sink) {
             (Some(publisher), _) => match publisher.sink().await {
-                Ok(sink) => run_once(&config, sink, &stop_rx, &stats, &progress).await,
-                Err(e) => Err(SourceError::Sink(e.into())),
+                Ok(sink) => {
+                    sink_kind = "kafka";
+                    run_once(&config, sink, &stop_rx, &stats, &progress).await
+                }
+                Err(e) => {
+                    sink_kind = e.kind();
+                    Err(SourceError::Sink(e.into()))
+                }
             },
             (None, SinkKind::Jsonl) => {
                 let sink = crate::sinks::JsonLinesSink;
@@ -181,21 +201,36 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
                 run_once(&config, sink, &stop_rx, &stats, &progress).await
             }
         };
+        if let Err(e) = &attempt {
+            health.set_ready(false);
+            let kind = match e {
+                SourceError::Sink(sink) if sink_kind == "kafka" => {
+                    cdc_publish::sink_failure_kind(sink)
+                }
+                SourceError::Sink(_) => sink_kind,
+                other => other.kind(),
+            };
+            metrics.errors.with_label_values(&[kind]).inc();
+        }
         match attempt {
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
-                health.set_ready(false);
                 if attempt_started.elapsed() > Duration::from_secs(60) {
                     // It ran fine for a while: this is a new incident, not the same one.
                     backoff = Duration::from_millis(500);
                 }
                 let error = anyhow::Error::from(e);
                 tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "capture interrupted; retrying");
-                tokio::time::sleep(backoff).await;
+                let mut stop = stop_rx.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|stop| *stop) => {}
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             other => break other,
         }
     };
+    health.set_ready(false);
     if let Some(reporter) = reporter {
         reporter.abort();
     }
@@ -203,10 +238,106 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         telemetry.abort();
     }
     if let Ok(s) = stats.lock() {
-        eprint!("{}", render_report(&s));
+        eprint!("{}", render_report(&s, &config.positions));
     }
     // main prints the error with its whole cause chain on one line.
     result.map_err(anyhow::Error::from)
+}
+
+/// Capture's own metrics (the Kafka sink's are [`cdc_publish::PublishMetrics`]); the
+/// position gauges read [`SlotPositions`] when scraped.
+#[derive(Debug, Clone)]
+pub struct CaptureMetrics {
+    /// Capture sessions that failed, by kind (retried when transient).
+    pub errors: IntCounterVec,
+    positions: PositionGauges,
+}
+
+impl CaptureMetrics {
+    /// Creates the metrics over `positions` and registers them in `registry`.
+    pub fn register(
+        registry: &prometheus::Registry,
+        positions: &Arc<SlotPositions>,
+    ) -> Result<Self, prometheus::Error> {
+        let metrics = Self::over(positions.clone())?;
+        for collector in metrics.collectors() {
+            registry.register(collector)?;
+        }
+        Ok(metrics)
+    }
+
+    /// Creates the metrics without registering them anywhere (for listing them).
+    pub fn unregistered() -> Result<Self, prometheus::Error> {
+        Self::over(Arc::default())
+    }
+
+    /// Every metric, as collectors.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.errors.clone()),
+            Box::new(self.positions.clone()),
+        ]
+    }
+
+    fn over(positions: Arc<SlotPositions>) -> Result<Self, prometheus::Error> {
+        Ok(CaptureMetrics {
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "totesys_cdc_capture_errors_total",
+                    "Capture sessions that failed, by kind (source, decode, kafka, registry, rejected, sink, state); transient ones are retried.",
+                ),
+                &["kind"],
+            )?,
+            positions: PositionGauges {
+                slot_lag: IntGauge::new(
+                    "totesys_cdc_capture_slot_lag_bytes",
+                    "WAL bytes the server has beyond the position capture confirmed to the slot (server WAL end minus confirmed flush LSN).",
+                )?,
+                confirmed: IntGauge::new(
+                    "totesys_cdc_capture_confirmed_lsn",
+                    "The flush LSN capture last confirmed to the replication slot, as a number.",
+                )?,
+                source_commit: Gauge::new(
+                    "totesys_cdc_capture_source_commit_seconds",
+                    "Source commit time (Unix seconds) of the newest transaction capture read.",
+                )?,
+                positions,
+            },
+        })
+    }
+}
+
+/// Gauges set from [`SlotPositions`] at collection time (one source of truth: the reader's atomics).
+#[derive(Debug, Clone)]
+struct PositionGauges {
+    positions: Arc<SlotPositions>,
+    slot_lag: IntGauge,
+    confirmed: IntGauge,
+    source_commit: Gauge,
+}
+
+impl Collector for PositionGauges {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut all = self.slot_lag.desc();
+        all.extend(self.confirmed.desc());
+        all.extend(self.source_commit.desc());
+        all
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let positions = &self.positions;
+        self.slot_lag
+            .set(i64::try_from(positions.lag_bytes()).unwrap_or(i64::MAX));
+        self.confirmed
+            .set(i64::try_from(positions.confirmed().0).unwrap_or(i64::MAX));
+        if let Some(micros) = positions.last_commit_micros() {
+            self.source_commit.set(micros as f64 / 1e6);
+        }
+        let mut all = self.slot_lag.collect();
+        all.extend(self.confirmed.collect());
+        all.extend(self.source_commit.collect());
+        all
+    }
 }
 
 async fn run_once<S: ChangeSink>(
@@ -226,7 +357,7 @@ async fn run_once<S: ChangeSink>(
     .await
 }
 
-fn parse_table(text: &str) -> anyhow::Result<TableName> {
+pub(crate) fn parse_table(text: &str) -> anyhow::Result<TableName> {
     match text.split_once('.') {
         Some((schema, name)) if !schema.is_empty() && !name.is_empty() => {
             Ok(TableName::new(schema, name))
@@ -244,19 +375,19 @@ fn streamed_events(stats: &CaptureStats) -> u64 {
         .sum()
 }
 
-async fn report_loop(stats: SharedStats, every: Duration) {
+async fn report_loop(stats: SharedStats, positions: Arc<SlotPositions>, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         if let Ok(s) = stats.lock() {
-            eprint!("{}", render_report(&s));
+            eprint!("{}", render_report(&s, &positions));
         }
     }
 }
 
 /// A per-table table of what capture read, with its lag.
-fn render_report(stats: &CaptureStats) -> String {
+fn render_report(stats: &CaptureStats, positions: &SlotPositions) -> String {
     let mut out = String::new();
     let lag = match (stats.last_commit_micros, stats.last_delivered_micros) {
         (Some(commit), Some(delivered)) => format!("{:.3}s", (delivered - commit) as f64 / 1e6),
@@ -267,8 +398,12 @@ fn render_report(stats: &CaptureStats) -> String {
         .map(|d| format!("{:.1}s ago", (now_unix_micros() - d) as f64 / 1e6))
         .unwrap_or_else(|| "never".into());
     out.push_str(&format!(
-        "── capture: {} txns, last commit→read lag {lag} (last txn {idle}), received {} confirmed {}, snapshot rows {}\n",
-        stats.transactions, stats.received_lsn, stats.confirmed_lsn, stats.snapshot_rows
+        "── capture: {} txns, last commit→read lag {lag} (last txn {idle}), server WAL end {} confirmed {} (slot lag {} bytes), snapshot rows {}\n",
+        stats.transactions,
+        positions.wal_end(),
+        positions.confirmed(),
+        positions.lag_bytes(),
+        stats.snapshot_rows
     ));
     out.push_str(&format!(
         "   {:<28} {:>9} {:>9} {:>9} {:>9} {:>9}\n",

@@ -16,6 +16,11 @@ pub struct MetricsArgs {
 pub fn all_collectors() -> anyhow::Result<Vec<Box<dyn Collector>>> {
     let mut all = Vec::new();
     all.extend(
+        crate::capture::CaptureMetrics::unregistered()
+            .context("capture metrics")?
+            .collectors(),
+    );
+    all.extend(
         cdc_publish::PublishMetrics::unregistered()
             .context("capture metrics")?
             .collectors(),
@@ -28,6 +33,11 @@ pub fn all_collectors() -> anyhow::Result<Vec<Box<dyn Collector>>> {
     all.extend(
         cdc_modeler::ModelerMetrics::unregistered()
             .context("modeler metrics")?
+            .collectors(),
+    );
+    all.extend(
+        crate::registry::RegistryMetrics::unregistered()
+            .context("schema registry metrics")?
             .collectors(),
     );
     Ok(all)

@@ -11,18 +11,39 @@ use axum::routing::get;
 use axum::Router;
 use prometheus::{Encoder, TextEncoder};
 
+/// A readiness condition evaluated on each `/readyz` request.
+type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Whether the component is doing its job (`/readyz`); `/healthz` only says it runs.
-#[derive(Debug, Clone, Default)]
-pub struct Health(Arc<AtomicBool>);
+#[derive(Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+    check: Option<ReadyCheck>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("ready", &self.ready())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Health {
     /// Marks the component ready or not.
     pub fn set_ready(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.ready.store(ready, Ordering::Relaxed);
     }
 
-    fn ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+    /// Ready only while `check` also holds (checked on each request; keep it cheap).
+    pub fn with_check(mut self, check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.check = Some(Arc::new(check));
+        self
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.check.as_ref().is_none_or(|check| check())
     }
 }
 
@@ -58,7 +79,8 @@ pub async fn serve(
     }))
 }
 
-async fn metrics() -> impl IntoResponse {
+/// `/metrics`: every metric of the default registry in the Prometheus text format.
+pub async fn metrics() -> impl IntoResponse {
     let mut body = Vec::new();
     match TextEncoder::new().encode(&prometheus::gather(), &mut body) {
         Ok(()) => (

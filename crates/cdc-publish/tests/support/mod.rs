@@ -14,7 +14,7 @@ use cdc_core::{ChangeEvent, Lsn, Position, TableSchema, TransactionInfo};
 use cdc_kafka::KafkaSettings;
 use cdc_postgres::connection::ConnectParams;
 use cdc_postgres::error::SourceError;
-use cdc_postgres::reader::{self, CaptureConfig, CaptureStats, SharedStats};
+use cdc_postgres::reader::{self, CaptureConfig, CaptureStats, SharedStats, SlotPositions};
 use cdc_publish::{KafkaSink, PublishConfig, PublishMetrics};
 use cdc_registry::{RegistryClient, RegistryStore, SchemaId, StoreConfig};
 use cdc_testkit::{BrokerStorage, KafkaBroker, TestDb};
@@ -309,6 +309,8 @@ pub struct Capture {
     /// Every event given to the sink, in order (duplicates after a restart included).
     pub recorded: Arc<Mutex<Vec<ChangeEvent>>>,
     pub stats: SharedStats,
+    /// The reader's live positions (what the metrics show).
+    pub positions: Arc<SlotPositions>,
     error: Arc<Mutex<Option<String>>>,
     stop: watch::Sender<bool>,
     pub task: JoinHandle<Result<(), SourceError>>,
@@ -323,6 +325,7 @@ impl Capture {
         };
         let (stop, stop_rx) = watch::channel(false);
         let stats: SharedStats = Arc::new(Mutex::new(CaptureStats::default()));
+        let positions = config.positions.clone();
         let error = Arc::new(Mutex::new(None));
         let (task_stats, task_error) = (stats.clone(), error.clone());
         let task = tokio::spawn(async move {
@@ -335,6 +338,7 @@ impl Capture {
         Capture {
             recorded,
             stats,
+            positions,
             error,
             stop,
             task,
@@ -418,6 +422,20 @@ pub async fn confirmed_flush(client: &tokio_postgres::Client, slot: &str) -> Lsn
     row.and_then(|r| r.get::<_, Option<String>>(0))
         .map(|s| s.parse().expect("lsn"))
         .unwrap_or(Lsn(0))
+}
+
+/// Waits (a while) until the slot's confirmed_flush_lsn is `lsn`, and returns what it is;
+/// the walsender applies a final status update shortly after capture sent it.
+pub async fn slot_reaches(client: &tokio_postgres::Client, slot: &str, lsn: Lsn) -> Lsn {
+    let mut confirmed = confirmed_flush(client, slot).await;
+    for _ in 0..100 {
+        if confirmed == lsn {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        confirmed = confirmed_flush(client, slot).await;
+    }
+    confirmed
 }
 
 /// The position of a decoded event.
