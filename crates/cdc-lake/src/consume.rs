@@ -5,7 +5,7 @@
 //! a restart or a rebalance reads again from a boundary and every change ends up in exactly
 //! one file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::decode::{DeadLetter, Decoded, RecordDecoder};
@@ -42,6 +43,9 @@ type Committed = ((String, i32), Option<i64>);
 const TICK: Duration = Duration::from_millis(100);
 /// How long a blocking Kafka lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often librdkafka reports its statistics, which the consumer-lag gauge is set from
+/// (unless `statistics.interval.ms` is configured).
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// What the lake writer reads and how it writes.
 #[derive(Debug, Clone)]
@@ -70,6 +74,8 @@ pub struct LakeConfig {
 struct GroupEvents {
     revoked: Mutex<Vec<(String, i32)>>,
     assigned: Mutex<i64>,
+    /// The partitions this member owns now (the lag gauge covers these only).
+    owned: Mutex<HashSet<(String, i32)>>,
 }
 
 /// The consumer's callbacks: rebalances and commit results.
@@ -78,7 +84,39 @@ struct LakeContext {
     metrics: LakeMetrics,
 }
 
-impl ClientContext for LakeContext {}
+impl ClientContext for LakeContext {
+    fn stats(&self, statistics: Statistics) {
+        let Ok(owned) = self.events.owned.lock() else {
+            return;
+        };
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                if !owned.contains(&(topic.clone(), *partition)) {
+                    continue;
+                }
+                if let Some(lag) =
+                    partition_lag(p.hi_offset, p.app_offset, p.committed_offset, p.lo_offset)
+                {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(lag);
+                }
+            }
+        }
+    }
+}
+
+/// Records in a partition beyond the consumer's position: the high watermark minus the
+/// offset after the last record handed to the writer (else the committed offset, else
+/// the low watermark); `None` while the high watermark is unknown (negative).
+fn partition_lag(high: i64, handed: i64, committed: i64, low: i64) -> Option<i64> {
+    if high < 0 {
+        return None;
+    }
+    let position = [handed, committed, low].into_iter().find(|o| *o >= 0)?;
+    Some((high - position).max(0))
+}
 
 impl ConsumerContext for LakeContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -89,6 +127,15 @@ impl ConsumerContext for LakeContext {
                 .map(|e| (e.topic().to_owned(), e.partition()))
                 .collect();
             tracing::info!(partitions = gone.len(), "partitions revoked");
+            if let Ok(mut owned) = self.events.owned.lock() {
+                for (topic, partition) in &gone {
+                    owned.remove(&(topic.clone(), *partition));
+                    let _ = self
+                        .metrics
+                        .consumer_lag
+                        .remove_label_values(&[topic.as_str(), &partition.to_string()]);
+                }
+            }
             if let Ok(mut assigned) = self.events.assigned.lock() {
                 *assigned -= i64::try_from(gone.len()).unwrap_or(0);
                 self.metrics.partitions_assigned.set((*assigned).max(0));
@@ -102,6 +149,14 @@ impl ConsumerContext for LakeContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(partitions = partitions.count(), "partitions assigned");
+            if let Ok(mut owned) = self.events.owned.lock() {
+                owned.extend(
+                    partitions
+                        .elements()
+                        .iter()
+                        .map(|e| (e.topic().to_owned(), e.partition())),
+                );
+            }
             if let Ok(mut assigned) = self.events.assigned.lock() {
                 *assigned += i64::try_from(partitions.count()).unwrap_or(0);
                 self.metrics.partitions_assigned.set(*assigned);
@@ -131,6 +186,52 @@ pub struct LakeWriter {
     to_commit: HashMap<(String, i32), i64>,
     /// Committed offsets looked up for assigned partitions not read from yet.
     starts: HashMap<(String, i32), Option<i64>>,
+    /// Where a bounded run stops; `None`: run until told to stop.
+    bounds: Option<Bounds>,
+}
+
+/// A bounded run's end offsets and the partitions read up to them.
+#[derive(Debug, Default)]
+struct Bounds {
+    /// End offset (exclusive) per partition; partitions not here are not written.
+    ends: HashMap<(String, i32), i64>,
+    /// The partitions read up to their end.
+    reached: HashSet<(String, i32)>,
+}
+
+impl Bounds {
+    fn new(ends: HashMap<(String, i32), i64>) -> Bounds {
+        let reached = ends
+            .iter()
+            .filter(|(_, end)| **end <= 0)
+            .map(|(key, _)| key.clone())
+            .collect();
+        Bounds { ends, reached }
+    }
+
+    /// Whether every partition is read to its end.
+    fn done(&self) -> bool {
+        self.ends.keys().all(|key| self.reached.contains(key))
+    }
+
+    /// Whether the record at `offset` of `key` is at or past the partition's end (or the
+    /// partition is not bounded); notes the partition as read to its end when it is.
+    fn beyond_end(&mut self, key: &(String, i32), offset: i64) -> bool {
+        let Some(end) = self.ends.get(key).copied() else {
+            return true;
+        };
+        if offset + 1 >= end {
+            self.reached.insert(key.clone());
+        }
+        offset >= end
+    }
+
+    /// Notes the consumer's fetch position of `key`: at or past the end, it is read.
+    fn at_position(&mut self, key: (String, i32), position: i64) {
+        if self.ends.get(&key).is_some_and(|end| position >= *end) {
+            self.reached.insert(key);
+        }
+    }
 }
 
 /// What a lake writer did, for tests and the shutdown log line.
@@ -174,6 +275,8 @@ impl LakeWriter {
             ("session.timeout.ms", "10000"),
             // New tables' topics join the subscription within seconds, not librdkafka's 5 min.
             ("topic.metadata.refresh.interval.ms", "5000"),
+            // The consumer-lag gauge is set from librdkafka's statistics.
+            ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
         ] {
             if client.get(name).is_none() {
                 client.set(name, default);
@@ -213,7 +316,60 @@ impl LakeWriter {
             partitions: HashMap::new(),
             to_commit: HashMap::new(),
             starts: HashMap::new(),
+            bounds: None,
         })
+    }
+
+    /// Makes the run bounded: only records below `ends[(topic, partition)]` (an exclusive
+    /// end offset, e.g. the high watermark taken before starting) are written, partitions
+    /// not in `ends` are not written at all, and [`LakeWriter::run`] returns by itself,
+    /// after flushing and committing, once every partition in `ends` is read to its end.
+    /// Replay uses it to rebuild a lake from the topics as they were when it started.
+    pub fn stop_at(mut self, ends: HashMap<(String, i32), i64>) -> Self {
+        self.bounds = Some(Bounds::new(ends));
+        self
+    }
+
+    /// Whether a bounded run has read every partition to its end.
+    fn bounded_done(&self) -> bool {
+        self.bounds.as_ref().is_some_and(Bounds::done)
+    }
+
+    /// Whether a bounded run must not write the record at `offset` of `key`.
+    fn beyond_end(&mut self, key: &(String, i32), offset: i64) -> bool {
+        let Some(bounds) = &mut self.bounds else {
+            return false;
+        };
+        let beyond = bounds.beyond_end(key, offset);
+        if beyond {
+            self.pause(key);
+        }
+        beyond
+    }
+
+    /// Marks the bounded partitions whose fetch position is at their end (the broker's
+    /// control records and an emptied partition have offsets no record is read at).
+    fn check_positions(&mut self) {
+        let Some(bounds) = &mut self.bounds else {
+            return;
+        };
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for e in positions.elements() {
+            if let Offset::Offset(position) = e.offset() {
+                bounds.at_position((e.topic().to_owned(), e.partition()), position);
+            }
+        }
+    }
+
+    /// Stops fetching a partition a bounded run has read to its end (best effort).
+    fn pause(&self, key: &(String, i32)) {
+        let mut partitions = TopicPartitionList::new();
+        partitions.add_partition(&key.0, key.1);
+        if let Err(e) = self.consumer.pause(&partitions) {
+            tracing::debug!(topic = %key.0, partition = key.1, error = %e, "cannot pause partition");
+        }
     }
 
     /// Reads and writes until `shutdown` resolves, then flushes, commits and leaves the group.
@@ -232,6 +388,10 @@ impl LakeWriter {
                     self.drop_revoked();
                     self.flush(&mut totals, Some(Instant::now())).await?;
                     self.commit(CommitMode::Async);
+                    self.check_positions();
+                    if self.bounded_done() {
+                        break;
+                    }
                     continue;
                 }
                 message = self.consumer.recv() => message.map(|m| m.detach()),
@@ -240,6 +400,9 @@ impl LakeWriter {
                 Ok(message) => {
                     self.drop_revoked();
                     self.take(message, &mut totals).await?;
+                    if self.bounded_done() {
+                        break;
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "Kafka consumer error; librdkafka retries"),
             }
@@ -261,6 +424,9 @@ impl LakeWriter {
     ) -> Result<(), LakeError> {
         let key = (message.topic().to_owned(), message.partition());
         let offset = message.offset();
+        if self.beyond_end(&key, offset) {
+            return Ok(());
+        }
         totals.records += 1;
         self.metrics.records.with_label_values(&[&key.0]).inc();
         if !self.partitions.contains_key(&key) {
@@ -543,18 +709,14 @@ pub async fn committed_offsets(
     let consumer: BaseConsumer = config
         .create()
         .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
-    let prefix = format!("{prefix}.");
+    let prefix = prefix.to_owned();
     tokio::task::spawn_blocking(move || -> KafkaResult<HashMap<(String, i32), i64>> {
         let metadata = consumer.fetch_metadata(None, LOOKUP_TIMEOUT)?;
         let mut wanted = TopicPartitionList::new();
         for topic in metadata.topics() {
             let name = topic.name();
             // The change topics and the transaction topic, not the dead letters.
-            let in_lake = name.strip_prefix(&prefix).is_some_and(|rest| {
-                rest == "transaction"
-                    || (rest.split('.').count() == 2 && !rest.contains("dead-letters"))
-            });
-            if in_lake {
+            if crate::bounds::is_lake_topic(&prefix, name) {
                 for partition in topic.partitions() {
                     wanted.add_partition(name, partition.id());
                 }
@@ -577,4 +739,53 @@ pub async fn committed_offsets(
             "cannot read the committed offsets of group {group}: {e}"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::{partition_lag, Bounds};
+
+    fn key(partition: i32) -> (String, i32) {
+        ("t".to_owned(), partition)
+    }
+
+    #[test]
+    fn a_bounded_run_stops_at_the_end_offsets() {
+        let mut bounds = Bounds::new(HashMap::from([(key(0), 3), (key(1), 2), (key(2), 0)]));
+        // An empty partition is read at once; the others are not.
+        assert!(!bounds.done());
+        assert!(bounds.reached.contains(&key(2)));
+        assert!(!bounds.beyond_end(&key(0), 0));
+        assert!(!bounds.beyond_end(&key(0), 1));
+        assert!(!bounds.done());
+        // The last record below the end is written, and ends the partition.
+        assert!(!bounds.beyond_end(&key(0), 2));
+        assert!(bounds.reached.contains(&key(0)));
+        // Records at or past the end, and partitions not bounded, are not written.
+        assert!(bounds.beyond_end(&key(0), 3));
+        assert!(bounds.beyond_end(&key(9), 0));
+        assert!(!bounds.done());
+        // A fetch position at the end (past control records) ends a partition too.
+        bounds.at_position(key(1), 1);
+        assert!(!bounds.done());
+        bounds.at_position(key(1), 2);
+        assert!(bounds.done());
+    }
+
+    #[test]
+    fn lag_is_the_high_watermark_minus_the_position() {
+        // Records handed to the writer up to offset 41: 58 left of 100.
+        assert_eq!(partition_lag(100, 42, 10, 0), Some(58));
+        // Nothing handed over yet: from the committed offset, else the low watermark.
+        assert_eq!(partition_lag(100, -1001, 10, 0), Some(90));
+        assert_eq!(partition_lag(100, -1001, -1001, 7), Some(93));
+        // Caught up, or the broker's watermark lagging the position: no lag.
+        assert_eq!(partition_lag(100, 100, 10, 0), Some(0));
+        assert_eq!(partition_lag(99, 100, 10, 0), Some(0));
+        // No high watermark yet, or no position at all: unknown.
+        assert_eq!(partition_lag(-1001, 5, 5, 0), None);
+        assert_eq!(partition_lag(10, -1, -1, -1), None);
+    }
 }

@@ -9,6 +9,7 @@
 //! ```
 
 mod batch;
+mod bounds;
 pub mod columns;
 mod compact;
 mod consume;
@@ -21,6 +22,10 @@ mod transactions;
 mod writer;
 
 pub use batch::{BatchBuilder, LakeRow};
+pub use bounds::{
+    commit_group_offsets, delete_group, is_lake_topic, lake_partitions, offsets_at_time,
+    parse_time_ms, PartitionOffsets,
+};
 pub use columns::lake_schema;
 pub use compact::{compact, live_files, CompactOptions, CompactReport, COMPACTED_FILES_KEY};
 pub use consume::{

@@ -2,7 +2,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// The lake writer's metrics; cheap to clone (every clone updates the same series).
@@ -32,6 +33,9 @@ pub struct LakeMetrics {
     pub rows_buffered: IntGauge,
     /// Partitions this member owns.
     pub partitions_assigned: IntGauge,
+    /// Records in each owned partition beyond the writer's position (high watermark minus
+    /// position), by topic and partition; from librdkafka's statistics.
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl LakeMetrics {
@@ -59,6 +63,7 @@ impl LakeMetrics {
             Box::new(self.commit_errors.clone()),
             Box::new(self.rows_buffered.clone()),
             Box::new(self.partitions_assigned.clone()),
+            Box::new(self.consumer_lag.clone()),
         ]
     }
 
@@ -123,6 +128,13 @@ impl LakeMetrics {
             partitions_assigned: IntGauge::new(
                 "totesys_cdc_lake_partitions_assigned",
                 "Kafka partitions this lake writer owns.",
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "totesys_cdc_lake_consumer_lag_records",
+                    "Records in an owned partition beyond the lake writer's position (high watermark minus position).",
+                ),
+                &["topic", "partition"],
             )?,
         })
     }

@@ -110,6 +110,17 @@ impl LakeStore {
             .await
             .map_err(cannot)
     }
+
+    /// Some object under the lake's root, if there is any (`None`: the lake is empty).
+    pub async fn any_object(&self) -> Result<Option<Path>, LakeError> {
+        use futures_util::StreamExt;
+        let root = (!self.root.as_ref().is_empty()).then_some(&self.root);
+        match self.store.list(root).next().await {
+            None => Ok(None),
+            Some(Ok(meta)) => Ok(Some(meta.location)),
+            Some(Err(e)) => Err(LakeError::Store(format!("cannot list {}: {e}", self.url))),
+        }
+    }
 }
 
 /// The path after the bucket or container: `bucket/a/b` → `a/b`.
@@ -117,5 +128,28 @@ fn prefix_of(rest: &str) -> Path {
     match rest.split_once('/') {
         Some((_, prefix)) => Path::from(prefix.trim_matches('/')),
         None => Path::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use object_store::path::Path;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::LakeStore;
+
+    #[tokio::test]
+    async fn an_empty_lake_has_no_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeStore::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+        assert_eq!(lake.any_object().await.unwrap(), None);
+        let path = Path::from("raw/x/y.parquet");
+        lake.store
+            .put(&path, PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(lake.any_object().await.unwrap(), Some(path));
     }
 }

@@ -52,6 +52,8 @@ impl Writer {
             .with_test_writer()
             .try_init();
         let mut kafka = stack.settings();
+        // The consumer-lag gauge follows librdkafka's statistics; often, for the tests.
+        kafka.set("statistics.interval.ms", "300");
         if let Ok(debug) = std::env::var("LAKE_KAFKA_DEBUG") {
             kafka.set("debug", debug);
         }
@@ -101,6 +103,27 @@ impl Writer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The partitions this writer's consumer-lag gauge has a series for.
+    fn lag_series(&self) -> BTreeSet<(String, String)> {
+        use prometheus::core::Collector;
+        self.metrics
+            .consumer_lag
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|m| {
+                let label = |name: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_owned())
+                        .unwrap()
+                };
+                (label("topic"), label("partition"))
+            })
+            .collect()
     }
 
     /// Flushes, commits and leaves the group.
@@ -592,6 +615,23 @@ async fn partitions_move_between_two_writers_mid_stream() {
     // A second member joins: the group splits the partitions between them.
     let second = Writer::start(&stack, &lake, "lake").await;
     tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // Each member's consumer-lag series cover the partitions it owns, and no other's.
+    let start = Instant::now();
+    loop {
+        let (a, b) = (first.lag_series(), second.lag_series());
+        let owned = |w: &Writer, series: &BTreeSet<_>| {
+            i64::try_from(series.len()).unwrap() == w.metrics.partitions_assigned.get()
+        };
+        if owned(&first, &a) && owned(&second, &b) && !a.is_empty() {
+            assert!(a.is_disjoint(&b), "{a:?} {b:?}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "lag series {a:?} and {b:?} do not follow the assignment"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The first leaves: the second takes everything over.
     let first_totals = first.stop().await;
     load.await.unwrap();

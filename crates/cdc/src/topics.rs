@@ -34,5 +34,18 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
     if topics.is_empty() {
         println!("(no topics start with {prefix})");
     }
+    // Replay from the beginning needs every record since the snapshot (docs/replay.md).
+    let partitions =
+        cdc_lake::lake_partitions(&settings, &args.kafka.publish_config()?.topic_prefix).await?;
+    let truncated: Vec<_> = partitions.iter().filter(|p| p.low > 0).collect();
+    if let Some(first) = truncated.first() {
+        println!(
+            "warning: {} partitions no longer start at offset 0 (first {} partition {} starts at {}): retention or deletion removed records, and a replay from the beginning would be partial",
+            truncated.len(),
+            first.topic,
+            first.partition,
+            first.low
+        );
+    }
     Ok(())
 }
