@@ -1,10 +1,308 @@
-//! `totesys-cdc check`.
+//! `totesys-cdc check`: connectivity and privileges of every part the configuration
+//! names, each found wrong said in one line with what to do about it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use object_store::ObjectStoreExt;
 
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// Source database (as for `capture`).
+    #[arg(long, env = "TOTESYS_CDC_SOURCE_URL")]
+    source: Option<String>,
+    /// File holding the source password (else PGPASSWORD).
+    #[arg(long, env = "TOTESYS_CDC_SOURCE_PASSWORD_FILE")]
+    source_password_file: Option<PathBuf>,
+    /// Publication capture streams (checked when it exists).
+    #[arg(long, default_value = "totesys_cdc")]
+    publication: String,
+    /// Replication slot capture streams from.
+    #[arg(long, default_value = "totesys_cdc")]
+    slot: String,
+    #[command(flatten)]
+    kafka: crate::kafka::ConnectArgs,
+    /// Prefix of the pipeline's topics.
+    #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
+    topic_prefix: String,
+    /// The lake (as for `lake`); a probe object is written and deleted.
+    #[arg(long, env = "TOTESYS_CDC_LAKE_URL")]
+    lake_url: Option<String>,
+    /// The warehouse database (as for `model`).
+    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_URL")]
+    warehouse_url: Option<String>,
+    /// File holding the warehouse password.
+    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_PASSWORD_FILE")]
+    warehouse_password_file: Option<PathBuf>,
+    /// Seconds each part may take to answer.
+    #[arg(long, default_value_t = 15)]
+    timeout: u64,
+}
 
-/// Runs `check`.
-pub async fn run(_args: CheckArgs) -> anyhow::Result<()> {
-    anyhow::bail!("check is not built yet")
+/// What one check found.
+#[derive(Debug)]
+enum Finding {
+    Ok(String),
+    Missing(String),
+    Skipped(String),
+}
+
+/// Runs every check; fails when anything is missing.
+pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(args.timeout);
+    let parts: [(&str, _); 5] = [
+        ("source", tokio::time::timeout(timeout, source(&args)).await),
+        ("kafka", tokio::time::timeout(timeout, kafka(&args)).await),
+        (
+            "registry",
+            tokio::time::timeout(timeout, registry(&args)).await,
+        ),
+        ("lake", tokio::time::timeout(timeout, lake(&args)).await),
+        (
+            "warehouse",
+            tokio::time::timeout(timeout, warehouse(&args)).await,
+        ),
+    ];
+    let mut missing = 0;
+    for (part, result) in parts {
+        let findings = match result {
+            Ok(Ok(findings)) => findings,
+            Ok(Err(e)) => vec![Finding::Missing(format!("{e:#}"))],
+            Err(_) => vec![Finding::Missing(format!("no answer within {timeout:?}"))],
+        };
+        for finding in findings {
+            let (mark, text) = match finding {
+                Finding::Ok(text) => ("ok", text),
+                Finding::Missing(text) => {
+                    missing += 1;
+                    ("MISSING", text)
+                }
+                Finding::Skipped(text) => ("skip", text),
+            };
+            println!("{mark:<8} {part:<10} {text}");
+        }
+    }
+    anyhow::ensure!(
+        missing == 0,
+        "{missing} check(s) failed (lines marked MISSING)"
+    );
+    println!("every configured part is reachable with the privileges it needs");
+    Ok(())
+}
+
+async fn source(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
+    let Some(url) = &args.source else {
+        return Ok(vec![Finding::Skipped("--source not set".into())]);
+    };
+    let client = crate::connect_postgres(
+        url,
+        "--source / TOTESYS_CDC_SOURCE_URL",
+        args.source_password_file.as_deref(),
+        &["PGPASSWORD"],
+    )
+    .await?;
+    let mut findings = Vec::new();
+    let row = client
+        .query_one(
+            "SELECT current_user::text, current_setting('wal_level'),
+                    r.rolreplication OR r.rolsuper,
+                    current_setting('max_replication_slots')::int,
+                    current_setting('max_wal_senders')::int
+               FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .context("reading the source's settings")?;
+    let user: String = row.get(0);
+    let wal_level: String = row.get(1);
+    findings.push(Finding::Ok(format!("connected as {user}")));
+    findings.push(if wal_level == "logical" {
+        Finding::Ok("wal_level = logical".into())
+    } else {
+        Finding::Missing(format!(
+            "wal_level is {wal_level}: set wal_level = logical and restart PostgreSQL"
+        ))
+    });
+    findings.push(if row.get::<_, bool>(2) {
+        Finding::Ok(format!("{user} may replicate"))
+    } else {
+        Finding::Missing(format!(
+            "{user} lacks the REPLICATION attribute: ALTER ROLE {user} REPLICATION"
+        ))
+    });
+    let (slots, senders): (i32, i32) = (row.get(3), row.get(4));
+    if slots < 1 || senders < 1 {
+        findings.push(Finding::Missing(format!(
+            "max_replication_slots = {slots}, max_wal_senders = {senders}: both must be at least 1"
+        )));
+    }
+    let published = cdc_postgres::setup::published_tables(&client, &args.publication).await?;
+    if published.is_empty() {
+        findings.push(Finding::Skipped(format!(
+            "publication {} has no tables yet (init or capture creates it)",
+            args.publication
+        )));
+    } else {
+        let mut unreadable = Vec::new();
+        for table in &published {
+            let readable: bool = client
+                .query_one(
+                    "SELECT has_table_privilege(format('%I.%I', $1::text, $2::text), 'SELECT')",
+                    &[&table.schema, &table.name],
+                )
+                .await
+                .context("checking table privileges")?
+                .get(0);
+            if !readable {
+                unreadable.push(format!("{}.{}", table.schema, table.name));
+            }
+        }
+        findings.push(if unreadable.is_empty() {
+            Finding::Ok(format!(
+                "publication {}: {} tables, all readable (snapshot)",
+                args.publication,
+                published.len()
+            ))
+        } else {
+            Finding::Missing(format!(
+                "{user} cannot SELECT {} (the snapshot reads them): GRANT SELECT ON … TO {user}",
+                unreadable.join(", ")
+            ))
+        });
+    }
+    match cdc_postgres::setup::slot_info(&client, &args.slot).await? {
+        Some(_) => findings.push(Finding::Ok(format!("slot {} exists", args.slot))),
+        None => findings.push(Finding::Skipped(format!(
+            "slot {} does not exist yet (capture creates it when it first starts)",
+            args.slot
+        ))),
+    }
+    Ok(findings)
+}
+
+async fn kafka(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
+    let settings = args.kafka.settings()?;
+    let topics = cdc_kafka::topic_stats(&settings, &args.topic_prefix)
+        .await
+        .context("reaching the Kafka brokers (--bootstrap-servers, --kafka-property)")?;
+    Ok(vec![
+        Finding::Ok("brokers reachable, metadata readable".into()),
+        if topics.is_empty() {
+            Finding::Skipped(format!(
+                "no topics {}.* yet (init or capture creates them)",
+                args.topic_prefix
+            ))
+        } else {
+            Finding::Ok(format!(
+                "{} topics {}.*, {} records",
+                topics.len(),
+                args.topic_prefix,
+                topics.iter().map(|t| t.records).sum::<i64>()
+            ))
+        },
+    ])
+}
+
+async fn registry(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
+    let client = args.kafka.registry()?;
+    let level = client
+        .compatibility(None)
+        .await
+        .context("reaching the schema registry (--registry-url)")?;
+    Ok(vec![Finding::Ok(format!(
+        "registry answers; global compatibility {level:?}"
+    ))])
+}
+
+async fn lake(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
+    let Some(url) = &args.lake_url else {
+        return Ok(vec![Finding::Skipped("--lake-url not set".into())]);
+    };
+    let lake = cdc_lake::LakeStore::open(url)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let probe = lake
+        .root
+        .clone()
+        .join("_check")
+        .join(format!("probe-{}-{stamp}", std::process::id()));
+    lake.store
+        .put(
+            &probe,
+            object_store::PutPayload::from_static(b"totesys-cdc check"),
+        )
+        .await
+        .with_context(|| format!("writing a probe object to {url} (the lake writer needs to)"))?;
+    lake.store
+        .delete(&probe)
+        .await
+        .with_context(|| format!("deleting the probe object {probe} (compaction needs to)"))?;
+    let files = cdc_lake::live_files(&lake, None).await?;
+    Ok(vec![
+        Finding::Ok(format!("{url}: write, read and delete allowed")),
+        Finding::Ok(format!("{} data files", files.len())),
+    ])
+}
+
+async fn warehouse(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
+    let Some(url) = &args.warehouse_url else {
+        return Ok(vec![Finding::Skipped("--warehouse-url not set".into())]);
+    };
+    let client = crate::connect_postgres(
+        url,
+        "--warehouse-url / TOTESYS_CDC_WAREHOUSE_URL",
+        args.warehouse_password_file.as_deref(),
+        &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
+    )
+    .await?;
+    let mut findings = vec![Finding::Ok("connected".into())];
+    let initialised: bool = client
+        .query_one("SELECT to_regclass('totesys_cdc.applied') IS NOT NULL", &[])
+        .await
+        .context("looking for the warehouse's tables")?
+        .get(0);
+    if !initialised {
+        findings.push(Finding::Missing(
+            "the warehouse has no totesys_cdc.applied: run `totesys-cdc init` as its owner".into(),
+        ));
+        return Ok(findings);
+    }
+    // The modeler's grants, as docs/warehouse.md lists them.
+    let rows = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ('public', 'totesys_cdc') AND c.relkind IN ('r', 'p')
+                AND NOT has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .context("checking table privileges")?;
+    let lacking: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    findings.push(if lacking.is_empty() {
+        Finding::Ok("SELECT, INSERT, UPDATE, DELETE on every warehouse table".into())
+    } else {
+        Finding::Missing(format!(
+            "no SELECT/INSERT/UPDATE/DELETE on {} (see Roles in docs/warehouse.md)",
+            lacking.join(", ")
+        ))
+    });
+    let can_add_dates: bool = client
+        .query_one(
+            "SELECT has_function_privilege('totesys_cdc.add_dates(date[])', 'EXECUTE')",
+            &[],
+        )
+        .await
+        .context("checking totesys_cdc.add_dates")?
+        .get(0);
+    if !can_add_dates {
+        findings.push(Finding::Missing(
+            "no EXECUTE on totesys_cdc.add_dates(date[]) (see Roles in docs/warehouse.md)".into(),
+        ));
+    }
+    Ok(findings)
 }

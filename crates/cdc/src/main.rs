@@ -4,6 +4,8 @@
 mod capture;
 mod check;
 mod compact;
+mod config;
+mod init;
 mod kafka;
 mod lake;
 mod metrics;
@@ -17,12 +19,16 @@ mod telemetry;
 mod topics;
 mod up;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Streams every change in the totesys database into a star-schema warehouse.
 #[derive(Debug, Parser)]
 #[command(name = "totesys-cdc", version, about)]
 struct Cli {
+    /// Config file (TOML): top-level keys are long option names for every subcommand,
+    /// `[capture]`-style tables for one; the command line and the environment win.
+    #[arg(long, global = true, env = config::CONFIG_ENV, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,8 +39,8 @@ enum Command {
     Capture(Box<capture::CaptureArgs>),
     /// Write the change topics to the lake as typed Parquet, each change exactly once.
     Lake(Box<lake::LakeArgs>),
-    /// Apply the warehouse DDL: star schemas, SCD2 history, calendar (idempotent).
-    Init(model::InitArgs),
+    /// Create what the pipeline needs: publication, topics, registry subjects, warehouse DDL (idempotent).
+    Init(Box<init::InitArgs>),
     /// Apply the lake's changes to the warehouse: SCD2 history, whole source transactions in commit order, exactly once.
     Model(Box<model::ModelArgs>),
     /// Merge the lake's small files into large ones, each run swapped in by one create-only put.
@@ -73,6 +79,57 @@ fn password_from(
     Ok(vars.iter().find_map(|v| std::env::var(v).ok()))
 }
 
+/// Connects to a PostgreSQL database given by `url` (setting `setting`), the password
+/// from `password_file` or the first of `vars` set when the URL has none; the connection
+/// is driven on the current runtime.
+async fn connect_postgres(
+    url: &str,
+    setting: &str,
+    password_file: Option<&std::path::Path>,
+    vars: &[&str],
+) -> anyhow::Result<tokio_postgres::Client> {
+    use anyhow::Context;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .with_context(|| format!("setting {setting} is not a connection string"))?;
+    if config.get_password().is_none() {
+        let flag = format!("{setting} password file");
+        if let Some(password) = password_from(password_file, &flag, vars)? {
+            config.password(password);
+        }
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {setting}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Whether a connection failed for a reason retrying cannot mend: wrong credentials, a
+/// database or role that does not exist, a password that is missing.
+fn is_settings_error(error: &anyhow::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    error.chain().any(|cause| {
+        let Some(e) = cause.downcast_ref::<tokio_postgres::Error>() else {
+            return false;
+        };
+        match e.code() {
+            Some(code) => [
+                SqlState::INVALID_PASSWORD,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INVALID_CATALOG_NAME,
+            ]
+            .contains(code),
+            None => e.to_string().starts_with("invalid configuration"),
+        }
+    })
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -82,7 +139,14 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let args = match config::apply(std::env::args_os().collect(), &Cli::command()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,7 +161,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Capture(args) => capture::run(*args).await,
             Command::Lake(args) => lake::run(*args).await,
-            Command::Init(args) => model::init(args).await,
+            Command::Init(args) => init::run(*args).await,
             Command::Model(args) => model::run(*args).await,
             Command::Compact(args) => compact::run(*args).await,
             Command::Registry(args) => registry::run(args).await,

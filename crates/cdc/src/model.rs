@@ -1,5 +1,4 @@
-//! `totesys-cdc init` (the warehouse's DDL) and `totesys-cdc model` (the lake applied to
-//! the warehouse, SCD2 history, exactly once).
+//! `totesys-cdc model`: the lake applied to the warehouse, SCD2 history, exactly once.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,50 +22,14 @@ pub struct WarehouseArgs {
 impl WarehouseArgs {
     /// Connects to the warehouse, driving the connection on the current runtime.
     pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
-        let mut config: tokio_postgres::Config = self.warehouse_url.parse().context(
-            "setting --warehouse-url / TOTESYS_CDC_WAREHOUSE_URL is not a connection string",
-        )?;
-        if config.get_password().is_none() {
-            let password = crate::password_from(
-                self.warehouse_password_file.as_deref(),
-                "--warehouse-password-file",
-                &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
-            )?;
-            if let Some(password) = password {
-                config.password(password);
-            }
-        }
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .context("connecting to the warehouse (--warehouse-url / TOTESYS_CDC_WAREHOUSE_URL)")?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "warehouse connection closed");
-            }
-        });
-        Ok(client)
-    }
-}
-
-/// Arguments of `init`.
-#[derive(Debug, clap::Args)]
-pub struct InitArgs {
-    #[command(flatten)]
-    warehouse: WarehouseArgs,
-}
-
-/// Applies the warehouse DDL (idempotent).
-pub async fn init(args: InitArgs) -> anyhow::Result<()> {
-    let client = args.warehouse.connect().await?;
-    cdc_modeler::warehouse::init(&client)
+        crate::connect_postgres(
+            &self.warehouse_url,
+            "--warehouse-url / TOTESYS_CDC_WAREHOUSE_URL",
+            self.warehouse_password_file.as_deref(),
+            &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
+        )
         .await
-        .context("applying the warehouse DDL")?;
-    eprintln!(
-        "warehouse ready: star schemas, SCD2 history, calendar and bookkeeping ({} files applied)",
-        cdc_modeler::warehouse::DDL.len()
-    );
-    Ok(())
+    }
 }
 
 /// Arguments of `model`.
@@ -112,13 +75,10 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
             .then(|| Duration::from_secs(args.processed_every_secs)),
     };
     if args.init {
-        init(InitArgs {
-            warehouse: WarehouseArgs {
-                warehouse_url: args.warehouse.warehouse_url.clone(),
-                warehouse_password_file: args.warehouse.warehouse_password_file.clone(),
-            },
-        })
-        .await?;
+        let client = args.warehouse.connect().await?;
+        cdc_modeler::warehouse::init(&client)
+            .await
+            .context("applying the warehouse DDL")?;
     }
     let health = crate::telemetry::Health::default();
     let telemetry = match args.metrics_listen {
@@ -159,9 +119,9 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
             }
             Err(e) if *stop_rx.borrow() => break Err(e),
             Err(e) => {
-                let retryable = e
-                    .downcast_ref::<cdc_modeler::ModelerError>()
-                    .is_none_or(cdc_modeler::ModelerError::is_retryable);
+                let retryable = !crate::is_settings_error(&e)
+                    && e.downcast_ref::<cdc_modeler::ModelerError>()
+                        .is_none_or(cdc_modeler::ModelerError::is_retryable);
                 if !retryable {
                     break Err(e);
                 }
