@@ -1,0 +1,777 @@
+//! The pipeline's components as real processes of `totesys-cdc`, for process-level tests.
+//!
+//! ```text
+//!   ProcessStack::start()
+//!     ├─ source TestDb ── `simulate --init` (schema, seed) ── audit trigger (optional)
+//!     ├─ registry TestDb ── `totesys-cdc registry` process (REST on a free port)
+//!     ├─ warehouse TestDb ── `totesys-cdc init`
+//!     └─ Tansu broker (SQLite storage: survives restarts)
+//!   stack.capture() / lake() / model() / simulate(..) ── Component (not started)
+//!     start() · wait_ready() · scrape() · sigterm() · wait_exit() · restart · kill on drop
+//! ```
+//!
+//! Every component logs to `<dir>/<name>.log` (all its runs, appended); tests print the
+//! log when something fails.
+
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use cdc_testkit::{free_port, BrokerStorage, KafkaBroker, TestDb, SUPERUSER_PASSWORD};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_totesys-cdc");
+
+/// The source tables (the simulator's totesys schema).
+pub const TABLES: [&str; 11] = cdc_sim::TABLES;
+
+/// One long-running process: a pipeline component, the simulator, or anything else.
+pub struct Component {
+    /// Short name, used for the log file and messages.
+    pub name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    metrics: Option<SocketAddr>,
+    child: Option<Child>,
+    /// Where this run's output starts in the log.
+    run_offset: u64,
+    /// How many times it was started.
+    pub starts: u32,
+}
+
+impl Component {
+    /// A process of `program` with `args` and extra `env`, logging to `<log_dir>/<name>.log`.
+    pub fn new(
+        name: &str,
+        program: impl Into<PathBuf>,
+        args: &[&str],
+        env: Vec<(String, String)>,
+        log_dir: &Path,
+    ) -> Component {
+        Component {
+            name: name.to_owned(),
+            program: program.into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env,
+            log: log_dir.join(format!("{name}.log")),
+            metrics: None,
+            child: None,
+            run_offset: 0,
+            starts: 0,
+        }
+    }
+
+    /// Adds `--metrics-listen 127.0.0.1:<free port>` (the same port on every start).
+    pub fn with_metrics(mut self) -> Component {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+            .parse()
+            .unwrap();
+        self.args.push("--metrics-listen".into());
+        self.args.push(addr.to_string());
+        self.metrics = Some(addr);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn arg(mut self, args: &[&str]) -> Component {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Sets (or overrides) an environment variable.
+    pub fn with_env(mut self, key: &str, value: &str) -> Component {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts (or starts again) the process; its stdout and stderr append to the log.
+    pub fn start(&mut self) -> &mut Component {
+        assert!(
+            self.child.is_none(),
+            "{} is already running (pid {})",
+            self.name,
+            self.pid()
+        );
+        self.starts += 1;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        std::io::Write::write_all(
+            &mut log,
+            format!("===== {} start {} =====\n", self.name, self.starts).as_bytes(),
+        )
+        .unwrap();
+        self.run_offset = log.metadata().unwrap().len();
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("TOTESYS_CDC_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        self.child = Some(child);
+        self
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("{} is not running", self.name))
+    }
+
+    /// Whether the process runs (reaping it when it has exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// `--metrics-listen` of this component.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics
+            .unwrap_or_else(|| panic!("{} has no metrics address", self.name))
+    }
+
+    /// The `/metrics` text.
+    pub async fn scrape(&self) -> String {
+        let (status, body) = http_get(self.metrics_addr(), "/metrics")
+            .await
+            .unwrap_or_else(|e| panic!("scraping {}: {e}", self.name));
+        assert_eq!(status, 200, "{} /metrics: {body}", self.name);
+        body
+    }
+
+    /// The sum of every sample of `metric` (all label sets), 0 when it has none.
+    pub async fn metric(&self, metric: &str) -> f64 {
+        metric_sum(&self.scrape().await, metric)
+    }
+
+    /// Waits until `/readyz` answers 200; panics with the log if the process exits first.
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if !self.is_running() {
+                panic!("{} exited before it was ready:\n{}", self.name, self.log());
+            }
+            if let Ok((200, _)) = http_get(self.metrics_addr(), "/readyz").await {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} not ready after {timeout:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "kill -TERM {} ({})",
+            self.pid(),
+            self.name
+        );
+    }
+
+    /// Waits for the process to exit and returns its status; panics with the log after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            let child = self
+                .child
+                .as_mut()
+                .unwrap_or_else(|| panic!("{} is not running", self.name));
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let pid = child.id();
+                let log = self.log_of_this_run();
+                panic!(
+                    "{} (pid {pid}) did not exit within {timeout:?}; its log:\n{log}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; asserts it was clean (status 0) within `timeout`.
+    pub async fn stop(&mut self, timeout: Duration) {
+        self.sigterm();
+        let status = self.wait_exit(timeout).await;
+        assert!(
+            status.success(),
+            "{} exited with {status} after SIGTERM:\n{}",
+            self.name,
+            self.log_of_this_run()
+        );
+    }
+
+    /// SIGKILL (if running) and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Everything every run logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the current (or last) run logged.
+    pub fn log_of_this_run(&self) -> String {
+        let all = std::fs::read(&self.log).unwrap_or_default();
+        let from = (self.run_offset as usize).min(all.len());
+        String::from_utf8_lossy(&all[from..]).into_owned()
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The sum of the samples of `metric` in a Prometheus text exposition.
+pub fn metric_sum(text: &str, metric: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A plain HTTP/1.0 GET to `addr`: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path_and_query: &str) -> std::io::Result<(u16, String)> {
+    let connect = tokio::net::TcpStream::connect(addr);
+    let mut stream = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .map_err(|_| std::io::Error::other("connect timed out"))??;
+    stream
+        .write_all(format!("GET {path_and_query} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| std::io::Error::other("response timed out"))??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    Ok((status, body.to_owned()))
+}
+
+/// `text` percent-encoded for a URL query value.
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A small seeded generator (xorshift64*) for reproducible random delays and orders.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded (any seed, 0 included).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+
+    /// A number in `range`.
+    pub fn range(&mut self, range: std::ops::Range<u64>) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        range.start + self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % (range.end - range.start)
+    }
+}
+
+/// One source table's changes in the lake, as DuckDB reads the Parquet files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LakeTable {
+    /// Rows of the initial snapshot (`_op = 'r'`).
+    pub snapshot_rows: i64,
+    /// Distinct `(_kafka_partition, _kafka_offset)` among the snapshot rows.
+    pub snapshot_positions: i64,
+    /// Streamed change rows (`_op` other than `r`).
+    pub changes: i64,
+    /// Distinct `(_commit_lsn, _ordinal)` among them: the changes themselves.
+    pub distinct_changes: i64,
+    /// Distinct `(_kafka_partition, _kafka_offset)` over every row.
+    pub distinct_positions: i64,
+    /// Rows in total.
+    pub rows: i64,
+}
+
+/// Source database, registry, warehouse and broker; the components are made on demand.
+pub struct ProcessStack {
+    /// Logs, capture state, the lake, the broker's files.
+    pub dir: tempfile::TempDir,
+    pub source: TestDb,
+    pub source_client: tokio_postgres::Client,
+    pub registry_db: TestDb,
+    pub warehouse: TestDb,
+    pub broker: KafkaBroker,
+    /// The `totesys-cdc registry` process.
+    pub registry: Component,
+    pub registry_addr: SocketAddr,
+    /// The lake (a local directory).
+    pub lake_dir: PathBuf,
+}
+
+impl ProcessStack {
+    /// Starts the databases, the broker and the registry; creates and seeds the totesys
+    /// schema (`simulate --init`) and initialises the warehouse (`init`).
+    pub async fn start() -> ProcessStack {
+        let dir = tempfile::tempdir().unwrap();
+        let source = TestDb::create().await.unwrap();
+        let source_client = source.client().await.unwrap();
+        let registry_db = TestDb::create().await.unwrap();
+        let warehouse = TestDb::create().await.unwrap();
+        let broker = KafkaBroker::start(&dir.path().join("kafka"), BrokerStorage::Sqlite).unwrap();
+        let registry_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+            .parse()
+            .unwrap();
+        let lake_dir = dir.path().join("lake");
+        let mut stack = ProcessStack {
+            registry: Component::new(
+                "registry",
+                BIN,
+                &["registry", "--listen", &registry_addr.to_string()],
+                Vec::new(),
+                dir.path(),
+            ),
+            dir,
+            source,
+            source_client,
+            registry_db,
+            warehouse,
+            broker,
+            registry_addr,
+            lake_dir,
+        };
+        stack.registry.env = stack.env();
+        stack.registry.start();
+        let start = Instant::now();
+        while !matches!(http_get(registry_addr, "/subjects").await, Ok((200, _))) {
+            assert!(
+                stack.registry.is_running(),
+                "the registry exited:\n{}",
+                stack.registry.log()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the registry did not answer on {registry_addr}:\n{}",
+                stack.registry.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stack.run(&["simulate", "--init", "--rate", "0"]).await;
+        stack.run(&["init"]).await;
+        stack
+    }
+
+    /// A connection string without a password (it comes from PGPASSWORD).
+    fn url(db: &TestDb) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            db.cluster.port, db.name
+        )
+    }
+
+    /// The environment every component gets: where everything is.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("PGPASSWORD", SUPERUSER_PASSWORD.to_owned()),
+            ("TOTESYS_CDC_SOURCE_URL", Self::url(&self.source)),
+            ("TOTESYS_CDC_WAREHOUSE_URL", Self::url(&self.warehouse)),
+            (
+                "TOTESYS_CDC_REGISTRY_DATABASE_URL",
+                Self::url(&self.registry_db),
+            ),
+            (
+                "TOTESYS_CDC_KAFKA_BOOTSTRAP_SERVERS",
+                self.broker.bootstrap(),
+            ),
+            ("TOTESYS_CDC_REGISTRY_URL", self.registry_url()),
+            (
+                "TOTESYS_CDC_LAKE_URL",
+                self.lake_dir.to_string_lossy().into_owned(),
+            ),
+            (
+                "TOTESYS_CDC_LOG",
+                std::env::var("TOTESYS_CDC_LOG").unwrap_or_else(|_| "info".into()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// `http://<registry address>`.
+    pub fn registry_url(&self) -> String {
+        format!("http://{}", self.registry_addr)
+    }
+
+    /// A `totesys-cdc <args>` component with the stack's environment (not started).
+    pub fn component(&self, name: &str, args: &[&str]) -> Component {
+        Component::new(name, BIN, args, self.env(), self.dir.path())
+    }
+
+    /// Capture into Kafka (slot named after the source database, transaction topic on).
+    pub fn capture(&self) -> Component {
+        let state = self.dir.path().join("capture-state");
+        self.component(
+            "capture",
+            &[
+                "capture",
+                "--slot",
+                &self.source.name,
+                "--state-dir",
+                &state.to_string_lossy(),
+                "--transaction-topic",
+                "--no-progress",
+                "--heartbeat-secs",
+                "1",
+                "--report-every",
+                "0",
+            ],
+        )
+        .with_metrics()
+    }
+
+    /// The lake writer.
+    pub fn lake(&self) -> Component {
+        self.component("lake", &["lake"]).with_metrics()
+    }
+
+    /// The modeler.
+    pub fn model(&self) -> Component {
+        self.component("model", &["model"]).with_metrics()
+    }
+
+    /// The simulator's live workload (not started).
+    pub fn simulate(&self, rate: u64, duration: Option<u64>, seed: u64) -> Component {
+        let mut args = vec![
+            "simulate".to_owned(),
+            "--rate".to_owned(),
+            rate.to_string(),
+            "--seed".to_owned(),
+            seed.to_string(),
+        ];
+        if let Some(secs) = duration {
+            args.extend(["--duration".to_owned(), secs.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.component("simulate", &args)
+    }
+
+    /// Runs `totesys-cdc <args>` to completion and returns its output; panics if it fails.
+    pub async fn run(&self, args: &[&str]) -> String {
+        let output = tokio::process::Command::new(BIN)
+            .args(args)
+            .envs(self.env())
+            .env_remove("TOTESYS_CDC_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "totesys-cdc {args:?} failed:\n{text}"
+        );
+        text
+    }
+
+    /// Starts capture for the first time and waits until its initial snapshot (every
+    /// row the source holds now) is acknowledged by the broker.
+    pub async fn start_capture(&self, capture: &mut Component) {
+        let mut rows = 0;
+        for table in TABLES {
+            let n: i64 = self
+                .source_client
+                .query_one(&format!("SELECT count(*) FROM public.\"{table}\""), &[])
+                .await
+                .unwrap()
+                .get(0);
+            rows += n;
+        }
+        capture.start();
+        capture.wait_ready(Duration::from_secs(60)).await;
+        let start = Instant::now();
+        while capture
+            .metric("totesys_cdc_capture_records_acked_total")
+            .await
+            < rows as f64
+        {
+            assert!(capture.is_running(), "capture exited:\n{}", capture.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "capture did not deliver its snapshot of {rows} rows:\n{}",
+                capture.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts the lake writer and waits until the group gave it its partitions.
+    pub async fn start_lake(&self, lake: &mut Component) {
+        lake.start();
+        lake.wait_ready(Duration::from_secs(60)).await;
+        let start = Instant::now();
+        while lake.metric("totesys_cdc_lake_partitions_assigned").await < 1.0 {
+            assert!(lake.is_running(), "the lake writer exited:\n{}", lake.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no partitions assigned to the lake writer:\n{}",
+                lake.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Records, on the source, the row count of every table now (`audit.initial`) and
+    /// every row change from now on (`audit.log`, by trigger: independent of decoding).
+    pub async fn install_audit(&self) {
+        let mut sql = String::from(
+            "CREATE SCHEMA audit;
+             CREATE TABLE audit.initial (tbl text PRIMARY KEY, n bigint NOT NULL);
+             CREATE TABLE audit.log (id bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                 tbl text NOT NULL, op text NOT NULL, old jsonb, new jsonb);
+             CREATE FUNCTION audit.record() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 INSERT INTO audit.log (tbl, op, old, new) VALUES (TG_TABLE_NAME, TG_OP,
+                     CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+                     CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+                 RETURN NULL;
+             END $$;",
+        );
+        for table in TABLES {
+            let _ = write!(
+                sql,
+                "INSERT INTO audit.initial SELECT '{table}', count(*) FROM public.\"{table}\";
+                 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON public.\"{table}\"
+                     FOR EACH ROW EXECUTE FUNCTION audit.record();"
+            );
+        }
+        self.source_client.batch_execute(&sql).await.unwrap();
+    }
+
+    /// Per table: (rows when the audit was installed, row changes since).
+    pub async fn audit_counts(&self) -> BTreeMap<String, (i64, i64)> {
+        let rows = self
+            .source_client
+            .query(
+                "SELECT i.tbl, i.n, (SELECT count(*) FROM audit.log l WHERE l.tbl = i.tbl)
+                 FROM audit.initial i",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect()
+    }
+
+    /// Commits one last change on the source and returns an LSN its commit is above:
+    /// once the warehouse's watermark reaches it, everything committed before is applied.
+    pub async fn mark_end(&self) -> String {
+        let mut client = self.source.client().await.unwrap();
+        let txn = client.transaction().await.unwrap();
+        txn.execute(
+            "UPDATE currency SET last_updated = now()
+             WHERE currency_id = (SELECT min(currency_id) FROM currency)",
+            &[],
+        )
+        .await
+        .unwrap();
+        let lsn: String = txn
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        txn.commit().await.unwrap();
+        lsn
+    }
+
+    /// The warehouse's applied watermark (`totesys_cdc.applied`), if any.
+    pub async fn watermark(&self, warehouse: &tokio_postgres::Client) -> Option<String> {
+        warehouse
+            .query_opt("SELECT commit_lsn::text FROM totesys_cdc.applied", &[])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    }
+
+    /// Waits until the warehouse has applied everything up to `lsn` (from [`Self::mark_end`]);
+    /// panics after `timeout`, naming the components that are not running.
+    pub async fn wait_applied(&self, lsn: &str, timeout: Duration, running: &mut [&mut Component]) {
+        let warehouse = self.warehouse.client().await.unwrap();
+        let start = Instant::now();
+        loop {
+            let done: Option<bool> = warehouse
+                .query_opt(
+                    "SELECT commit_lsn >= $1::text::pg_lsn FROM totesys_cdc.applied",
+                    &[&lsn],
+                )
+                .await
+                .unwrap()
+                .map(|r| r.get(0));
+            if done == Some(true) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                let mut why = String::new();
+                for c in running.iter_mut() {
+                    let alive = c.is_running();
+                    let _ = writeln!(
+                        why,
+                        "--- {} (running: {alive}):\n{}",
+                        c.name,
+                        tail(&c.log(), 40)
+                    );
+                }
+                panic!(
+                    "the warehouse did not reach {lsn} within {timeout:?} (watermark {:?})\n{why}",
+                    self.watermark(&warehouse).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every current dimension and fact equals the recomputation from the source.
+    pub async fn assert_warehouse_matches_source(&self) {
+        let warehouse = self.warehouse.client().await.unwrap();
+        let checks = cdc_testkit::check_warehouse(&self.source_client, &warehouse)
+            .await
+            .unwrap();
+        for check in &checks {
+            assert!(
+                check.matches(),
+                "warehouse differs from the source: {check:#?}"
+            );
+            assert!(check.source_rows > 0, "{}: empty", check.table);
+        }
+    }
+
+    /// Each source table's changes in the lake, read by DuckDB (every Parquet file under
+    /// `raw/<table>/`, as a globbing reader sees them).
+    pub async fn lake_tables(&self) -> BTreeMap<String, LakeTable> {
+        const SCRIPT: &str = r#"
+import glob, json, sys, duckdb
+lake, tables = sys.argv[1], sys.argv[2:]
+for table in tables:
+    if not glob.glob(f"{lake}/raw/{table}/*/*.parquet"):
+        print(json.dumps({"table": table, "counts": [0, 0, 0, 0, 0, 0]}))
+        continue
+    counts = duckdb.sql(f'''
+        SELECT count(*) FILTER (WHERE _op = 'r'),
+               count(DISTINCT (_kafka_partition, _kafka_offset)) FILTER (WHERE _op = 'r'),
+               count(*) FILTER (WHERE _op <> 'r'),
+               count(DISTINCT (_commit_lsn, _ordinal)) FILTER (WHERE _op <> 'r'),
+               count(DISTINCT (_kafka_partition, _kafka_offset)),
+               count(*)
+        FROM read_parquet('{lake}/raw/{table}/*/*.parquet', hive_partitioning = true,
+                          union_by_name = true)''').fetchall()[0]
+    print(json.dumps({"table": table, "counts": list(counts)}))
+"#;
+        let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
+        let output = tokio::process::Command::new(python)
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(&self.lake_dir)
+            .args(TABLES)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "DuckDB on the lake: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut out = BTreeMap::new();
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            let read: serde_json::Value = serde_json::from_str(line).unwrap();
+            let c: Vec<i64> = read["counts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
+            out.insert(
+                read["table"].as_str().unwrap().to_owned(),
+                LakeTable {
+                    snapshot_rows: c[0],
+                    snapshot_positions: c[1],
+                    changes: c[2],
+                    distinct_changes: c[3],
+                    distinct_positions: c[4],
+                    rows: c[5],
+                },
+            );
+        }
+        out
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
