@@ -29,20 +29,20 @@
 
 #[path = "../crates/cdc-publish/tests/support/mod.rs"]
 mod stack;
+#[path = "../crates/cdc-lake/tests/support/writer.rs"]
+mod writer;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use cdc_lake::{
-    change_topics_pattern, FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeWriter,
-    ParquetOptions,
-};
+use cdc_lake::{FlushPolicy, LakeStore};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
 use cdc_sim::{SchemaVariant, WorkloadConfig};
 use cdc_testkit::TestDb;
 use prometheus::core::Collector;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
+use writer::Writer;
 
 struct Options {
     seconds: u64,
@@ -160,28 +160,15 @@ async fn main() -> anyhow::Result<()> {
         .await;
     let lake_dir = tempfile::tempdir()?;
     let lake = LakeStore::open(lake_dir.path().to_str().context("lake path")?)?;
-    let config = LakeConfig {
-        kafka: stack.settings(),
-        group_id: "lake".to_owned(),
-        topics: vec![change_topics_pattern("totesys")],
-        transaction_topic: Some("totesys.transaction".to_owned()),
-        dead_letter_topic: "totesys.lake-dead-letters".to_owned(),
-        dead_letter_replication: 1,
-        parquet: ParquetOptions::default(),
-        flush: FlushPolicy::default(),
-    };
-    let lake_metrics = LakeMetrics::unregistered()?;
-    let writer = LakeWriter::new(
-        config,
-        lake.clone(),
+    let writer = Writer::start(
+        stack.settings(),
         stack.registry.clone(),
-        lake_metrics.clone(),
+        &lake,
+        "lake",
+        FlushPolicy::default(),
     )
-    .await?;
-    let (stop_writer, writer_stopped) = oneshot::channel::<()>();
-    let writer = tokio::spawn(writer.run(async move {
-        let _ = writer_stopped.await;
-    }));
+    .await;
+    let lake_metrics = writer.metrics.clone();
     let warehouse = TestDb::create().await?;
     let client = warehouse.client().await?;
     cdc_modeler::warehouse::init(&client).await?;
@@ -357,8 +344,7 @@ async fn main() -> anyhow::Result<()> {
         checks.len()
     );
 
-    let _ = stop_writer.send(());
-    writer.await??;
+    writer.stop().await;
     capture.stop().await?;
     Ok(())
 }

@@ -69,6 +69,24 @@ pub struct LakeConfig {
     pub flush: FlushPolicy,
 }
 
+impl LakeConfig {
+    /// The pipeline's layout for topic prefix `prefix`: every change topic, capture's
+    /// transaction topic, dead letters to `<prefix>.lake-dead-letters` (replication 1),
+    /// default Parquet settings and flush policy.
+    pub fn for_prefix(kafka: KafkaSettings, group_id: &str, prefix: &str) -> LakeConfig {
+        LakeConfig {
+            kafka,
+            group_id: group_id.to_owned(),
+            topics: vec![crate::change_topics_pattern(prefix)],
+            transaction_topic: Some(format!("{prefix}.transaction")),
+            dead_letter_topic: format!("{prefix}.lake-dead-letters"),
+            dead_letter_replication: 1,
+            parquet: ParquetOptions::default(),
+            flush: FlushPolicy::default(),
+        }
+    }
+}
+
 /// Partitions the group took away, noted by the rebalance callback for the loop to drop.
 #[derive(Default)]
 struct GroupEvents {

@@ -6,6 +6,8 @@
 
 #[path = "../../cdc-publish/tests/support/mod.rs"]
 mod stack;
+#[path = "support/writer.rs"]
+mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,9 +17,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use cdc_kafka::Producer;
 use cdc_lake::{
-    change_topics_pattern, CompactOptions, DataFile, FlushPolicy, LakeConfig, LakeError,
-    LakeMetrics, LakeStore, LakeTotals, LakeWriter, ParquetOptions, DLQ_OFFSET, DLQ_REASON,
-    DLQ_REASON_CODE, DLQ_TOPIC,
+    CompactOptions, DataFile, LakeStore, DLQ_OFFSET, DLQ_REASON, DLQ_REASON_CODE, DLQ_TOPIC,
 };
 use cdc_publish::PublishConfig;
 use cdc_sim::SchemaVariant;
@@ -29,114 +29,50 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use stack::{Record, Stack};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use writer::Writer;
 
 const DEAD_LETTERS: &str = "totesys.lake-dead-letters";
 const TRANSACTIONS: &str = "totesys.transaction";
 
-/// A lake writer running in the background.
-struct Writer {
-    task: JoinHandle<Result<LakeTotals, LakeError>>,
-    stop: oneshot::Sender<()>,
-    metrics: LakeMetrics,
+/// A writer of `group` over the stack's topics, writing small files.
+async fn start_writer(stack: &Stack, lake: &LakeStore, group: &str) -> Writer {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+    let mut kafka = stack.settings();
+    // The consumer-lag gauge follows librdkafka's statistics; often, for the tests.
+    kafka.set("statistics.interval.ms", "300");
+    if let Ok(debug) = std::env::var("LAKE_KAFKA_DEBUG") {
+        kafka.set("debug", debug);
+    }
+    let flush = Writer::small_files(150, 300);
+    Writer::start(kafka, stack.registry.clone(), lake, group, flush).await
 }
 
-impl Writer {
-    async fn start(stack: &Stack, lake: &LakeStore, group: &str) -> Writer {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-            )
-            .with_test_writer()
-            .try_init();
-        let mut kafka = stack.settings();
-        // The consumer-lag gauge follows librdkafka's statistics; often, for the tests.
-        kafka.set("statistics.interval.ms", "300");
-        if let Ok(debug) = std::env::var("LAKE_KAFKA_DEBUG") {
-            kafka.set("debug", debug);
-        }
-        let config = LakeConfig {
-            kafka,
-            group_id: group.to_owned(),
-            topics: vec![change_topics_pattern("totesys")],
-            transaction_topic: Some(TRANSACTIONS.to_owned()),
-            dead_letter_topic: DEAD_LETTERS.to_owned(),
-            dead_letter_replication: 1,
-            parquet: ParquetOptions::default(),
-            // Small files, so that restarts and rebalances fall between and inside them.
-            flush: FlushPolicy {
-                max_rows: 150,
-                max_bytes: 1 << 20,
-                max_age: Duration::from_millis(300),
-            },
-        };
-        let metrics = LakeMetrics::unregistered().unwrap();
-        let writer = LakeWriter::new(
-            config,
-            lake.clone(),
-            stack.registry.clone(),
-            metrics.clone(),
-        )
-        .await
-        .unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(writer.run(async move {
-            let _ = stopped.await;
-        }));
-        Writer {
-            task,
-            stop,
-            metrics,
-        }
-    }
-
-    /// Waits until the group gave this writer partitions.
-    async fn assigned(&self) {
-        let start = Instant::now();
-        while self.metrics.partitions_assigned.get() == 0 {
-            assert!(!self.task.is_finished(), "writer stopped");
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no partitions assigned"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The partitions this writer's consumer-lag gauge has a series for.
-    fn lag_series(&self) -> BTreeSet<(String, String)> {
-        use prometheus::core::Collector;
-        self.metrics
-            .consumer_lag
-            .collect()
-            .iter()
-            .flat_map(|family| family.get_metric())
-            .map(|m| {
-                let label = |name: &str| {
-                    m.get_label()
-                        .iter()
-                        .find(|l| l.name() == name)
-                        .map(|l| l.value().to_owned())
-                        .unwrap()
-                };
-                (label("topic"), label("partition"))
-            })
-            .collect()
-    }
-
-    /// Flushes, commits and leaves the group.
-    async fn stop(self) -> LakeTotals {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap()
-    }
-
-    /// Stops abruptly wherever it is, like a crash.
-    async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
+/// The partitions a writer's consumer-lag gauge has a series for.
+fn lag_series(writer: &Writer) -> BTreeSet<(String, String)> {
+    use prometheus::core::Collector;
+    writer
+        .metrics
+        .consumer_lag
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .map(|m| {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_owned())
+                    .unwrap()
+            };
+            (label("topic"), label("partition"))
+        })
+        .collect()
 }
 
 /// The change topics (`totesys.<schema>.<table>`) and their partition counts.
@@ -504,7 +440,7 @@ async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     let capture = start_source(&stack, variant).await;
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
-    let writer = Writer::start(&stack, &lake, "lake").await;
+    let writer = start_writer(&stack, &lake, "lake").await;
     stack.spawn_workload(1_500, 1_000.0, 5).await.await.unwrap();
     // A new source column: new files have it, old ones do not, DuckDB reads both.
     stack
@@ -580,7 +516,7 @@ async fn a_writer_killed_at_random_points_leaves_each_change_once() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let load = stack.spawn_workload(3_000, 600.0, 11).await;
     for _ in 0..6 {
-        let writer = Writer::start(&stack, &lake, "lake").await;
+        let writer = start_writer(&stack, &lake, "lake").await;
         // Not while joining: Tansu 0.6 keeps a member that dies mid-join as the group's
         // leader for good (docs/broker.md); Kafka would expire it after the session timeout.
         writer.assigned().await;
@@ -593,7 +529,7 @@ async fn a_writer_killed_at_random_points_leaves_each_change_once() {
     stack
         .wait_all_acked(&capture, Duration::from_secs(120))
         .await;
-    let writer = Writer::start(&stack, &lake, "lake").await;
+    let writer = start_writer(&stack, &lake, "lake").await;
     wait_caught_up(&stack, "lake", Duration::from_secs(120)).await;
     writer.stop().await;
     capture.stop().await.unwrap();
@@ -610,15 +546,15 @@ async fn partitions_move_between_two_writers_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
     let load = stack.spawn_workload(3_000, 600.0, 23).await;
-    let first = Writer::start(&stack, &lake, "lake").await;
+    let first = start_writer(&stack, &lake, "lake").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     // A second member joins: the group splits the partitions between them.
-    let second = Writer::start(&stack, &lake, "lake").await;
+    let second = start_writer(&stack, &lake, "lake").await;
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     // Each member's consumer-lag series cover the partitions it owns, and no other's.
     let start = Instant::now();
     loop {
-        let (a, b) = (first.lag_series(), second.lag_series());
+        let (a, b) = (lag_series(&first), lag_series(&second));
         let owned = |w: &Writer, series: &BTreeSet<_>| {
             i64::try_from(series.len()).unwrap() == w.metrics.partitions_assigned.get()
         };
@@ -656,7 +592,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_to_the_lake() 
     let capture = start_source(&stack, SchemaVariant::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
-    let writer = Writer::start(&stack, &lake, "lake").await;
+    let writer = start_writer(&stack, &lake, "lake").await;
     stack.spawn_workload(300, 1_000.0, 3).await.await.unwrap();
     stack
         .wait_all_acked(&capture, Duration::from_secs(60))

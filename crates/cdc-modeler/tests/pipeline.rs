@@ -13,16 +13,15 @@
 
 #[path = "../../cdc-publish/tests/support/mod.rs"]
 mod stack;
+#[path = "../../cdc-lake/tests/support/writer.rs"]
+mod writer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdc_lake::{
-    change_topics_pattern, FlushPolicy, LakeConfig, LakeError, LakeMetrics, LakeStore, LakeTotals,
-    LakeWriter, ParquetOptions,
-};
+use cdc_lake::LakeStore;
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
 use cdc_sim::SchemaVariant;
@@ -30,8 +29,8 @@ use cdc_testkit::TestDb;
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
 use stack::Stack;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
+use writer::Writer;
 
 /// Every source table the warehouse is built from.
 const AUDITED: [&str; 11] = cdc_sim::TABLES;
@@ -42,10 +41,7 @@ struct Pipeline {
     capture: stack::Capture,
     lake_dir: tempfile::TempDir,
     lake: LakeStore,
-    writer: (
-        JoinHandle<Result<LakeTotals, LakeError>>,
-        oneshot::Sender<()>,
-    ),
+    writer: Writer,
     warehouse: TestDb,
 }
 
@@ -74,42 +70,16 @@ impl Pipeline {
             .await;
         let lake_dir = tempfile::tempdir().unwrap();
         let lake = LakeStore::open(lake_dir.path().to_str().unwrap()).unwrap();
-        let config = LakeConfig {
-            kafka: stack.settings(),
-            group_id: "lake".to_owned(),
-            topics: vec![change_topics_pattern("totesys")],
-            transaction_topic: Some("totesys.transaction".to_owned()),
-            dead_letter_topic: "totesys.lake-dead-letters".to_owned(),
-            dead_letter_replication: 1,
-            parquet: ParquetOptions::default(),
-            flush: FlushPolicy {
-                max_rows: 500,
-                max_bytes: 1 << 20,
-                max_age: Duration::from_millis(200),
-            },
-        };
-        let metrics = LakeMetrics::unregistered().unwrap();
-        let writer = LakeWriter::new(
-            config,
-            lake.clone(),
+        let flush = Writer::small_files(500, 200);
+        let writer = Writer::start(
+            stack.settings(),
             stack.registry.clone(),
-            metrics.clone(),
+            &lake,
+            "lake",
+            flush,
         )
-        .await
-        .unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(writer.run(async move {
-            let _ = stopped.await;
-        }));
-        let start = Instant::now();
-        while metrics.partitions_assigned.get() == 0 {
-            assert!(!task.is_finished(), "lake writer stopped");
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no partitions assigned"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        .await;
+        writer.assigned().await;
         let warehouse = TestDb::create().await.unwrap();
         cdc_modeler::warehouse::init(&warehouse.client().await.unwrap())
             .await
@@ -119,7 +89,7 @@ impl Pipeline {
             capture,
             lake_dir,
             lake,
-            writer: (task, stop),
+            writer,
             warehouse,
         }
     }
@@ -185,9 +155,7 @@ impl Pipeline {
     }
 
     async fn stop(self) {
-        let (task, stop) = self.writer;
-        let _ = stop.send(());
-        task.await.unwrap().unwrap();
+        self.writer.stop().await;
         self.capture.stop().await.unwrap();
         drop(self.lake_dir);
     }

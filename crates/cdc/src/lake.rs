@@ -78,16 +78,15 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
     let registry = Arc::new(args.target.connect.registry()?);
     let metrics = LakeMetrics::register(prometheus::default_registry())
         .context("registering the lake writer's metrics")?;
+    let prefix = &args.target.topic_prefix;
+    let defaults =
+        LakeConfig::for_prefix(args.target.connect.settings()?, &args.target.group, prefix);
     let config = LakeConfig {
-        kafka: args.target.connect.settings()?,
-        group_id: args.target.group.clone(),
-        topics: vec![cdc_lake::change_topics_pattern(&args.target.topic_prefix)],
-        transaction_topic: (!args.no_transactions)
-            .then(|| format!("{}.transaction", args.target.topic_prefix)),
+        transaction_topic: defaults.transaction_topic.filter(|_| !args.no_transactions),
         dead_letter_topic: args
             .dead_letter_topic
             .clone()
-            .unwrap_or_else(|| format!("{}.lake-dead-letters", args.target.topic_prefix)),
+            .unwrap_or(defaults.dead_letter_topic),
         dead_letter_replication: args.replication_factor,
         parquet: ParquetOptions {
             row_group_rows: args.row_group_rows,
@@ -99,6 +98,7 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             max_bytes: args.flush_bytes,
             max_age: Duration::from_millis(args.flush_age_ms),
         },
+        ..defaults
     };
     tracing::info!(lake = %lake.url, group = %config.group_id, topics = ?config.topics,
         dead_letters = %config.dead_letter_topic, "lake writer starting");

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cdc_lake::{
-    FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeTotals, LakeWriter, ParquetOptions,
-    PartitionOffsets,
+    FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeTotals, LakeWriter, PartitionOffsets,
 };
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -314,22 +313,18 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             .context("setting the replay group's start offsets")?;
     }
     let config = LakeConfig {
-        kafka: settings.clone(),
-        group_id: group.clone(),
-        topics: vec![cdc_lake::change_topics_pattern(&prefix)],
         transaction_topic,
         dead_letter_topic: args
             .dead_letter_topic
             .clone()
             .unwrap_or_else(|| format!("{prefix}.replay-dead-letters")),
-        dead_letter_replication: 1,
-        parquet: ParquetOptions::default(),
         flush: FlushPolicy {
             max_rows: args.flush_rows,
             // Replay flushes by size only: files as large as the policy allows.
             max_age: Duration::from_secs(3600),
             ..FlushPolicy::default()
         },
+        ..LakeConfig::for_prefix(settings.clone(), &group, &prefix)
     };
     tracing::info!(lake = %lake.url, %group, partitions = ends.len(), records = total, "replay starting");
     let metrics = LakeMetrics::unregistered().context("creating the lake writer's metrics")?;

@@ -13,22 +13,22 @@
 
 #[path = "../../cdc-publish/tests/support/mod.rs"]
 mod stack;
+#[path = "../../cdc-lake/tests/support/writer.rs"]
+mod writer;
 
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use cdc_lake::{
-    change_topics_pattern, FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeWriter,
-    ParquetOptions,
-};
+use cdc_lake::{LakeMetrics, LakeStore};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
 use cdc_sim::SchemaVariant;
 use cdc_testkit::TestDb;
 use prometheus::core::Collector;
 use stack::Stack;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
+use writer::Writer;
 
 const GROUP: &str = "lake";
 const PREFIX: &str = "totesys";
@@ -225,33 +225,16 @@ async fn a_warehouse_rebuilt_from_the_topics_equals_the_live_one() {
     let lake = LakeStore::open(lake_dir.path().to_str().unwrap()).unwrap();
     let mut settings = stack.settings();
     settings.set("statistics.interval.ms", "300");
-    let config = LakeConfig {
-        kafka: settings.clone(),
-        group_id: GROUP.to_owned(),
-        topics: vec![change_topics_pattern(PREFIX)],
-        transaction_topic: Some(format!("{PREFIX}.transaction")),
-        dead_letter_topic: format!("{PREFIX}.lake-dead-letters"),
-        dead_letter_replication: 1,
-        parquet: ParquetOptions::default(),
-        flush: FlushPolicy {
-            max_rows: 500,
-            max_bytes: 1 << 20,
-            max_age: Duration::from_millis(200),
-        },
-    };
-    let metrics = LakeMetrics::unregistered().unwrap();
-    let writer = LakeWriter::new(
-        config,
-        lake.clone(),
+    let flush = Writer::small_files(500, 200);
+    let writer = Writer::start(
+        settings.clone(),
         stack.registry.clone(),
-        metrics.clone(),
+        &lake,
+        GROUP,
+        flush,
     )
-    .await
-    .unwrap();
-    let (stop_writer, writer_stopped) = oneshot::channel::<()>();
-    let writer = tokio::spawn(writer.run(async move {
-        let _ = writer_stopped.await;
-    }));
+    .await;
+    let metrics = writer.metrics.clone();
     let live = TestDb::create().await.unwrap();
     let live_client = live.client().await.unwrap();
     cdc_modeler::warehouse::init(&live_client).await.unwrap();
@@ -454,7 +437,6 @@ async fn a_warehouse_rebuilt_from_the_topics_equals_the_live_one() {
     assert!(output.status.success(), "backfill failed: {stderr}");
     assert_eq!(records_read(&stdout), expected as u64, "{stdout}");
 
-    let _ = stop_writer.send(());
-    writer.await.unwrap().unwrap();
+    writer.stop().await;
     drop(lake_dir);
 }
