@@ -94,17 +94,23 @@ async fn check_exactly_once_after_dedup(
     duplicates
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capture_crashes_lose_nothing_and_duplicates_keep_their_position() {
+/// A source seeded with `seed`, and capture past its initial snapshot (streaming).
+async fn streaming(seed: u64) -> (Stack, support::Capture) {
     let stack = Stack::start().await;
     cdc_sim::create_schema(&stack.client, SchemaVariant::default())
         .await
         .unwrap();
-    cdc_sim::seed(&stack.client, 9).await.unwrap();
-    let mut capture = stack.start_capture(PublishConfig::default()).await;
+    cdc_sim::seed(&stack.client, seed).await.unwrap();
+    let capture = stack.start_capture(PublishConfig::default()).await;
+    stack.wait_snapshot_done(&capture).await;
+    (stack, capture)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_crashes_lose_nothing_and_duplicates_keep_their_position() {
     // Mid-stream: a crash during the initial snapshot redoes it under a new slot
     // (docs/capture.md), so its rows come again with new positions.
-    stack.wait_snapshot_done(&capture).await;
+    let (stack, mut capture) = streaming(9).await;
     let workload = stack.spawn_workload(1_500, 600.0, 23).await;
     let mut recorded = Vec::new();
     let mut rng = rand::rng();
@@ -130,13 +136,7 @@ async fn capture_crashes_lose_nothing_and_duplicates_keep_their_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stops_confirm_what_kafka_acknowledged_and_repeat_nothing() {
-    let stack = Stack::start().await;
-    cdc_sim::create_schema(&stack.client, SchemaVariant::default())
-        .await
-        .unwrap();
-    cdc_sim::seed(&stack.client, 9).await.unwrap();
-    let mut capture = stack.start_capture(PublishConfig::default()).await;
-    stack.wait_snapshot_done(&capture).await;
+    let (stack, mut capture) = streaming(9).await;
     let workload = stack.spawn_workload(1_500, 600.0, 29).await;
     let mut recorded = Vec::new();
     let mut rng = rand::rng();
@@ -184,15 +184,9 @@ async fn graceful_stops_confirm_what_kafka_acknowledged_and_repeat_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_stalls_capture_and_it_resumes_without_loss() {
-    let mut stack = Stack::start().await;
-    cdc_sim::create_schema(&stack.client, SchemaVariant::default())
-        .await
-        .unwrap();
-    cdc_sim::seed(&stack.client, 4).await.unwrap();
-    let capture = stack.start_capture(PublishConfig::default()).await;
     // The outage is mid-stream: every table's topic exists (a topic created during an
     // outage fails capture, see docs/kafka.md).
-    stack.wait_snapshot_done(&capture).await;
+    let (mut stack, capture) = streaming(4).await;
     let workload = stack.spawn_workload(1_200, 400.0, 23).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
 

@@ -1,7 +1,6 @@
 //! `totesys-cdc check`: connectivity and privileges of every part the configuration
 //! names, each found wrong said in one line with what to do about it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,12 +9,8 @@ use object_store::ObjectStoreExt;
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Source database (as for `capture`).
-    #[arg(long, env = "TOTESYS_CDC_SOURCE_URL")]
-    source: Option<String>,
-    /// File holding the source password (else PGPASSWORD).
-    #[arg(long, env = "TOTESYS_CDC_SOURCE_PASSWORD_FILE")]
-    source_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    source: crate::conn::SourceOption,
     /// Publication capture streams (checked when it exists).
     #[arg(long, default_value = "totesys_cdc")]
     publication: String,
@@ -30,12 +25,8 @@ pub struct CheckArgs {
     /// The lake (as for `lake`); a probe object is written and deleted.
     #[arg(long, env = "TOTESYS_CDC_LAKE_URL")]
     lake_url: Option<String>,
-    /// The warehouse database (as for `model`).
-    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_URL")]
-    warehouse_url: Option<String>,
-    /// File holding the warehouse password.
-    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_PASSWORD_FILE")]
-    warehouse_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    warehouse: crate::conn::WarehouseOption,
     /// Seconds each part may take to answer.
     #[arg(long, default_value_t = 15)]
     timeout: u64,
@@ -93,16 +84,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
 }
 
 async fn source(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
-    let Some(url) = &args.source else {
+    let Some(client) = args.source.connect().await? else {
         return Ok(vec![Finding::Skipped("--source not set".into())]);
     };
-    let client = crate::connect_postgres(
-        url,
-        "--source / TOTESYS_CDC_SOURCE_URL",
-        args.source_password_file.as_deref(),
-        &["PGPASSWORD"],
-    )
-    .await?;
     let mut findings = Vec::new();
     let row = client
         .query_one(
@@ -248,16 +232,9 @@ async fn lake(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
 }
 
 async fn warehouse(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
-    let Some(url) = &args.warehouse_url else {
+    let Some(client) = args.warehouse.connect().await? else {
         return Ok(vec![Finding::Skipped("--warehouse-url not set".into())]);
     };
-    let client = crate::connect_postgres(
-        url,
-        "--warehouse-url / TOTESYS_CDC_WAREHOUSE_URL",
-        args.warehouse_password_file.as_deref(),
-        &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
-    )
-    .await?;
     let mut findings = vec![Finding::Ok("connected".into())];
     let initialised: bool = client
         .query_one("SELECT to_regclass('totesys_cdc.applied') IS NOT NULL", &[])

@@ -2,7 +2,6 @@
 //! idempotent and done only when its setting is given: the source's publication, the
 //! change topics and their registry subjects, and the warehouse's DDL.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,12 +10,8 @@ use cdc_core::TableName;
 /// Arguments of `init`.
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Source database: creates the publication (and, with Kafka, the topics and subjects).
-    #[arg(long, env = "TOTESYS_CDC_SOURCE_URL")]
-    source: Option<String>,
-    /// File holding the source password (else PGPASSWORD).
-    #[arg(long, env = "TOTESYS_CDC_SOURCE_PASSWORD_FILE")]
-    source_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    source: crate::conn::SourceOption,
     /// Publication to create or extend (as for `capture`).
     #[arg(long, default_value = "totesys_cdc")]
     publication: String,
@@ -28,32 +23,21 @@ pub struct InitArgs {
     no_topics: bool,
     #[command(flatten)]
     kafka: crate::kafka::KafkaArgs,
-    /// The warehouse database: applies the star schemas, SCD2 history and calendar.
-    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_URL")]
-    warehouse_url: Option<String>,
-    /// File holding the warehouse password.
-    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_PASSWORD_FILE")]
-    warehouse_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    warehouse: crate::conn::WarehouseOption,
 }
 
 /// Creates what is missing; says what it did, part by part.
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.source.is_some() || args.warehouse_url.is_some(),
+        args.source.source.is_some() || args.warehouse.warehouse_url.is_some(),
         "init has nothing to do: set --source / TOTESYS_CDC_SOURCE_URL and/or \
          --warehouse-url / TOTESYS_CDC_WAREHOUSE_URL"
     );
-    if let Some(url) = &args.source {
-        source(&args, url).await?;
+    if let Some(client) = args.source.connect().await? {
+        source(&args, &client).await?;
     }
-    if let Some(url) = &args.warehouse_url {
-        let client = crate::connect_postgres(
-            url,
-            "--warehouse-url / TOTESYS_CDC_WAREHOUSE_URL",
-            args.warehouse_password_file.as_deref(),
-            &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
-        )
-        .await?;
+    if let Some(client) = args.warehouse.connect().await? {
         cdc_modeler::warehouse::init(&client)
             .await
             .context("applying the warehouse DDL")?;
@@ -65,14 +49,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn source(args: &InitArgs, url: &str) -> anyhow::Result<()> {
-    let client = crate::connect_postgres(
-        url,
-        "--source / TOTESYS_CDC_SOURCE_URL",
-        args.source_password_file.as_deref(),
-        &["PGPASSWORD"],
-    )
-    .await?;
+async fn source(args: &InitArgs, client: &tokio_postgres::Client) -> anyhow::Result<()> {
     let wal_level: String = client
         .query_one("SELECT current_setting('wal_level')", &[])
         .await
@@ -83,14 +60,14 @@ async fn source(args: &InitArgs, url: &str) -> anyhow::Result<()> {
         "the source's wal_level is {wal_level}: set wal_level = logical and restart PostgreSQL"
     );
     let tables: Vec<TableName> = if args.tables.is_empty() {
-        cdc_postgres::catalog::tables_in_schema(&client, "public").await?
+        cdc_postgres::catalog::tables_in_schema(client, "public").await?
     } else {
         args.tables
             .iter()
             .map(|t| crate::capture::parse_table(t))
             .collect::<anyhow::Result<_>>()?
     };
-    let published = cdc_postgres::setup::ensure_publication(&client, &args.publication, &tables)
+    let published = cdc_postgres::setup::ensure_publication(client, &args.publication, &tables)
         .await
         .with_context(|| format!("creating publication {}", args.publication))?;
     eprintln!(
@@ -108,8 +85,8 @@ async fn source(args: &InitArgs, url: &str) -> anyhow::Result<()> {
         .await
         .context("connecting to Kafka (--bootstrap-servers)")?;
     for table in &published {
-        let id = cdc_postgres::catalog::table_id(&client, table).await?;
-        let schema = Arc::new(cdc_postgres::catalog::table_schema(&client, id).await?);
+        let id = cdc_postgres::catalog::table_id(client, table).await?;
+        let schema = Arc::new(cdc_postgres::catalog::table_schema(client, id).await?);
         sink.prepare(&schema)
             .await
             .with_context(|| format!("creating the topic and subjects of {table}"))?;

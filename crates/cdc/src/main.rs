@@ -5,6 +5,7 @@ mod capture;
 mod check;
 mod compact;
 mod config;
+mod conn;
 mod init;
 mod kafka;
 mod lake;

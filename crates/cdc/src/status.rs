@@ -1,7 +1,6 @@
 //! `totesys-cdc status`: where every stage stands, read from the stages themselves
 //! (the slot, the consumer groups, the lake, the warehouse), one line or a few each.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,12 +9,8 @@ use cdc_core::Lsn;
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Source database, for the replication slot's lag (as for `capture`).
-    #[arg(long, env = "TOTESYS_CDC_SOURCE_URL")]
-    source: Option<String>,
-    /// File holding the source password (else PGPASSWORD).
-    #[arg(long, env = "TOTESYS_CDC_SOURCE_PASSWORD_FILE")]
-    source_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    source: crate::conn::SourceOption,
     /// Replication slot capture streams from.
     #[arg(long, default_value = "totesys_cdc")]
     slot: String,
@@ -36,12 +31,8 @@ pub struct StatusArgs {
     /// The lake (as for `lake`), for the files the modeler has not applied yet.
     #[arg(long, env = "TOTESYS_CDC_LAKE_URL")]
     lake_url: Option<String>,
-    /// The warehouse database, for its watermark and freshness.
-    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_URL")]
-    warehouse_url: Option<String>,
-    /// File holding the warehouse password.
-    #[arg(long, env = "TOTESYS_CDC_WAREHOUSE_PASSWORD_FILE")]
-    warehouse_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    warehouse: crate::conn::WarehouseOption,
     /// Seconds each part may take to answer.
     #[arg(long, default_value_t = 15)]
     timeout: u64,
@@ -84,16 +75,9 @@ fn print_section(name: &str, lines: Vec<String>) {
 }
 
 async fn source(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
-    let Some(url) = &args.source else {
+    let Some(client) = args.source.connect().await? else {
         return Ok(vec!["not configured (--source)".into()]);
     };
-    let client = crate::connect_postgres(
-        url,
-        "--source / TOTESYS_CDC_SOURCE_URL",
-        args.source_password_file.as_deref(),
-        &["PGPASSWORD"],
-    )
-    .await?;
     let row = client
         .query_opt(
             "SELECT active, active_pid, confirmed_flush_lsn::text, pg_current_wal_lsn()::text,
@@ -173,10 +157,24 @@ async fn lake(args: &StatusArgs, watermark: Option<Lsn>) -> anyhow::Result<Vec<S
                 .len()
         )]);
     };
-    let mut waiting = 0;
+    // A partition's files hold commit LSNs in offset order (capture produces in commit
+    // order), so reading footers newest first, the first file wholly at or below the
+    // watermark ends that partition's count: a few footer reads, however large the lake.
+    let mut partitions: std::collections::BTreeMap<(&str, i32), Vec<_>> = Default::default();
     for file in &changes {
-        let max = cdc_modeler::lake::max_commit_lsn(&lake, &file.path(&lake.root)).await?;
-        if max.is_none_or(|max| max > watermark) {
+        partitions
+            .entry((file.topic.as_str(), file.partition))
+            .or_default()
+            .push(*file);
+    }
+    let mut waiting = 0;
+    for files in partitions.values_mut() {
+        files.sort_by_key(|f| std::cmp::Reverse(f.first_offset));
+        for file in files.iter() {
+            let max = cdc_modeler::lake::max_commit_lsn(&lake, &file.path(&lake.root)).await?;
+            if max.is_some_and(|max| max <= watermark) {
+                break;
+            }
             waiting += 1;
         }
     }
@@ -187,16 +185,9 @@ async fn lake(args: &StatusArgs, watermark: Option<Lsn>) -> anyhow::Result<Vec<S
 }
 
 async fn warehouse(args: &StatusArgs) -> anyhow::Result<(Vec<String>, Option<Lsn>)> {
-    let Some(url) = &args.warehouse_url else {
+    let Some(client) = args.warehouse.connect().await? else {
         return Ok((vec!["not configured (--warehouse-url)".into()], None));
     };
-    let client = crate::connect_postgres(
-        url,
-        "--warehouse-url / TOTESYS_CDC_WAREHOUSE_URL",
-        args.warehouse_password_file.as_deref(),
-        &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
-    )
-    .await?;
     let watermark = cdc_modeler::warehouse::watermark(&client).await?;
     let row = client
         .query_opt(

@@ -70,13 +70,7 @@ async fn scalar(prometheus: SocketAddr, promql: &str) -> f64 {
 async fn prometheus_scrapes_every_component_for_a_minute() {
     let prometheus_bin = find_prometheus();
     let stack = ProcessStack::start().await;
-    let mut capture = stack.capture();
-    stack.start_capture(&mut capture).await;
-    let mut lake = stack.lake();
-    stack.start_lake(&mut lake).await;
-    let mut model = stack.model();
-    model.start();
-    model.wait_ready(Duration::from_secs(60)).await;
+    let (mut capture, mut lake, mut model) = stack.start_pipeline().await;
     let mut load = stack.simulate(100, Some(90), 5);
     load.start();
 

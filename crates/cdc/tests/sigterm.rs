@@ -69,13 +69,7 @@ async fn terminate(component: &mut Component, which: Which) {
 async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
     let stack = ProcessStack::start().await;
     stack.install_audit().await;
-    let mut capture = stack.capture();
-    stack.start_capture(&mut capture).await;
-    let mut lake = stack.lake();
-    stack.start_lake(&mut lake).await;
-    let mut model = stack.model();
-    model.start();
-    model.wait_ready(Duration::from_secs(60)).await;
+    let (mut capture, mut lake, mut model) = stack.start_pipeline().await;
 
     // A few hundred changes a second until the SIGTERM rounds are over.
     let mut load = stack

@@ -585,6 +585,19 @@ impl ProcessStack {
         }
     }
 
+    /// Capture (past its snapshot), the lake writer (with partitions) and the modeler
+    /// (ready), each a running process.
+    pub async fn start_pipeline(&self) -> (Component, Component, Component) {
+        let mut capture = self.capture();
+        self.start_capture(&mut capture).await;
+        let mut lake = self.lake();
+        self.start_lake(&mut lake).await;
+        let mut model = self.model();
+        model.start();
+        model.wait_ready(Duration::from_secs(60)).await;
+        (capture, lake, model)
+    }
+
     /// Records, on the source, the row count of every table now (`audit.initial`) and
     /// every row change from now on (`audit.log`, by trigger: independent of decoding).
     pub async fn install_audit(&self) {
