@@ -60,6 +60,17 @@ async fn a_million_row_transaction_streams_with_bounded_memory() {
         .spawn()
         .expect("start capture");
     let pid = child.id();
+    // Read capture's output as it comes: a full pipe would stall it.
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let output = output.clone();
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            output.lock().unwrap().push_str(&text);
+        })
+    };
 
     let start = Instant::now();
     while client
@@ -92,14 +103,19 @@ async fn a_million_row_transaction_streams_with_bounded_memory() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "capture did not finish the transaction"
-        );
+        if start.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = reader.join();
+            panic!(
+                "capture did not finish the transaction in 300 s; its output:\n{}",
+                output.lock().unwrap()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let _ = reader.join();
+    let stderr = output.lock().unwrap().clone();
     assert!(status.success(), "capture failed: {stderr}");
     let big_line = stderr
         .lines()
