@@ -18,7 +18,7 @@ mod topics;
 
 pub use producer::{Delivery, Producer};
 pub use settings::{is_secret_property, KafkaSettings};
-pub use topics::{ensure_topics, group_lags, topic_stats, GroupLag, TopicSpec, TopicStats};
+pub use topics::{ensure_topics, topic_stats, TopicSpec, TopicStats};
 
 /// A failure talking to Kafka; one line naming what was attempted.
 #[derive(Debug, thiserror::Error)]

@@ -90,15 +90,12 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let mut params =
         ConnectParams::parse(&args.source).context("setting --source / TOTESYS_CDC_SOURCE_URL")?;
     if params.password.is_none() {
-        params.password = match &args.source_password_file {
-            Some(path) => Some(Secret::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading --source-password-file {}", path.display()))?
-                    .trim_end()
-                    .to_owned(),
-            )),
-            None => std::env::var("PGPASSWORD").ok().map(Secret::new),
-        };
+        params.password = crate::password_from(
+            args.source_password_file.as_deref(),
+            "--source-password-file",
+            &["PGPASSWORD"],
+        )?
+        .map(Secret::new);
     }
     params.application_name = "totesys-cdc capture".into();
     let mut config = CaptureConfig::new(params);

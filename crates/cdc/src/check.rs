@@ -129,20 +129,19 @@ async fn source(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
             args.publication
         )));
     } else {
-        let mut unreadable = Vec::new();
-        for table in &published {
-            let readable: bool = client
-                .query_one(
-                    "SELECT has_table_privilege(format('%I.%I', $1::text, $2::text), 'SELECT')",
-                    &[&table.schema, &table.name],
-                )
-                .await
-                .context("checking table privileges")?
-                .get(0);
-            if !readable {
-                unreadable.push(format!("{}.{}", table.schema, table.name));
-            }
-        }
+        let unreadable: Vec<String> = client
+            .query(
+                "SELECT format('%s.%s', schemaname, tablename) FROM pg_publication_tables
+                  WHERE pubname = $1
+                    AND NOT has_table_privilege(format('%I.%I', schemaname, tablename), 'SELECT')
+                  ORDER BY 1",
+                &[&args.publication],
+            )
+            .await
+            .context("checking table privileges")?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
         findings.push(if unreadable.is_empty() {
             Finding::Ok(format!(
                 "publication {}: {} tables, all readable (snapshot)",

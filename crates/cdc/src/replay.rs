@@ -135,33 +135,6 @@ fn bar(args: &ReplayArgs, len: Option<u64>, template: &str) -> ProgressBar {
     bar
 }
 
-/// Connects to the new warehouse, driving the connection on the current runtime.
-async fn connect_warehouse(args: &ReplayArgs, url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .context("setting --warehouse-url is not a connection string")?;
-    if config.get_password().is_none() {
-        let password = crate::password_from(
-            args.warehouse_password_file.as_deref(),
-            "--warehouse-password-file",
-            &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
-        )?;
-        if let Some(password) = password {
-            config.password(password);
-        }
-    }
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .context("connecting to the new warehouse (--warehouse-url)")?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "warehouse connection closed");
-        }
-    });
-    Ok(client)
-}
-
 /// What the modeler did with the new lake.
 #[derive(Debug, Default)]
 struct Applied {
@@ -237,7 +210,13 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let warehouse = match &warehouse_url {
         Some(url) => {
-            let client = connect_warehouse(&args, url).await?;
+            let client = crate::connect_postgres(
+                url,
+                "--warehouse-url (the new warehouse)",
+                args.warehouse_password_file.as_deref(),
+                &["TOTESYS_CDC_WAREHOUSE_PASSWORD", "PGPASSWORD"],
+            )
+            .await?;
             cdc_modeler::warehouse::init(&client)
                 .await
                 .context("applying the warehouse DDL to --warehouse-url")?;

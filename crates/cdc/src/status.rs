@@ -120,19 +120,25 @@ async fn source(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
 
 async fn kafka(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
     let settings = args.kafka.settings()?;
-    let lags = cdc_kafka::group_lags(&settings, &args.topic_prefix, &args.group)
-        .await
-        .context("reading the consumer groups' offsets")?;
+    // The lake's topics (changes and transactions), as the lake writers read them.
+    let partitions = cdc_lake::lake_partitions(&settings, &args.topic_prefix).await?;
     let mut lines = Vec::new();
-    for lag in lags {
+    for group in &args.group {
+        let committed = cdc_lake::committed_offsets(&settings, group, &args.topic_prefix).await?;
+        // Per topic: records above the group's committed offset (a partition without a
+        // commit counts from its low watermark).
+        let mut behind: std::collections::BTreeMap<&str, i64> = Default::default();
+        for p in &partitions {
+            let position = committed.get(&p.key()).map_or(p.low, |c| (*c).max(p.low));
+            *behind.entry(p.topic.as_str()).or_default() += (p.high - position).max(0);
+        }
         lines.push(format!(
-            "group {}: {} records behind over {} topics",
-            lag.group,
-            lag.total(),
-            lag.topics.len()
+            "group {group}: {} records behind over {} topics",
+            behind.values().sum::<i64>(),
+            behind.len()
         ));
-        for (topic, behind) in lag.topics.iter().filter(|(_, n)| *n > 0) {
-            lines.push(format!("  {topic}: {behind}"));
+        for (topic, n) in behind.iter().filter(|(_, n)| **n > 0) {
+            lines.push(format!("  {topic}: {n}"));
         }
     }
     Ok(lines)

@@ -54,6 +54,8 @@ struct Component {
     args: Vec<String>,
     /// Whether it runs until stopped or runs once; either is restarted when it fails.
     long_running: bool,
+    /// Where it serves `/metrics`, if it does.
+    metrics: Option<SocketAddr>,
 }
 
 impl Component {
@@ -62,12 +64,14 @@ impl Component {
             name: name.to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             long_running,
+            metrics: None,
         }
     }
 
     fn metrics(mut self, addr: SocketAddr) -> Self {
         self.args.push("--metrics-listen".into());
         self.args.push(addr.to_string());
+        self.metrics = Some(addr);
         self
     }
 }
@@ -135,10 +139,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     for c in &components {
         let metrics = c
-            .args
-            .iter()
-            .position(|a| a == "--metrics-listen")
-            .and_then(|i| c.args.get(i + 1))
+            .metrics
             .map_or(String::new(), |a| format!(" (metrics http://{a}/metrics)"));
         eprintln!("up: starting {}{metrics}", c.name);
     }
