@@ -7,7 +7,7 @@
 //!
 //!   A: pg_recvlogical      W..E  raw pgoutput to /dev/null       (the server's own client)
 //!   B: reader ─► count     W..E  decoded, typed ChangeEvents      (stops on the last one)
-//!   C: reader ─► KafkaSink W..E  Avro, registry ids, Tansu broker  (stops once the reader
+//!   C: reader ─► KafkaSink W..E  Avro, registry ids, Apache Kafka  (stops once the reader
 //!                               confirmed E: every event acknowledged by the broker)
 //!   replay: C's records produced again by cdc_kafka::Producer alone (the broker's ceiling)
 //! ```
@@ -39,7 +39,7 @@ use cdc_postgres::reader::{self, CaptureConfig, CaptureStats, SharedStats, Snaps
 use cdc_postgres::sink::{ChangeSink, SinkError, WriteAck};
 use cdc_publish::{KafkaSink, PublishConfig, PublishMetrics};
 use cdc_registry::{RegistryClient, RegistryStore, StoreConfig};
-use cdc_testkit::{BrokerStorage, KafkaBroker, PgCluster, TestDb};
+use cdc_testkit::{KafkaBroker, KafkaOptions, PgCluster, TestDb};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::json;
@@ -56,9 +56,7 @@ usage: capture-vs-recvlogical [CHANGES] [OPTIONS]       (CHANGES defaults to 200
   --partitions N          partitions of each table topic (default: PublishConfig's)
   --batch-size N          CaptureConfig.batch_size (events per sink write)
   --max-in-flight N       CaptureConfig.max_in_flight (unacknowledged batches)
-  --broker-dir PATH       where Tansu keeps its SQLite file (default: a temporary directory)
-  --memory-broker         Tansu's memory engine instead of SQLite: no count check, no replay
-                          (its watermarks are wrong, docs/broker.md); shows our side's pace
+  --broker-dir PATH       where the Kafka broker keeps its data (default: a temporary directory)
   --producer-only N       no PostgreSQL: produce N synthetic records into 11 topics and time
                           until every one is acknowledged (the broker's raw ingest rate)
   --value-bytes N         value size of the synthetic records (default 190)";
@@ -87,7 +85,6 @@ struct Options {
     batch_size: Option<usize>,
     max_in_flight: Option<usize>,
     broker_dir: Option<PathBuf>,
-    memory_broker: bool,
 }
 
 impl Options {
@@ -103,7 +100,6 @@ impl Options {
             batch_size: None,
             max_in_flight: None,
             broker_dir: None,
-            memory_broker: false,
         };
         while let Some(arg) = args.next() {
             let mut value = || {
@@ -113,7 +109,6 @@ impl Options {
             match arg.as_str() {
                 "--no-kafka" => options.kafka = false,
                 "--no-replay" => options.replay = false,
-                "--memory-broker" => options.memory_broker = true,
                 "--producer-only" => options.producer_only = Some(value()?.parse()?),
                 "--value-bytes" => options.value_bytes = value()?.parse()?,
                 "--partitions" => options.partitions = value()?.parse()?,
@@ -740,19 +735,14 @@ impl Registry {
     }
 }
 
-/// Starts Tansu in a temporary directory (under `--broker-dir` when given), removed
-/// when the returned guard drops.
+/// Starts an Apache Kafka broker sized for benchmarks in a temporary directory (under
+/// `--broker-dir` when given), removed when the returned guard drops.
 fn start_broker(options: &Options) -> anyhow::Result<(KafkaBroker, tempfile::TempDir)> {
     let dir = match &options.broker_dir {
         Some(parent) => tempfile::tempdir_in(parent)?,
         None => tempfile::tempdir()?,
     };
-    let storage = if options.memory_broker {
-        BrokerStorage::Memory
-    } else {
-        BrokerStorage::Sqlite
-    };
-    let broker = KafkaBroker::start(dir.path(), storage)?;
+    let broker = KafkaBroker::start_with(dir.path(), KafkaOptions::for_benchmarks())?;
     Ok((broker, dir))
 }
 
@@ -938,22 +928,14 @@ impl KafkaRun {
             records += (high - low) as u64;
             ranges.insert(partition.clone(), (low, *high));
         }
-        if options.memory_broker {
-            eprintln!(
-                "memory broker: watermarks say {records} records, {expected_records} were \
-                 acknowledged (not checked: docs/broker.md)"
-            );
-            records = expected_records;
-        } else {
-            ensure!(
-                records == expected_records,
-                "the broker holds {records} new records, expected {expected_records} \
-                 ({} events and their tombstones): {highs_after:?}",
-                self.probe.events
-            );
-        }
+        ensure!(
+            records == expected_records,
+            "the broker holds {records} new records, expected {expected_records} \
+             ({} events and their tombstones): {highs_after:?}",
+            self.probe.events
+        );
 
-        let replay = if options.replay && !options.memory_broker {
+        let replay = if options.replay {
             eprintln!("replay: the same {records} records, producer alone…");
             let captured = read_records(&bootstrap, ranges).await?;
             Some(self.replay(captured, cpu).await?)
@@ -1157,7 +1139,7 @@ async fn producer_only(options: &Options, count: u64) -> anyhow::Result<()> {
     let highs = high_watermarks(&broker.bootstrap(), "synthetic.").await?;
     let on_broker: i64 = highs.values().sum();
     ensure!(
-        options.memory_broker || on_broker == i64::try_from(count)?,
+        on_broker == i64::try_from(count)?,
         "the broker holds {on_broker} records, {count} were acknowledged"
     );
     println!(
@@ -1203,7 +1185,7 @@ fn synthetic_value(i: u64, len: usize) -> Vec<u8> {
 }
 
 /// CPU seconds used by this process (and the children it reaped, pg_recvlogical among
-/// them), by PostgreSQL (postmaster and its children) and by the Tansu broker.
+/// them), by PostgreSQL (postmaster and its children) and by the Kafka broker.
 struct CpuProbe {
     postmaster_pid_file: Option<PathBuf>,
 }
@@ -1267,7 +1249,7 @@ impl CpuProbe {
         for stat in all_processes() {
             if stat.pid == me {
                 used.client += stat.own + stat.reaped;
-            } else if stat.ppid == me && stat.comm == "tansu" {
+            } else if stat.ppid == me && stat.comm == "java" {
                 used.broker += stat.own;
             } else if Some(stat.pid) == postmaster {
                 used.postgres += stat.own + stat.reaped;

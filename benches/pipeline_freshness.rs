@@ -1,7 +1,7 @@
 //! The whole pipeline's freshness and throughput, source commit to warehouse commit.
 //!
 //! ```text
-//!   simulator ─► totesys (PostgreSQL) ─► capture ─► Tansu (SQLite) ─► lake writer ─► Parquet
+//!   simulator ─► totesys (PostgreSQL) ─► capture ─► Kafka ─► lake writer ─► Parquet
 //!              ─► modeler ─► warehouse (PostgreSQL)         every part with its default settings
 //! ```
 //!

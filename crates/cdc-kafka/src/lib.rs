@@ -18,7 +18,7 @@ mod topics;
 
 pub use producer::{Delivery, Producer};
 pub use settings::{is_secret_property, KafkaSettings};
-pub use topics::{ensure_topics, topic_stats, TopicSpec, TopicStats};
+pub use topics::{broker_count, ensure_topics, topic_stats, Replication, TopicSpec, TopicStats};
 
 /// A failure talking to Kafka; one line naming what was attempted.
 #[derive(Debug, thiserror::Error)]

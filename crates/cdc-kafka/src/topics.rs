@@ -6,6 +6,9 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::{KafkaError, KafkaSettings};
 
+/// The topic setting that says how many replicas must have a write before `acks=all`.
+const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
 /// A topic to create when missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -13,13 +16,47 @@ pub struct TopicSpec {
     pub name: String,
     /// Number of partitions.
     pub partitions: i32,
-    /// Replication factor.
-    pub replication_factor: i32,
-    /// Topic configuration (`retention.ms`, `cleanup.policy`, …).
+    /// Replication factor; `None`: chosen for the cluster (see [`Replication::for_brokers`]).
+    pub replication_factor: Option<i32>,
+    /// Topic configuration (`retention.ms`, `cleanup.policy`, …); a `min.insync.replicas`
+    /// here wins over the one chosen with the replication factor.
     pub config: Vec<(String, String)>,
 }
 
+/// The copies a new topic gets: its replication factor and `min.insync.replicas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replication {
+    /// Replication factor.
+    pub factor: i32,
+    /// `min.insync.replicas`: with `acks=all`, a write is acknowledged once this many
+    /// replicas have it.
+    pub min_insync: i32,
+}
+
+impl Replication {
+    /// The defaults for a cluster of `brokers` live brokers: three replicas where there
+    /// are three brokers or more (fewer on a smaller cluster), and writes acknowledged by
+    /// two of three, so one broker can be lost or restarted without stopping or losing
+    /// anything.
+    pub fn for_brokers(brokers: usize) -> Replication {
+        let factor = i32::try_from(brokers.clamp(1, 3)).unwrap_or(1);
+        Replication::with_factor(factor)
+    }
+
+    /// `factor` replicas with `min.insync.replicas` of one less, at least one, at most two.
+    pub fn with_factor(factor: i32) -> Replication {
+        Replication {
+            factor,
+            min_insync: (factor - 1).clamp(1, 2),
+        }
+    }
+}
+
 /// Creates the topics that do not exist yet; existing ones are left as they are.
+///
+/// A spec without a replication factor gets [`Replication::for_brokers`] for the live
+/// brokers in the cluster's metadata; every topic gets the `min.insync.replicas` that
+/// goes with its factor unless its config names one.
 pub async fn ensure_topics(
     settings: &KafkaSettings,
     topics: &[TopicSpec],
@@ -31,17 +68,38 @@ pub async fn ensure_topics(
         .client_config()
         .create()
         .map_err(KafkaError::Config)?;
-    let new_topics: Vec<NewTopic<'_>> = topics
+    let cluster_default = if topics.iter().any(|t| t.replication_factor.is_none()) {
+        Replication::for_brokers(broker_count(settings).await?)
+    } else {
+        Replication::with_factor(1)
+    };
+    let replications: Vec<Replication> = topics
         .iter()
         .map(|t| {
-            t.config.iter().fold(
-                NewTopic::new(
-                    &t.name,
-                    t.partitions,
-                    TopicReplication::Fixed(t.replication_factor),
-                ),
-                |topic, (k, v)| topic.set(k, v),
-            )
+            t.replication_factor
+                .map_or(cluster_default, Replication::with_factor)
+        })
+        .collect();
+    let min_insync: Vec<String> = replications
+        .iter()
+        .map(|r| r.min_insync.to_string())
+        .collect();
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .zip(&replications)
+        .zip(&min_insync)
+        .map(|((t, replication), min_insync)| {
+            let topic = NewTopic::new(
+                &t.name,
+                t.partitions,
+                TopicReplication::Fixed(replication.factor),
+            );
+            let topic = if t.config.iter().any(|(k, _)| k == MIN_INSYNC_REPLICAS) {
+                topic
+            } else {
+                topic.set(MIN_INSYNC_REPLICAS, min_insync)
+            };
+            t.config.iter().fold(topic, |topic, (k, v)| topic.set(k, v))
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -61,6 +119,26 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// How many live brokers the cluster's metadata lists.
+pub async fn broker_count(settings: &KafkaSettings) -> Result<usize, KafkaError> {
+    let consumer: rdkafka::consumer::BaseConsumer = settings
+        .client_config()
+        .create()
+        .map_err(KafkaError::Config)?;
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::Consumer;
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|metadata| metadata.brokers().len())
+            .map_err(KafkaError::Admin)
+    })
+    .await
+    .map_err(|e| KafkaError::Topic {
+        topic: "(all)".into(),
+        reason: format!("metadata lookup did not finish: {e}"),
+    })?
 }
 
 /// What a topic holds: partitions and records between the watermarks.
@@ -117,4 +195,20 @@ pub async fn topic_stats(
         topic: "(all)".into(),
         reason: format!("metadata lookup did not finish: {e}"),
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_follows_the_cluster_size() {
+        let expect = |factor, min_insync| Replication { factor, min_insync };
+        assert_eq!(Replication::for_brokers(0), expect(1, 1));
+        assert_eq!(Replication::for_brokers(1), expect(1, 1));
+        assert_eq!(Replication::for_brokers(2), expect(2, 1));
+        assert_eq!(Replication::for_brokers(3), expect(3, 2));
+        assert_eq!(Replication::for_brokers(12), expect(3, 2));
+        assert_eq!(Replication::with_factor(5), expect(5, 2));
+    }
 }

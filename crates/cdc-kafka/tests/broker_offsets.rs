@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cdc_kafka::{ensure_topics, KafkaSettings, Producer, TopicSpec};
-use cdc_testkit::{BrokerStorage, KafkaBroker};
+use cdc_testkit::KafkaBroker;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::Message;
 
@@ -49,7 +49,7 @@ async fn read(consumer: &StreamConsumer, n: usize, idle: Duration) -> Vec<(i32, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_survive_batches_group_commits_and_a_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = KafkaBroker::start(dir.path(), BrokerStorage::Sqlite).unwrap();
+    let mut broker = KafkaBroker::start(dir.path()).unwrap();
     let settings = KafkaSettings::new(broker.bootstrap());
     let topic = "proof";
     ensure_topics(
@@ -57,7 +57,7 @@ async fn offsets_survive_batches_group_commits_and_a_broker_restart() {
         &[TopicSpec {
             name: topic.into(),
             partitions: PARTITIONS,
-            replication_factor: 1,
+            replication_factor: Some(1),
             config: vec![],
         }],
     )
@@ -172,7 +172,7 @@ fn read_all(settings: &KafkaSettings, topic: &str) -> Vec<(i32, i64, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_a_crash_while_production_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = KafkaBroker::start(dir.path(), BrokerStorage::Sqlite).unwrap();
+    let mut broker = KafkaBroker::start(dir.path()).unwrap();
     let mut settings = KafkaSettings::new(broker.bootstrap());
     settings.set("linger.ms", "1");
     let topic = "crash-proof";
@@ -181,7 +181,7 @@ async fn acknowledged_records_survive_a_crash_while_production_goes_on() {
         &[TopicSpec {
             name: topic.into(),
             partitions: PARTITIONS,
-            replication_factor: 1,
+            replication_factor: Some(1),
             config: vec![],
         }],
     )
@@ -214,7 +214,7 @@ async fn acknowledged_records_survive_a_crash_while_production_goes_on() {
         &[TopicSpec {
             name: late.into(),
             partitions: PARTITIONS,
-            replication_factor: 1,
+            replication_factor: Some(1),
             config: vec![],
         }],
     )

@@ -54,6 +54,10 @@ pub struct LakeConfig {
     pub kafka: KafkaSettings,
     /// Consumer group id; writers in one group share the partitions.
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): a writer restarted with the same id
+    /// gets its partitions back at once instead of after the session timeout and a
+    /// rebalance. Unique per writer in the group; `None`: a dynamic member.
+    pub group_instance_id: Option<String>,
     /// Topics to read: names, or one regular expression starting with `^`.
     pub topics: Vec<String>,
     /// Capture's transaction topic, stored as `totesys_cdc.transactions` (also read when
@@ -61,8 +65,9 @@ pub struct LakeConfig {
     pub transaction_topic: Option<String>,
     /// Where undecodable records go.
     pub dead_letter_topic: String,
-    /// Replication factor of the dead-letter topic when it has to be created.
-    pub dead_letter_replication: i32,
+    /// Replication factor of the dead-letter topic when it has to be created; `None`:
+    /// chosen for the cluster ([`cdc_kafka::Replication::for_brokers`]).
+    pub dead_letter_replication: Option<i32>,
     /// Parquet settings.
     pub parquet: ParquetOptions,
     /// When a partition's buffer becomes a file.
@@ -71,16 +76,18 @@ pub struct LakeConfig {
 
 impl LakeConfig {
     /// The pipeline's layout for topic prefix `prefix`: every change topic, capture's
-    /// transaction topic, dead letters to `<prefix>.lake-dead-letters` (replication 1),
+    /// transaction topic, dead letters to `<prefix>.lake-dead-letters` (replicated as the
+    /// cluster's size suggests),
     /// default Parquet settings and flush policy.
     pub fn for_prefix(kafka: KafkaSettings, group_id: &str, prefix: &str) -> LakeConfig {
         LakeConfig {
             kafka,
             group_id: group_id.to_owned(),
+            group_instance_id: None,
             topics: vec![crate::change_topics_pattern(prefix)],
             transaction_topic: Some(format!("{prefix}.transaction")),
             dead_letter_topic: format!("{prefix}.lake-dead-letters"),
-            dead_letter_replication: 1,
+            dead_letter_replication: None,
             parquet: ParquetOptions::default(),
             flush: FlushPolicy::default(),
         }
@@ -288,17 +295,30 @@ impl LakeWriter {
         let dead_letters = Producer::new(&config.kafka).map_err(kafka)?;
         let events = Arc::new(GroupEvents::default());
         let mut client = config.kafka.client_config();
-        for (name, default) in [
+        let mut defaults = vec![
             ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "10000"),
             // New tables' topics join the subscription within seconds, not librdkafka's 5 min.
             ("topic.metadata.refresh.interval.ms", "5000"),
             // The consumer-lag gauge is set from librdkafka's statistics.
             ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
-        ] {
+        ];
+        if client.get("group.protocol") != Some("consumer") {
+            // The classic protocol: a member killed without leaving is expired after the
+            // session timeout (Kafka's default broker minimum, 6 s), and the others hear of
+            // the rebalance at their next heartbeat (docs/broker.md, "Crash recovery").
+            // KIP-848's protocol (`group.protocol=consumer`) takes both from the broker.
+            defaults.extend([
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "1000"),
+            ]);
+        }
+        for (name, default) in defaults {
             if client.get(name).is_none() {
                 client.set(name, default);
             }
+        }
+        if let Some(instance) = &config.group_instance_id {
+            client.set("group.instance.id", instance);
         }
         client
             .set("group.id", &config.group_id)

@@ -1,5 +1,5 @@
 //! The modeler at the end of the real pipeline: the simulator's changes in PostgreSQL,
-//! capture into Tansu through our registry, the lake writer into Parquet files, the
+//! capture into Kafka through our registry, the lake writer into Parquet files, the
 //! modeler into a warehouse database. The warehouse is then compared with the source:
 //! - its current dimensions and current fact versions with a recomputation done by plain
 //!   SQL over the source tables, row for row;

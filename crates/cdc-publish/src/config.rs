@@ -6,8 +6,9 @@ use cdc_kafka::TopicSpec;
 /// The default topic prefix.
 pub const DEFAULT_PREFIX: &str = "totesys";
 
-/// A retention of 100 years: "forever", written as a number because Tansu 0.6.0 reads
-/// Kafka's `-1` as zero and deletes every record (docs/broker.md).
+/// A retention of 100 years: "forever", written as a number rather than Kafka's `-1`
+/// because some Kafka-protocol brokers (Tansu 0.6.0) read `-1` as zero and delete every
+/// record (docs/kafka.md).
 pub const RETAIN_FOREVER_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// What capture's Kafka sink publishes, and how its topics are created.
@@ -17,8 +18,9 @@ pub struct PublishConfig {
     pub topic_prefix: String,
     /// Partitions of each table topic created by capture (existing topics keep theirs).
     pub partitions: i32,
-    /// Replication factor of the topics capture creates.
-    pub replication_factor: i32,
+    /// Replication factor of the topics capture creates; `None`: chosen for the cluster
+    /// ([`cdc_kafka::Replication::for_brokers`]).
+    pub replication_factor: Option<i32>,
     /// `retention.ms` of the topics capture creates. The default, [`RETAIN_FOREVER_MS`],
     /// keeps every event, which replay and backfill from the beginning need.
     pub retention_ms: i64,
@@ -35,7 +37,7 @@ impl Default for PublishConfig {
         PublishConfig {
             topic_prefix: DEFAULT_PREFIX.to_owned(),
             partitions: 3,
-            replication_factor: 1,
+            replication_factor: None,
             retention_ms: RETAIN_FOREVER_MS,
             topic_config: Vec::new(),
             tombstones: true,

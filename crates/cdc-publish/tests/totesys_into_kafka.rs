@@ -1,4 +1,4 @@
-//! Capture of the totesys database into Kafka on the real stack (PostgreSQL, Tansu, our
+//! Capture of the totesys database into Kafka on the real stack (PostgreSQL, Apache Kafka, our
 //! registry), read back with a plain consumer and each value decoded with its writer
 //! schema from the registry.
 

@@ -1,148 +1,655 @@
-//! A Kafka-protocol broker (Tansu) run as a process on a free loopback port.
+//! Apache Kafka in KRaft mode, run from the jars `scripts/setup` installs: one combined
+//! broker and controller, or a cluster of them, on free loopback ports.
+//!
+//! ```text
+//!   KafkaCluster::start(dir, 3)
+//!     node-1/ server.properties, data/, kafka.log   ─┐ controller quorum 1@,2@,3@
+//!     node-2/ …                                       ├─ each node: broker + controller
+//!     node-3/ …                                      ─┘ storage formatted once, kept across kills
+//! ```
+//!
+//! A node can be killed (`SIGKILL`, as a crash) and started again on the same ports and
+//! data. Heap and thread pools are sized for a 2-core machine that also runs PostgreSQL
+//! and the pipeline.
 
-use std::net::TcpStream;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
 use crate::{free_port, TestkitError};
 
-/// Where the broker keeps its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerStorage {
-    /// Tansu's SQLite engine, in a file under the broker's directory (survives restarts).
-    Sqlite,
-    /// Tansu's in-memory engine (lost on restart).
-    Memory,
+/// How long a node may take to start before it counts as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Where Apache Kafka is installed and which Java runs it.
+#[derive(Debug, Clone)]
+pub struct KafkaInstall {
+    /// The directory holding `libs/` (every jar on the class path) and `VERSION`.
+    pub home: PathBuf,
+    /// The `java` executable.
+    pub java: PathBuf,
+    /// The Kafka version, from `VERSION`.
+    pub version: String,
 }
 
-/// A running Tansu broker; killed on drop.
-#[derive(Debug)]
-pub struct KafkaBroker {
-    child: Option<Child>,
-    dir: PathBuf,
-    storage: BrokerStorage,
-    /// TCP port on 127.0.0.1.
-    pub port: u16,
-}
-
-impl KafkaBroker {
-    /// Starts a broker keeping its files in `dir`.
-    pub fn start(dir: &Path, storage: BrokerStorage) -> Result<Self, TestkitError> {
-        std::fs::create_dir_all(dir).map_err(|e| TestkitError::io("create", dir, e))?;
-        let mut broker = KafkaBroker {
-            child: None,
-            dir: dir.to_owned(),
-            storage,
-            port: free_port()?,
+impl KafkaInstall {
+    /// Finds the installation: `$TOTESYS_CDC_KAFKA_HOME`, else `kafka` in the cache that
+    /// `scripts/setup` fills (`$TOTESYS_CDC_CACHE`, else `$XDG_CACHE_HOME/totesys-cdc`,
+    /// else `~/.cache/totesys-cdc`); Java from `$JAVA_HOME`, else `PATH`.
+    pub fn find() -> Result<Self, TestkitError> {
+        let home = match std::env::var_os("TOTESYS_CDC_KAFKA_HOME") {
+            Some(home) => PathBuf::from(home),
+            None => cache_dir().join("kafka"),
         };
-        broker.spawn()?;
-        Ok(broker)
+        let version_file = home.join("VERSION");
+        let version = std::fs::read_to_string(&version_file)
+            .map_err(|_| TestkitError::Command {
+                what: format!(
+                    "finding Apache Kafka ({} is missing: run scripts/setup, which installs it from Maven Central, or set TOTESYS_CDC_KAFKA_HOME)",
+                    version_file.display()
+                ),
+            })?
+            .trim()
+            .to_owned();
+        Ok(KafkaInstall {
+            home,
+            java: find_java()?,
+            version,
+        })
     }
 
-    /// `bootstrap.servers` for clients.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    fn class_path(&self) -> String {
+        format!("{}/*", self.home.join("libs").display())
+    }
+}
+
+/// The cache `scripts/setup` installs into.
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TOTESYS_CDC_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("totesys-cdc")
+}
+
+/// `$JAVA_HOME/bin/java`, else the first `java` on `PATH`.
+fn find_java() -> Result<PathBuf, TestkitError> {
+    let from_home = std::env::var_os("JAVA_HOME").map(|h| PathBuf::from(h).join("bin/java"));
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("java")).collect())
+        .unwrap_or_else(Vec::new);
+    from_home
+        .into_iter()
+        .chain(on_path)
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| TestkitError::Command {
+            what: "finding Java (install Java 17 or newer, or run scripts/setup)".into(),
+        })
+}
+
+/// How the nodes' JVMs and thread pools are sized.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    /// Maximum heap of each node, in MiB.
+    pub heap_mib: u32,
+    /// Only the JIT's first tier: a faster start and less CPU for short test runs, less
+    /// throughput for benchmarks.
+    pub quick_start: bool,
+    /// Further `server.properties` settings, applied last.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Default for KafkaOptions {
+    fn default() -> Self {
+        KafkaOptions {
+            heap_mib: 512,
+            quick_start: true,
+            properties: Vec::new(),
+        }
+    }
+}
+
+impl KafkaOptions {
+    /// Sized for benchmarks: a larger heap and the full JIT.
+    pub fn for_benchmarks() -> Self {
+        KafkaOptions {
+            heap_mib: 1024,
+            quick_start: false,
+            properties: Vec::new(),
+        }
+    }
+}
+
+/// One combined broker and controller.
+#[derive(Debug)]
+struct Node {
+    id: u32,
+    port: u16,
+    controller_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("kafka.log")
     }
 
-    /// Stops the broker abruptly (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
 
-    /// Starts the broker again on the same port and storage.
-    pub fn restart(&mut self) -> Result<(), TestkitError> {
-        self.kill();
-        self.spawn()
+/// A running Apache Kafka cluster of combined broker-controller nodes; killed on drop.
+#[derive(Debug)]
+pub struct KafkaCluster {
+    install: KafkaInstall,
+    options: KafkaOptions,
+    nodes: Vec<Node>,
+}
+
+impl KafkaCluster {
+    /// Starts `nodes` nodes keeping their files under `dir`, formatting their storage first.
+    pub fn start(dir: &Path, nodes: usize) -> Result<Self, TestkitError> {
+        Self::start_with(dir, nodes, KafkaOptions::default())
     }
 
-    fn spawn(&mut self) -> Result<(), TestkitError> {
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = match self.storage {
-            BrokerStorage::Sqlite => "sqlite://tansu.db",
-            BrokerStorage::Memory => "memory://tansu/",
+    /// Like [`KafkaCluster::start`], with the JVM and broker sized by `options`.
+    pub fn start_with(
+        dir: &Path,
+        nodes: usize,
+        options: KafkaOptions,
+    ) -> Result<Self, TestkitError> {
+        let started = Instant::now();
+        let install = KafkaInstall::find()?;
+        let mut cluster = KafkaCluster {
+            install,
+            options,
+            nodes: Vec::with_capacity(nodes),
         };
-        let log_path = self.dir.join("tansu.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| TestkitError::io("open", &log_path, e))?;
+        for index in 0..nodes {
+            let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let node_dir = dir.join(format!("node-{id}"));
+            std::fs::create_dir_all(&node_dir)
+                .map_err(|e| TestkitError::io("create", &node_dir, e))?;
+            cluster.nodes.push(Node {
+                id,
+                port: free_port()?,
+                controller_port: free_port()?,
+                dir: node_dir,
+                child: None,
+            });
+        }
+        cluster.write_configs()?;
+        cluster.format()?;
+        for index in 0..nodes {
+            cluster.spawn(index)?;
+        }
+        cluster.wait_ready(nodes)?;
+        eprintln!(
+            "testkit: Apache Kafka {} up ({} node{}) in {:.1} s at {}",
+            cluster.install.version,
+            nodes,
+            if nodes == 1 { "" } else { "s" },
+            started.elapsed().as_secs_f64(),
+            cluster.bootstrap()
+        );
+        Ok(cluster)
+    }
+
+    /// `bootstrap.servers` for clients: every node.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The Kafka version running.
+    pub fn version(&self) -> &str {
+        &self.install.version
+    }
+
+    /// How many nodes the cluster has.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The node ids (Kafka's `node.id`, 1-based), in order.
+    pub fn node_ids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Stops node `id` abruptly (SIGKILL), as a crash would.
+    pub fn kill(&mut self, id: u32) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.id == id) {
+            node.kill();
+        }
+    }
+
+    /// Starts node `id` again on its ports and data; returns once it listens.
+    pub fn restart(&mut self, id: u32) -> Result<Duration, TestkitError> {
+        let index = self.index_of(id)?;
+        let started = Instant::now();
+        self.nodes[index].kill();
+        self.spawn(index)?;
+        self.wait_listening(index)?;
+        Ok(started.elapsed())
+    }
+
+    /// Stops every node abruptly (SIGKILL).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Starts every node again on its data; returns once they all serve metadata.
+    pub fn restart_all(&mut self) -> Result<Duration, TestkitError> {
+        let started = Instant::now();
+        self.kill_all();
+        for index in 0..self.nodes.len() {
+            self.spawn(index)?;
+        }
+        self.wait_ready(self.nodes.len())?;
+        Ok(started.elapsed())
+    }
+
+    /// The process id of node `id`, while it runs.
+    pub fn pid(&self, id: u32) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.child.as_ref())
+            .map(Child::id)
+    }
+
+    fn index_of(&self, id: u32) -> Result<usize, TestkitError> {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .ok_or_else(|| TestkitError::Command {
+                what: format!("finding Kafka node {id}"),
+            })
+    }
+
+    /// Writes each node's `server.properties` and Log4j configuration.
+    fn write_configs(&self) -> Result<(), TestkitError> {
+        let count = self.nodes.len();
+        let voters = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let replicas = count.min(3);
+        let min_isr = if replicas >= 3 { 2 } else { 1 };
+        for node in &self.nodes {
+            let mut props: Vec<(String, String)> = vec![
+                ("process.roles".into(), "broker,controller".into()),
+                ("node.id".into(), node.id.to_string()),
+                ("controller.quorum.voters".into(), voters.clone()),
+                (
+                    "listeners".into(),
+                    format!(
+                        "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                        node.port, node.controller_port
+                    ),
+                ),
+                (
+                    "advertised.listeners".into(),
+                    format!("PLAINTEXT://127.0.0.1:{}", node.port),
+                ),
+                ("controller.listener.names".into(), "CONTROLLER".into()),
+                ("inter.broker.listener.name".into(), "PLAINTEXT".into()),
+                (
+                    "listener.security.protocol.map".into(),
+                    "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+                ),
+                (
+                    "log.dirs".into(),
+                    node.dir.join("data").display().to_string(),
+                ),
+                // Two cores shared with PostgreSQL and the pipeline.
+                ("num.network.threads".into(), "2".into()),
+                ("num.io.threads".into(), "2".into()),
+                ("background.threads".into(), "2".into()),
+                ("num.replica.fetchers".into(), "1".into()),
+                ("num.recovery.threads.per.data.dir".into(), "1".into()),
+                ("log.cleaner.threads".into(), "1".into()),
+                ("offsets.topic.num.partitions".into(), "10".into()),
+                (
+                    "offsets.topic.replication.factor".into(),
+                    replicas.to_string(),
+                ),
+                (
+                    "transaction.state.log.replication.factor".into(),
+                    replicas.to_string(),
+                ),
+                ("transaction.state.log.min.isr".into(), min_isr.to_string()),
+                (
+                    "share.coordinator.state.topic.replication.factor".into(),
+                    replicas.to_string(),
+                ),
+                (
+                    "share.coordinator.state.topic.min.isr".into(),
+                    min_isr.to_string(),
+                ),
+                // Tests start many new groups; production keeps Kafka's 3 s.
+                ("group.initial.rebalance.delay.ms".into(), "0".into()),
+                // The pipeline creates every topic it uses; nothing may rely on auto-creation.
+                ("auto.create.topics.enable".into(), "false".into()),
+            ];
+            props.extend(self.options.properties.iter().cloned());
+            let mut text = String::from("# Written by cdc-testkit.\n");
+            for (key, value) in &props {
+                let _ = writeln!(text, "{key}={value}");
+            }
+            write_file(&node.dir.join("server.properties"), &text)?;
+            write_file(&node.dir.join("log4j2.properties"), LOG4J_CONFIG)?;
+        }
+        Ok(())
+    }
+
+    /// Formats every node's storage with one cluster id (KRaft needs it before the first start).
+    fn format(&self) -> Result<(), TestkitError> {
+        let cluster_id = random_cluster_id();
+        let mut children = Vec::new();
+        for node in &self.nodes {
+            if node.dir.join("data/meta.properties").exists() {
+                continue;
+            }
+            let log_path = node.dir.join("format.log");
+            let log = open_log(&log_path)?;
+            let log_err = log
+                .try_clone()
+                .map_err(|e| TestkitError::io("open", &log_path, e))?;
+            let child = self
+                .java(node)
+                .args(["kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
+                .arg(node.dir.join("server.properties"))
+                .stdout(log)
+                .stderr(log_err)
+                .spawn()
+                .map_err(|e| TestkitError::spawn("java (kafka storage format)", e))?;
+            children.push((child, log_path));
+        }
+        for (mut child, log_path) in children {
+            let status = child
+                .wait()
+                .map_err(|e| TestkitError::spawn("java (kafka storage format)", e))?;
+            if !status.success() {
+                return Err(TestkitError::Command {
+                    what: format!(
+                        "kafka storage format exited with {status}: {}",
+                        tail(&log_path)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A `java` command for `node` with the JVM options and class path set.
+    fn java(&self, node: &Node) -> Command {
+        let mut command = Command::new(&self.install.java);
+        command
+            .arg(format!("-Xmx{}m", self.options.heap_mib))
+            .arg("-Xms64m")
+            .args([
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:-UsePerfData",
+            ])
+            .arg("-XX:ActiveProcessorCount=2")
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                node.dir.join("log4j2.properties").display()
+            ))
+            .arg(format!("-Dkafka.logs.dir={}", node.dir.display()))
+            .arg("-Djava.awt.headless=true");
+        if self.options.quick_start {
+            command.arg("-XX:TieredStopAtLevel=1");
+        }
+        if let Ok(extra) = std::env::var("TOTESYS_CDC_KAFKA_JAVA_OPTS") {
+            command.args(extra.split_whitespace());
+        }
+        command
+            .arg("-cp")
+            .arg(self.install.class_path())
+            .current_dir(&node.dir)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn spawn(&mut self, index: usize) -> Result<(), TestkitError> {
+        let node = &self.nodes[index];
+        let log_path = node.log_path();
+        let log = open_log(&log_path)?;
         let log_err = log
             .try_clone()
             .map_err(|e| TestkitError::io("open", &log_path, e))?;
-        let child = Command::new(find_tansu()?)
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-            ])
-            .args(["--storage-engine", storage])
-            .current_dir(&self.dir)
-            .env(
-                "RUST_LOG",
-                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
+        let child = self
+            .java(node)
+            .arg("kafka.Kafka")
+            .arg(node.dir.join("server.properties"))
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(|e| TestkitError::spawn("tansu", e))?;
-        self.child = Some(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(TestkitError::Command {
-                        what: format!(
-                            "tansu broker exited with {status} (log: {})",
-                            log_path.display()
-                        ),
-                    });
-                }
-            }
-            if started.elapsed() > Duration::from_secs(30) {
+            .map_err(|e| TestkitError::spawn("java (kafka broker)", e))?;
+        self.nodes[index].child = Some(child);
+        Ok(())
+    }
+
+    /// Fails if node `index` has exited.
+    fn check_alive(&mut self, index: usize) -> Result<(), TestkitError> {
+        let node = &mut self.nodes[index];
+        if let Some(child) = node.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                node.child = None;
                 return Err(TestkitError::Command {
-                    what: "tansu broker did not listen within 30 s".into(),
+                    what: format!(
+                        "kafka node {} exited with {status}: {}",
+                        node.id,
+                        tail(&node.log_path())
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until node `index` accepts TCP connections on its client port.
+    fn wait_listening(&mut self, index: usize) -> Result<(), TestkitError> {
+        let started = Instant::now();
+        let port = self.nodes[index].port;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            self.check_alive(index)?;
+            if started.elapsed() > START_TIMEOUT {
+                return Err(TestkitError::Command {
+                    what: format!(
+                        "kafka node {} did not listen within {} s",
+                        self.nodes[index].id,
+                        START_TIMEOUT.as_secs()
+                    ),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
     }
-}
 
-impl Drop for KafkaBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Finds the `tansu` binary: `$TANSU_BIN`, then `PATH`, then `~/.cargo/bin`.
-pub fn find_tansu() -> Result<PathBuf, TestkitError> {
-    if let Ok(path) = std::env::var("TANSU_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let candidates = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("tansu"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu")));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return Ok(candidate);
+    /// Waits until the cluster's metadata lists `brokers` brokers.
+    fn wait_ready(&mut self, brokers: usize) -> Result<(), TestkitError> {
+        for index in 0..self.nodes.len() {
+            self.wait_listening(index)?;
+        }
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("log_level", "3")
+            .create()
+            .map_err(|e| TestkitError::Command {
+                what: format!("creating a Kafka client for the readiness check: {e}"),
+            })?;
+        let started = Instant::now();
+        loop {
+            if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(2)) {
+                if metadata.brokers().len() >= brokers {
+                    return Ok(());
+                }
+            }
+            for index in 0..self.nodes.len() {
+                self.check_alive(index)?;
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(TestkitError::Command {
+                    what: format!(
+                        "kafka cluster did not list {brokers} brokers within {} s",
+                        START_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
-    Err(TestkitError::Command {
-        what: "finding the tansu broker (run scripts/setup, which installs it with `cargo install tansu`)".into(),
-    })
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// A single-node Apache Kafka (combined broker and controller); killed on drop.
+#[derive(Debug)]
+pub struct KafkaBroker {
+    cluster: KafkaCluster,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl KafkaBroker {
+    /// Starts a broker keeping its files in `dir`.
+    pub fn start(dir: &Path) -> Result<Self, TestkitError> {
+        Self::start_with(dir, KafkaOptions::default())
+    }
+
+    /// Like [`KafkaBroker::start`], with the JVM and broker sized by `options`.
+    pub fn start_with(dir: &Path, options: KafkaOptions) -> Result<Self, TestkitError> {
+        let cluster = KafkaCluster::start_with(dir, 1, options)?;
+        let port = cluster.nodes[0].port;
+        Ok(KafkaBroker { cluster, port })
+    }
+
+    /// `bootstrap.servers` for clients.
+    pub fn bootstrap(&self) -> String {
+        self.cluster.bootstrap()
+    }
+
+    /// The Kafka version running.
+    pub fn version(&self) -> &str {
+        self.cluster.version()
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.cluster.pid(1)
+    }
+
+    /// Stops the broker abruptly (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.cluster.kill_all();
+    }
+
+    /// Starts the broker again on the same port and data; returns once it serves metadata.
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        self.cluster.restart_all().map(|_| ())
+    }
+}
+
+/// Logs at WARN, with the server's start and the group coordinator's decisions at INFO.
+const LOG4J_CONFIG: &str = "\
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.out.ref = out
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = info
+logger.group.name = org.apache.kafka.coordinator.group
+logger.group.level = info
+";
+
+/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+fn random_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes: [u8; 16] = rand::random();
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = String::with_capacity(22);
+    for byte in bytes {
+        bits = (bits << 8) | u32::from(byte);
+        count += 8;
+        while count >= 6 {
+            count -= 6;
+            out.push(char::from(ALPHABET[((bits >> count) & 63) as usize]));
+        }
+    }
+    if count > 0 {
+        out.push(char::from(ALPHABET[((bits << (6 - count)) & 63) as usize]));
+    }
+    out
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), TestkitError> {
+    std::fs::write(path, text).map_err(|e| TestkitError::io("write", path, e))
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, TestkitError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TestkitError::io("open", path, e))
+}
+
+/// The last lines of a log, for an error message.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(8);
+    format!("{} (log: {})", lines[start..].join(" | "), path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_are_22_url_safe_characters() {
+        let id = random_cluster_id();
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(id, random_cluster_id());
+    }
 }

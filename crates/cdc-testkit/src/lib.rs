@@ -1,4 +1,5 @@
-//! Real PostgreSQL for tests and local runs: a throwaway cluster, and a fresh database per test.
+//! Real services for tests and local runs: a throwaway PostgreSQL cluster with a fresh
+//! database per test, and Apache Kafka brokers (one, or a cluster) as processes.
 //!
 //! ```text
 //!   scripts/test ──► TOTESYS_CDC_TEST_PG_DIR=/tmp/xyz ──► PgCluster (one per test run, free port)
@@ -16,7 +17,7 @@ pub mod python;
 pub mod rows;
 mod warehouse_check;
 
-pub use broker::{find_tansu, BrokerStorage, KafkaBroker};
+pub use broker::{KafkaBroker, KafkaCluster, KafkaInstall, KafkaOptions};
 pub use cluster::{
     find_bin_dir, free_port, PgCluster, AUTH_ROLES, AUTH_ROLE_PASSWORD, SUPERUSER_PASSWORD,
 };

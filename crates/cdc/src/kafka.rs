@@ -47,9 +47,14 @@ pub struct KafkaArgs {
     /// Partitions of the topics capture creates.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
-    /// Replication factor of the topics capture creates.
-    #[arg(long, default_value_t = 1)]
-    replication_factor: i32,
+    /// Replication factor of the topics capture creates (default: 3, or the number of
+    /// brokers when the cluster has fewer).
+    #[arg(long)]
+    replication_factor: Option<i32>,
+    /// `min.insync.replicas` of the topics capture creates (default: 2 with three or more
+    /// replicas, else 1).
+    #[arg(long)]
+    min_insync_replicas: Option<i32>,
     /// `retention.ms` of the topics capture creates (default: 100 years, i.e. keep
     /// everything for replay).
     #[arg(long, default_value_t = RETAIN_FOREVER_MS)]
@@ -124,15 +129,23 @@ impl KafkaArgs {
     pub fn publish_config(&self) -> anyhow::Result<PublishConfig> {
         anyhow::ensure!(self.partitions >= 1, "--partitions must be at least 1");
         anyhow::ensure!(
-            self.replication_factor >= 1,
+            self.replication_factor.is_none_or(|n| n >= 1),
             "--replication-factor must be at least 1"
+        );
+        anyhow::ensure!(
+            self.min_insync_replicas.is_none_or(|n| n >= 1),
+            "--min-insync-replicas must be at least 1"
         );
         Ok(PublishConfig {
             topic_prefix: self.topic_prefix.clone(),
             partitions: self.partitions,
             replication_factor: self.replication_factor,
             retention_ms: self.retention_ms,
-            topic_config: Vec::new(),
+            topic_config: self
+                .min_insync_replicas
+                .map(|n| ("min.insync.replicas".to_owned(), n.to_string()))
+                .into_iter()
+                .collect(),
             tombstones: !self.no_tombstones,
             transaction_topic: self.transaction_topic,
         })

@@ -42,12 +42,18 @@ pub struct LakeArgs {
     /// Topic for records that cannot be decoded (default: `<prefix>.lake-dead-letters`).
     #[arg(long)]
     dead_letter_topic: Option<String>,
+    /// Static membership of the writers' group (`group.instance.id`), unique per writer:
+    /// a writer restarted with the same id gets its partitions back at once instead of
+    /// after the session timeout. `up` gives each writer one.
+    #[arg(long, env = "TOTESYS_CDC_LAKE_INSTANCE_ID")]
+    group_instance_id: Option<String>,
     /// Do not store capture's transaction topic (`<prefix>.transaction`) in the lake.
     #[arg(long)]
     no_transactions: bool,
-    /// Replication factor of the dead-letter topic when it is created.
-    #[arg(long, default_value_t = 1)]
-    replication_factor: i32,
+    /// Replication factor of the dead-letter topic when it is created (default: 3, or the
+    /// number of brokers when the cluster has fewer).
+    #[arg(long)]
+    replication_factor: Option<i32>,
     /// Flush a partition's buffer after this many rows.
     #[arg(long, default_value_t = FlushPolicy::default().max_rows)]
     flush_rows: usize,
@@ -88,6 +94,7 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or(defaults.dead_letter_topic),
         dead_letter_replication: args.replication_factor,
+        group_instance_id: args.group_instance_id.clone(),
         parquet: ParquetOptions {
             row_group_rows: args.row_group_rows,
             zstd_level: args.zstd_level,

@@ -131,7 +131,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         } else {
             "lake".to_owned()
         };
-        components.push(Component::new(&name, &["lake"], true).metrics(port(offset)?));
+        // Static membership: a writer `up` restarts after a crash takes its partitions
+        // back at once; the host name keeps two `up`s on one group apart.
+        let instance = format!("{}-{name}", host_name());
+        components.push(
+            Component::new(&name, &["lake", "--group-instance-id", &instance], true)
+                .metrics(port(offset)?),
+        );
     }
     components.push(Component::new("model", &["model"], true).metrics(port(2)?));
     if !args.no_registry {
@@ -344,4 +350,13 @@ fn prefix_lines(name: String, stream: impl tokio::io::AsyncRead + Unpin + Send +
             eprintln!("{name:>9} | {line}");
         }
     });
+}
+
+/// This machine's host name (for the lake writers' group instance ids), `localhost` if unknown.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }

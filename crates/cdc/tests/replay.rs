@@ -1,5 +1,5 @@
 //! `totesys-cdc replay` against the live pipeline: the simulator's changes in PostgreSQL,
-//! capture into Tansu through our registry, the lake writer into Parquet, the modeler
+//! capture into Kafka through our registry, the lake writer into Parquet, the modeler
 //! into a warehouse, all drained; then the real binary rebuilds a new lake and a new
 //! warehouse from the topics, and every warehouse table (contract tables, dimension
 //! histories, fact versions, bookkeeping) must hold the same rows as the live one, except

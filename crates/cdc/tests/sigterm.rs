@@ -132,83 +132,10 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
     // (b) The lake holds each change exactly once. The lake writer has flushed what the
     // modeler applied; stop it so that nothing is written while DuckDB reads.
     terminate(&mut lake, Which::Lake).await;
-    let audit = stack.audit_counts().await;
-    let in_lake = stack.lake_tables().await;
-    let mut changes = 0;
-    for (table, (initial, changed)) in &audit {
-        let got = in_lake.get(table).cloned().unwrap_or_default();
-        println!("lake {table}: {got:?}; source: {initial} rows at the start, {changed} row changes since");
-        assert_eq!(
-            got.distinct_positions, got.rows,
-            "{table}: a Kafka record is in the lake twice"
-        );
-        assert_eq!(
-            (got.snapshot_rows, got.snapshot_positions),
-            (*initial, *initial),
-            "{table}: the snapshot in the lake (rows, distinct records) against the source's rows"
-        );
-        assert_eq!(
-            got.distinct_changes, *changed,
-            "{table}: the changes in the lake against the row changes the source made"
-        );
-        assert_eq!(
-            got.changes, got.distinct_changes,
-            "{table}: a change (_commit_lsn, _ordinal) is in the lake twice"
-        );
-        changes += changed;
-    }
-    assert!(changes > 1000, "the load made {changes} row changes");
+    stack.assert_lake_holds_each_change_once().await;
 
     // (c) The warehouse history: no version twice, every fact version once.
-    let warehouse = stack.warehouse.client().await.unwrap();
-    for (history, key) in [
-        ("dim_staff_history", "staff_id"),
-        ("dim_location_history", "location_id"),
-        ("dim_currency_history", "currency_id"),
-        ("dim_design_history", "design_id"),
-        ("dim_counterparty_history", "counterparty_id"),
-        ("dim_payment_type_history", "payment_type_id"),
-        ("dim_transaction_history", "transaction_id"),
-        ("fact_sales_order_version", "sales_order_id"),
-        ("fact_purchase_order_version", "purchase_order_id"),
-        ("fact_payment_version", "payment_id"),
-    ] {
-        let twice: i64 = warehouse
-            .query_one(
-                &format!(
-                    "SELECT count(*) FROM (SELECT 1 FROM {history}
-                     GROUP BY {key}, source_commit_lsn, source_ordinal HAVING count(*) > 1) d"
-                ),
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(twice, 0, "{history}: versions made twice by one change");
-    }
-    for (versions, table) in [
-        ("fact_sales_order_version", "sales_order"),
-        ("fact_purchase_order_version", "purchase_order"),
-        ("fact_payment_version", "payment"),
-    ] {
-        let held: i64 = warehouse
-            .query_one(&format!("SELECT count(*) FROM {versions}"), &[])
-            .await
-            .unwrap()
-            .get(0);
-        let made: i64 = stack
-            .source_client
-            .query_one(
-                "SELECT (SELECT n FROM audit.initial WHERE tbl = $1)
-                      + (SELECT count(*) FROM audit.log WHERE tbl = $1 AND new IS NOT NULL)",
-                &[&table],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        println!("{versions}: {held} versions; the source made {made} rows and row versions");
-        assert_eq!(held, made, "{versions}: one version per insert and update");
-    }
+    stack.assert_history_once().await;
 
     terminate(&mut model, Which::Model).await;
     terminate(&mut capture, Which::Capture).await;

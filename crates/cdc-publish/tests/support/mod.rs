@@ -1,4 +1,4 @@
-//! The real stack for capture-into-Kafka tests: a source database, a Tansu broker, our
+//! The real stack for capture-into-Kafka tests: a source database, an Apache Kafka broker, our
 //! schema registry over its own database, capture running into a [`KafkaSink`], and a
 //! plain rdkafka consumer reading the topics back.
 
@@ -17,7 +17,7 @@ use cdc_postgres::error::SourceError;
 use cdc_postgres::reader::{self, CaptureConfig, CaptureStats, SharedStats, SlotPositions};
 use cdc_publish::{KafkaSink, PublishConfig, PublishMetrics};
 use cdc_registry::{RegistryClient, RegistryStore, SchemaId, StoreConfig};
-use cdc_testkit::{BrokerStorage, KafkaBroker, TestDb};
+use cdc_testkit::{KafkaBroker, TestDb};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{oneshot, watch};
@@ -45,8 +45,7 @@ impl Stack {
         let db = TestDb::create().await.expect("source database");
         let client = db.client().await.expect("source client");
         let broker_dir = tempfile::tempdir().expect("broker dir");
-        let broker =
-            KafkaBroker::start(broker_dir.path(), BrokerStorage::Sqlite).expect("start tansu");
+        let broker = KafkaBroker::start(broker_dir.path()).expect("start kafka");
         let registry_db = TestDb::create().await.expect("registry database");
         let store = RegistryStore::connect(StoreConfig::new(cdc_core::Secret::new(
             registry_db.conn_string(),

@@ -5,7 +5,7 @@
 //!     ├─ source TestDb ── `simulate --init` (schema, seed) ── audit trigger (optional)
 //!     ├─ registry TestDb ── `totesys-cdc registry` process (REST on a free port)
 //!     ├─ warehouse TestDb ── `totesys-cdc init`
-//!     └─ Tansu broker (SQLite storage: survives restarts)
+//!     └─ Apache Kafka (KRaft): one node, or a cluster (start_with_brokers); data kept across kills
 //!   stack.capture() / lake() / model() / simulate(..) ── Component (not started)
 //!     start() · wait_ready() · scrape() · sigterm() · wait_exit() · restart · kill on drop
 //! ```
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use cdc_testkit::{free_port, BrokerStorage, KafkaBroker, TestDb, SUPERUSER_PASSWORD};
+use cdc_testkit::{free_port, KafkaCluster, TestDb, SUPERUSER_PASSWORD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The binary under test.
@@ -361,7 +361,7 @@ pub struct ProcessStack {
     pub source_client: tokio_postgres::Client,
     pub registry_db: TestDb,
     pub warehouse: TestDb,
-    pub broker: KafkaBroker,
+    pub kafka: KafkaCluster,
     /// The `totesys-cdc registry` process.
     pub registry: Component,
     pub registry_addr: SocketAddr,
@@ -370,15 +370,20 @@ pub struct ProcessStack {
 }
 
 impl ProcessStack {
-    /// Starts the databases, the broker and the registry; creates and seeds the totesys
-    /// schema (`simulate --init`) and initialises the warehouse (`init`).
+    /// Starts the databases, a one-node Kafka and the registry; creates and seeds the
+    /// totesys schema (`simulate --init`) and initialises the warehouse (`init`).
     pub async fn start() -> ProcessStack {
+        Self::start_with_brokers(1).await
+    }
+
+    /// Like [`ProcessStack::start`], on a Kafka cluster of `brokers` nodes.
+    pub async fn start_with_brokers(brokers: usize) -> ProcessStack {
         let dir = tempfile::tempdir().unwrap();
         let source = TestDb::create().await.unwrap();
         let source_client = source.client().await.unwrap();
         let registry_db = TestDb::create().await.unwrap();
         let warehouse = TestDb::create().await.unwrap();
-        let broker = KafkaBroker::start(&dir.path().join("kafka"), BrokerStorage::Sqlite).unwrap();
+        let kafka = KafkaCluster::start(&dir.path().join("kafka"), brokers).unwrap();
         let registry_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
             .parse()
             .unwrap();
@@ -396,7 +401,7 @@ impl ProcessStack {
             source_client,
             registry_db,
             warehouse,
-            broker,
+            kafka,
             registry_addr,
             lake_dir,
         };
@@ -441,7 +446,7 @@ impl ProcessStack {
             ),
             (
                 "TOTESYS_CDC_KAFKA_BOOTSTRAP_SERVERS",
-                self.broker.bootstrap(),
+                self.kafka.bootstrap(),
             ),
             ("TOTESYS_CDC_REGISTRY_URL", self.registry_url()),
             (
@@ -720,6 +725,144 @@ impl ProcessStack {
                 "warehouse differs from the source: {check:#?}"
             );
             assert!(check.source_rows > 0, "{}: empty", check.table);
+        }
+    }
+
+    /// The lake (read by DuckDB) holds every Kafka record once, the initial snapshot
+    /// once, and each streamed change once: per table as many `(_commit_lsn, _ordinal)`
+    /// as the audit trigger recorded row changes, none twice. Nothing may write the lake
+    /// meanwhile.
+    pub async fn assert_lake_holds_each_change_once(&self) {
+        let audit = self.audit_counts().await;
+        let in_lake = self.lake_tables().await;
+        let mut changes = 0;
+        for (table, (initial, changed)) in &audit {
+            let got = in_lake.get(table).cloned().unwrap_or_default();
+            println!("lake {table}: {got:?}; source: {initial} rows at the start, {changed} row changes since");
+            assert_eq!(
+                got.distinct_positions, got.rows,
+                "{table}: a Kafka record is in the lake twice"
+            );
+            assert_eq!(
+            (got.snapshot_rows, got.snapshot_positions),
+            (*initial, *initial),
+            "{table}: the snapshot in the lake (rows, distinct records) against the source's rows"
+        );
+            assert_eq!(
+                got.distinct_changes, *changed,
+                "{table}: the changes in the lake against the row changes the source made"
+            );
+            assert_eq!(
+                got.changes, got.distinct_changes,
+                "{table}: a change (_commit_lsn, _ordinal) is in the lake twice"
+            );
+            changes += changed;
+        }
+        assert!(changes > 1000, "the load made {changes} row changes");
+    }
+
+    /// The warehouse history has no version twice, and as many fact versions as the
+    /// source made inserts and updates (audit trigger).
+    pub async fn assert_history_once(&self) {
+        let warehouse = self.warehouse.client().await.unwrap();
+        for (history, key) in [
+            ("dim_staff_history", "staff_id"),
+            ("dim_location_history", "location_id"),
+            ("dim_currency_history", "currency_id"),
+            ("dim_design_history", "design_id"),
+            ("dim_counterparty_history", "counterparty_id"),
+            ("dim_payment_type_history", "payment_type_id"),
+            ("dim_transaction_history", "transaction_id"),
+            ("fact_sales_order_version", "sales_order_id"),
+            ("fact_purchase_order_version", "purchase_order_id"),
+            ("fact_payment_version", "payment_id"),
+        ] {
+            let twice: i64 = warehouse
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM {history}
+                     GROUP BY {key}, source_commit_lsn, source_ordinal HAVING count(*) > 1) d"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(twice, 0, "{history}: versions made twice by one change");
+        }
+        for (versions, table) in [
+            ("fact_sales_order_version", "sales_order"),
+            ("fact_purchase_order_version", "purchase_order"),
+            ("fact_payment_version", "payment"),
+        ] {
+            let held: i64 = warehouse
+                .query_one(&format!("SELECT count(*) FROM {versions}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            let made: i64 = self
+                .source_client
+                .query_one(
+                    "SELECT (SELECT n FROM audit.initial WHERE tbl = $1)
+                      + (SELECT count(*) FROM audit.log WHERE tbl = $1 AND new IS NOT NULL)",
+                    &[&table],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            println!("{versions}: {held} versions; the source made {made} rows and row versions");
+            assert_eq!(held, made, "{versions}: one version per insert and update");
+        }
+    }
+
+    /// Kafka settings for the stack's cluster.
+    pub fn kafka_settings(&self) -> cdc_kafka::KafkaSettings {
+        cdc_kafka::KafkaSettings::new(self.kafka.bootstrap())
+    }
+
+    /// The high watermark of every partition the lake reads (change topics and the
+    /// transaction topic), by topic and partition.
+    pub async fn lake_highs(&self) -> BTreeMap<(String, i32), i64> {
+        cdc_lake::lake_partitions(&self.kafka_settings(), "totesys")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| ((p.topic, p.partition), p.high))
+            .collect()
+    }
+
+    /// Waits until the lake group `group` has committed every partition up to `highs`
+    /// (what the topics held at some moment): everything produced before that moment is
+    /// in the lake. Returns how long it took; panics after `timeout` with the laggards.
+    pub async fn wait_lake_past(
+        &self,
+        group: &str,
+        highs: &BTreeMap<(String, i32), i64>,
+        timeout: Duration,
+    ) -> Duration {
+        let settings = self.kafka_settings();
+        let start = Instant::now();
+        loop {
+            let committed = cdc_lake::committed_offsets(&settings, group, "totesys").await;
+            let behind: Vec<_> = match &committed {
+                Ok(committed) => highs
+                    .iter()
+                    .filter(|(key, high)| {
+                        **high > 0 && committed.get(*key).is_none_or(|c| c < *high)
+                    })
+                    .map(|(key, high)| (key.clone(), *high, committed.get(key).copied()))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            if committed.is_ok() && behind.is_empty() {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the lake group {group} did not commit up to the watermarks within {timeout:?}: \
+                 (partition, high, committed) {behind:?} {committed:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
