@@ -9,6 +9,9 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer a
 
 use crate::{KafkaError, KafkaSettings};
 
+/// How long a topic just created may take to appear in every broker's metadata.
+const METADATA_PROPAGATION: Duration = Duration::from_secs(30);
+
 /// An idempotent, acks=all producer.
 #[derive(Clone)]
 pub struct Producer {
@@ -112,10 +115,52 @@ impl Producer {
     }
 
     /// The number of partitions of `topic`, asked of the cluster.
+    ///
+    /// A topic created a moment ago may not have reached every broker's metadata yet (on
+    /// a cluster the controller has it before the brokers do): the lookup is repeated
+    /// for up to 30 s while the cluster says it does not know the topic or its leaders.
     pub async fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
+        let deadline = tokio::time::Instant::now() + METADATA_PROPAGATION;
+        loop {
+            let found = self.lookup_partitions(topic).await?;
+            let retry = match &found {
+                None => true,
+                Some((0, None)) => true,
+                Some((_, Some(code))) => matches!(
+                    code,
+                    RDKafkaErrorCode::UnknownTopicOrPartition
+                        | RDKafkaErrorCode::LeaderNotAvailable
+                ),
+                Some(_) => false,
+            };
+            if !retry || tokio::time::Instant::now() >= deadline {
+                return match found {
+                    Some((n, None)) if n > 0 => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
+                    Some((_, error)) => Err(KafkaError::Topic {
+                        topic: topic.to_owned(),
+                        reason: match error {
+                            Some(code) => format!("metadata says {code:?}"),
+                            None => "the topic has no partitions".into(),
+                        },
+                    }),
+                    None => Err(KafkaError::Topic {
+                        topic: topic.to_owned(),
+                        reason: "the cluster does not know it".into(),
+                    }),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One metadata lookup of `topic`: its partition count and error, if the cluster lists it.
+    async fn lookup_partitions(
+        &self,
+        topic: &str,
+    ) -> Result<Option<(usize, Option<RDKafkaErrorCode>)>, KafkaError> {
         let producer = self.inner.clone();
         let name = topic.to_owned();
-        let found = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             producer
                 .client()
                 .fetch_metadata(Some(&name), Duration::from_secs(30))
@@ -124,7 +169,7 @@ impl Producer {
                         .topics()
                         .iter()
                         .find(|t| t.name() == name)
-                        .map(|t| (t.partitions().len(), t.error()))
+                        .map(|t| (t.partitions().len(), t.error().map(RDKafkaErrorCode::from)))
                 })
         })
         .await
@@ -132,21 +177,7 @@ impl Producer {
             topic: topic.to_owned(),
             reason: format!("metadata lookup did not finish: {e}"),
         })?
-        .map_err(KafkaError::Admin)?;
-        match found {
-            Some((n, None)) if n > 0 => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
-            Some((_, error)) => Err(KafkaError::Topic {
-                topic: topic.to_owned(),
-                reason: match error {
-                    Some(code) => format!("metadata says {:?}", RDKafkaErrorCode::from(code)),
-                    None => "the topic has no partitions".into(),
-                },
-            }),
-            None => Err(KafkaError::Topic {
-                topic: topic.to_owned(),
-                reason: "the cluster does not know it".into(),
-            }),
-        }
+        .map_err(KafkaError::Admin)
     }
 
     /// Waits until every queued record is delivered or `timeout` passes.

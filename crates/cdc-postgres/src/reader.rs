@@ -263,6 +263,10 @@ pub async fn run<S: ChangeSink>(
                 SnapshotMode::Initial => "export",
                 SnapshotMode::Never => "nothing",
             };
+            // The snapshot's time, on the server's clock and before the slot exists: every
+            // transaction streamed after the consistent point commits later than this, so a
+            // version it makes never starts before the snapshot's version of the same row.
+            let as_of_micros = server_clock_micros(&client).await?;
             let rows = replication
                 .simple_query(&format!(
                     "CREATE_REPLICATION_SLOT {slot_name} LOGICAL pgoutput (SNAPSHOT '{export}')"
@@ -288,6 +292,7 @@ pub async fn run<S: ChangeSink>(
                     &config.connection,
                     &snapshot_name,
                     consistent_point,
+                    as_of_micros,
                     &published,
                     sink,
                     &config.snapshot,
@@ -926,4 +931,17 @@ fn stats_mut(stats: &SharedStats, f: impl FnOnce(&mut CaptureStats)) {
     if let Ok(mut guard) = stats.lock() {
         f(&mut guard);
     }
+}
+
+/// The server's clock now, in microseconds since the Unix epoch (the clock of its commit
+/// timestamps).
+async fn server_clock_micros(client: &tokio_postgres::Client) -> Result<i64, SourceError> {
+    let row = client
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
+            &[],
+        )
+        .await
+        .map_err(SourceError::sql("read the server's clock"))?;
+    Ok(row.get(0))
 }

@@ -23,7 +23,6 @@ use crate::rows::text_row;
 use crate::setup::{quote_ident, quote_literal};
 use crate::sink::{ChangeSink, DurabilityTracker};
 use crate::text_value::split_copy_text_row;
-use crate::walsender::now_unix_micros;
 
 /// How the snapshot runs.
 #[derive(Debug, Clone)]
@@ -81,11 +80,14 @@ enum WorkerMessage {
 }
 
 /// Copies `tables` as of `snapshot_name` into the sink; returns the number of rows.
-/// Waits until every row is durable.
+/// Waits until every row is durable. The rows carry `as_of_micros` as their commit time:
+/// a time on the server's clock before the snapshot's consistent point.
+#[allow(clippy::too_many_arguments)]
 pub async fn copy_tables<S: ChangeSink>(
     params: &ConnectParams,
     snapshot_name: &str,
     consistent_point: Lsn,
+    as_of_micros: i64,
     tables: &[TableName],
     sink: &mut S,
     options: &SnapshotOptions,
@@ -117,7 +119,7 @@ pub async fn copy_tables<S: ChangeSink>(
         xid: None,
         commit_lsn: consistent_point,
         end_lsn: consistent_point,
-        commit_time_micros: now_unix_micros(),
+        commit_time_micros: as_of_micros,
     };
     let mut tracker = DurabilityTracker::new(Lsn::ZERO);
     let mut ordinal = 0u64;

@@ -82,9 +82,9 @@ fn cache_dir() -> PathBuf {
 /// `$JAVA_HOME/bin/java`, else the first `java` on `PATH`.
 fn find_java() -> Result<PathBuf, TestkitError> {
     let from_home = std::env::var_os("JAVA_HOME").map(|h| PathBuf::from(h).join("bin/java"));
-    let on_path = std::env::var_os("PATH")
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("java")).collect())
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     from_home
         .into_iter()
         .chain(on_path)
@@ -260,6 +260,30 @@ impl KafkaCluster {
         }
     }
 
+    /// Stops every node gracefully (SIGTERM: leaders move, logs close cleanly), killing
+    /// any that has not exited within `timeout`.
+    pub fn stop(&mut self, timeout: Duration) {
+        for node in &self.nodes {
+            if let Some(child) = &node.child {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+        }
+        let started = Instant::now();
+        for node in &mut self.nodes {
+            while let Some(child) = node.child.as_mut() {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    node.child = None;
+                } else if started.elapsed() > timeout {
+                    node.kill();
+                } else {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
     /// Starts every node again on its data; returns once they all serve metadata.
     pub fn restart_all(&mut self) -> Result<Duration, TestkitError> {
         let started = Instant::now();
@@ -382,8 +406,12 @@ impl KafkaCluster {
                 .map_err(|e| TestkitError::io("open", &log_path, e))?;
             let child = self
                 .java(node)
-                .args(["kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
-                .arg(node.dir.join("server.properties"))
+                .args(["kafka.tools.StorageTool", "format"])
+                .arg(format!("--cluster-id={cluster_id}"))
+                .arg(format!(
+                    "--config={}",
+                    node.dir.join("server.properties").display()
+                ))
                 .stdout(log)
                 .stderr(log_err)
                 .spawn()
@@ -598,8 +626,18 @@ logger.group.name = org.apache.kafka.coordinator.group
 logger.group.level = info
 ";
 
-/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+/// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding, not starting
+/// with `-` (as Kafka's own ids never do, so that no tool reads one as an option).
 fn random_cluster_id() -> String {
+    loop {
+        let id = random_base64_id();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn random_base64_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes: [u8; 16] = rand::random();
     let mut bits = 0u32;
@@ -651,5 +689,6 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(id, random_cluster_id());
+        assert!((0..1000).all(|_| !random_cluster_id().starts_with('-')));
     }
 }

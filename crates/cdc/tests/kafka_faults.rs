@@ -54,7 +54,7 @@ fn writer(stack: &ProcessStack, name: &str, static_member: bool) -> Component {
 }
 
 /// Replication factor and `min.insync.replicas` of `topic`, from the cluster.
-fn replication_of(bootstrap: &str, topic: &str) -> (usize, String) {
+async fn replication_of(bootstrap: &str, topic: &str) -> (usize, String) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -68,15 +68,12 @@ fn replication_of(bootstrap: &str, topic: &str) -> (usize, String) {
             .set("bootstrap.servers", bootstrap)
             .create()
             .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let configs = runtime
-        .block_on(admin.describe_configs(
+    let configs = admin
+        .describe_configs(
             &[rdkafka::admin::ResourceSpecifier::Topic(topic)],
             &rdkafka::admin::AdminOptions::new(),
-        ))
+        )
+        .await
         .unwrap();
     let config = configs.into_iter().next().unwrap().unwrap();
     let min_insync = config
@@ -154,7 +151,7 @@ async fn a_killed_partition_leader_loses_and_repeats_nothing() {
     stack.start_lake(&mut lake).await;
     let bootstrap = stack.kafka.bootstrap();
     assert_eq!(
-        replication_of(&bootstrap, BUSY_TOPIC),
+        replication_of(&bootstrap, BUSY_TOPIC).await,
         (3, "2".to_owned()),
         "capture's defaults on a three-broker cluster: 3 replicas, min.insync.replicas=2"
     );
