@@ -75,7 +75,10 @@ async fn check_exactly_once_after_dedup(
                 event.position,
                 event.op.code(),
                 if event.snapshot { "snapshot" } else { "stream" },
-                recorded.iter().filter(|e| &e.table.name.name == table).count(),
+                recorded
+                    .iter()
+                    .filter(|e| &e.table.name.name == table)
+                    .count(),
                 by_position.len()
             );
         }
@@ -293,7 +296,10 @@ async fn an_added_column_is_a_new_compatible_version() {
             "{} records read, {} recorded events; read again 3 s later: {:?}",
             seen.len(),
             recorded.len(),
-            again.iter().map(|r| (r.partition, r.offset)).collect::<Vec<_>>()
+            again
+                .iter()
+                .map(|r| (r.partition, r.offset))
+                .collect::<Vec<_>>()
         );
     }
     assert!(

@@ -539,7 +539,7 @@ impl KafkaCluster {
         loop {
             if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(2)) {
                 if metadata.brokers().len() >= brokers {
-                    return Ok(());
+                    return self.probe_produce();
                 }
             }
             for index in 0..self.nodes.len() {
@@ -555,6 +555,82 @@ impl KafkaCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl KafkaCluster {
+    /// Creates `testkit-ready` (once) and waits until an idempotent `acks=all` producer
+    /// has a record acknowledged in it: a broker just started lists itself in the metadata
+    /// before it hands out producer ids ("coordinator load in progress").
+    fn probe_produce(&self) -> Result<(), TestkitError> {
+        const PROBE: &str = "testkit-ready";
+        let bootstrap = self.bootstrap();
+        let replicas = i32::try_from(self.nodes.len().min(3)).unwrap_or(1);
+        let failed = |what: String| TestkitError::Command { what };
+        // rdkafka's futures need no runtime; a thread of its own keeps this usable from
+        // inside a test's runtime.
+        std::thread::spawn(move || -> Result<(), TestkitError> {
+            use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+            use rdkafka::producer::{FutureProducer, FutureRecord};
+            let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()
+                .map_err(|e| failed(format!("creating a Kafka admin client: {e}")))?;
+            let topic = NewTopic::new(PROBE, 1, TopicReplication::Fixed(replicas));
+            let created = block_on_here(admin.create_topics(&[topic], &AdminOptions::new()))
+                .map_err(|e| failed(format!("creating {PROBE}: {e}")))?;
+            for result in created {
+                match result {
+                    Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((_, code)) => return Err(failed(format!("creating {PROBE}: {code}"))),
+                }
+            }
+            let producer: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("message.timeout.ms", "60000")
+                .create()
+                .map_err(|e| failed(format!("creating a Kafka producer: {e}")))?;
+            let delivery = producer
+                .send_result(FutureRecord::<[u8], [u8]>::to(PROBE).payload(b"ready"))
+                .map_err(|(e, _)| failed(format!("queueing the readiness probe: {e}")))?;
+            match block_on_here(delivery) {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(failed(format!(
+                    "the readiness probe was not acknowledged: {e}"
+                ))),
+                Err(_) => Err(failed(
+                    "the readiness probe's delivery report was lost".into(),
+                )),
+            }
+        })
+        .join()
+        .map_err(|_| TestkitError::Command {
+            what: "the readiness probe panicked".into(),
+        })?
+    }
+}
+
+/// Runs `future` to completion on this thread (rdkafka's futures are woken by its own
+/// threads, so no runtime is needed).
+fn block_on_here<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
     }
 }
 
