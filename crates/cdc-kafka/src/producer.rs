@@ -135,7 +135,11 @@ impl Producer {
             };
             if !retry || tokio::time::Instant::now() >= deadline {
                 return match found {
-                    Some((n, None)) if n > 0 => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
+                    Some((n, None)) if n > 0 => {
+                        let n = i32::try_from(n).unwrap_or(i32::MAX);
+                        self.wait_for_leaders(topic, n, deadline).await?;
+                        Ok(n)
+                    }
                     Some((_, error)) => Err(KafkaError::Topic {
                         topic: topic.to_owned(),
                         reason: match error {
@@ -151,6 +155,51 @@ impl Producer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until the leader of every partition of `topic` serves it (answers a
+    /// ListOffsets request, which a broker refuses, as it refuses a produce, until it has
+    /// taken the partition's leadership).
+    ///
+    /// Why: a new producer's first batch to a partition that fails with "not leader"
+    /// while its second batch, already in flight, succeeds, is lost: the broker, holding
+    /// no state for the new producer id, accepts the second batch's sequence, and
+    /// librdkafka then counts the first as acknowledged ("implicitly acked by subsequent
+    /// batch success"). Seen on Apache Kafka 4.4 with librdkafka 2.12 on topics capture
+    /// had just created (docs/kafka.md, "A new topic's first records").
+    async fn wait_for_leaders(
+        &self,
+        topic: &str,
+        partitions: i32,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), KafkaError> {
+        for partition in 0..partitions {
+            loop {
+                let producer = self.inner.clone();
+                let name = topic.to_owned();
+                let served = tokio::task::spawn_blocking(move || {
+                    producer
+                        .client()
+                        .fetch_watermarks(&name, partition, Duration::from_secs(5))
+                })
+                .await
+                .map_err(|e| KafkaError::Topic {
+                    topic: topic.to_owned(),
+                    reason: format!("leader lookup did not finish: {e}"),
+                })?;
+                match served {
+                    Ok(_) => break,
+                    Err(e) if tokio::time::Instant::now() >= deadline => {
+                        return Err(KafkaError::Topic {
+                            topic: topic.to_owned(),
+                            reason: format!("partition {partition} has no serving leader: {e}"),
+                        })
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One metadata lookup of `topic`: its partition count and error, if the cluster lists it.

@@ -293,6 +293,11 @@ impl LakeWriter {
         .await
         .map_err(kafka)?;
         let dead_letters = Producer::new(&config.kafka).map_err(kafka)?;
+        // Its leader serving before the first dead letter (see Producer::partition_count).
+        dead_letters
+            .partition_count(&config.dead_letter_topic)
+            .await
+            .map_err(kafka)?;
         let events = Arc::new(GroupEvents::default());
         let mut client = config.kafka.client_config();
         let mut defaults = vec![

@@ -104,6 +104,8 @@ impl KafkaSink {
         let transactions = if config.transaction_topic {
             let topic = config.transaction_topic_name();
             ensure_topics(settings, &[config.topic_spec(&topic, 1)]).await?;
+            // Its leader serving before the first record (see Producer::partition_count).
+            producer.partition_count(&topic).await?;
             let key_id = register(&registry, &key_subject(&topic), transaction::KEY_SCHEMA).await?;
             let value_id =
                 register(&registry, &value_subject(&topic), transaction::VALUE_SCHEMA).await?;

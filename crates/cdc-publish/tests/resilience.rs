@@ -65,10 +65,21 @@ async fn check_exactly_once_after_dedup(
                 .filter(|e| e.snapshot && &e.table.name.name == table)
                 .map(|e| e.position.commit_lsn)
                 .collect();
-            let missing = recorded
+            let absent: Vec<String> = recorded
                 .iter()
                 .filter(|e| &e.table.name.name == table && !by_position.contains_key(&e.position))
-                .count();
+                .map(|e| {
+                    format!(
+                        "{}/{} {}{}",
+                        e.position.commit_lsn,
+                        e.position.ordinal,
+                        e.op.code(),
+                        if e.snapshot { " (snapshot)" } else { "" }
+                    )
+                })
+                .collect();
+            let missing = absent.len();
+            eprintln!("absent from the topic: {absent:?}");
             panic!(
                 "{table}: {:?} ({} of {}) was lost; {missing} of {} recorded positions are not \
                  in the topic ({} positions there); snapshots recorded at {recorded_snapshots:?}",

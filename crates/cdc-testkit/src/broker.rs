@@ -165,11 +165,33 @@ impl KafkaCluster {
     }
 
     /// Like [`KafkaCluster::start`], with the JVM and broker sized by `options`.
+    ///
+    /// Ports are chosen free, but another process may take one before the node binds it;
+    /// the start is then tried again on other ports (three tries).
     pub fn start_with(
         dir: &Path,
         nodes: usize,
         options: KafkaOptions,
     ) -> Result<Self, TestkitError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::start_once(dir, nodes, options.clone()) {
+                Err(e) if tries < 3 && e.to_string().contains("Address already in use") => {
+                    eprintln!(
+                        "testkit: a Kafka port was taken meanwhile; starting again on others"
+                    );
+                    for index in 0..nodes {
+                        let node_dir = dir.join(format!("node-{}", index + 1));
+                        let _ = std::fs::remove_dir_all(&node_dir);
+                    }
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(dir: &Path, nodes: usize, options: KafkaOptions) -> Result<Self, TestkitError> {
         let started = Instant::now();
         let install = KafkaInstall::find()?;
         let mut cluster = KafkaCluster {
@@ -491,9 +513,15 @@ impl KafkaCluster {
         if let Some(child) = node.child.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
                 node.child = None;
+                let log = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+                let port_taken = if log.contains("Address already in use") {
+                    "Address already in use; "
+                } else {
+                    ""
+                };
                 return Err(TestkitError::Command {
                     what: format!(
-                        "kafka node {} exited with {status}: {}",
+                        "kafka node {} exited with {status}: {port_taken}{}",
                         node.id,
                         tail(&node.log_path())
                     ),
