@@ -422,10 +422,7 @@ impl KafkaCluster {
                 continue;
             }
             let log_path = node.dir.join("format.log");
-            let log = open_log(&log_path)?;
-            let log_err = log
-                .try_clone()
-                .map_err(|e| TestkitError::io("open", &log_path, e))?;
+            let (log, log_err) = open_log(&log_path)?;
             let child = self
                 .java(node)
                 .args(["kafka.tools.StorageTool", "format"])
@@ -490,11 +487,7 @@ impl KafkaCluster {
 
     fn spawn(&mut self, index: usize) -> Result<(), TestkitError> {
         let node = &self.nodes[index];
-        let log_path = node.log_path();
-        let log = open_log(&log_path)?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| TestkitError::io("open", &log_path, e))?;
+        let (log, log_err) = open_log(&node.log_path())?;
         let child = self
             .java(node)
             .arg("kafka.Kafka")
@@ -765,12 +758,17 @@ fn write_file(path: &Path, text: &str) -> Result<(), TestkitError> {
     std::fs::write(path, text).map_err(|e| TestkitError::io("write", path, e))
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File, TestkitError> {
-    std::fs::OpenOptions::new()
+/// A log file opened for appending, twice: for a child's stdout and its stderr.
+fn open_log(path: &Path) -> Result<(std::fs::File, std::fs::File), TestkitError> {
+    let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| TestkitError::io("open", path, e))
+        .map_err(|e| TestkitError::io("open", path, e))?;
+    let again = log
+        .try_clone()
+        .map_err(|e| TestkitError::io("open", path, e))?;
+    Ok((log, again))
 }
 
 /// The last lines of a log, for an error message.

@@ -53,8 +53,8 @@ fn writer(stack: &ProcessStack, name: &str, static_member: bool) -> Component {
     stack.component(name, &args).with_metrics()
 }
 
-/// Replication factor and `min.insync.replicas` of `topic`, from the cluster.
-async fn replication_of(bootstrap: &str, topic: &str) -> (usize, String) {
+/// Partition 0 of `topic`: its leader's node id and its number of replicas.
+fn partition_zero(bootstrap: &str, topic: &str) -> (u32, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -62,7 +62,16 @@ async fn replication_of(bootstrap: &str, topic: &str) -> (usize, String) {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap();
-    let replicas = metadata.topics()[0].partitions()[0].replicas().len();
+    let partition = &metadata.topics()[0].partitions()[0];
+    (
+        u32::try_from(partition.leader()).unwrap(),
+        partition.replicas().len(),
+    )
+}
+
+/// Replication factor and `min.insync.replicas` of `topic`, from the cluster.
+async fn replication_of(bootstrap: &str, topic: &str) -> (usize, String) {
+    let replicas = partition_zero(bootstrap, topic).1;
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
@@ -85,14 +94,7 @@ async fn replication_of(bootstrap: &str, topic: &str) -> (usize, String) {
 
 /// The node leading partition 0 of `topic`.
 fn leader_of(bootstrap: &str, topic: &str) -> u32 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    u32::try_from(metadata.topics()[0].partitions()[0].leader()).unwrap()
+    partition_zero(bootstrap, topic).0
 }
 
 /// Waits until capture's acknowledged records pass `from`; returns how long it took.

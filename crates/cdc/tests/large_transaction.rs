@@ -103,12 +103,13 @@ async fn a_million_row_transaction_streams_with_bounded_memory() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if start.elapsed() > Duration::from_secs(300) {
+        // A liveness bound (nextest ends a test at 600 s), not a performance one.
+        if start.elapsed() > Duration::from_secs(540) {
             let _ = child.kill();
             let _ = child.wait();
             let _ = reader.join();
             panic!(
-                "capture did not finish the transaction in 300 s; its output:\n{}",
+                "capture did not finish the transaction in 540 s; its output:\n{}",
                 output.lock().unwrap()
             );
         }
