@@ -822,13 +822,25 @@ impl ProcessStack {
 
     /// The high watermark of every partition the lake reads (change topics and the
     /// transaction topic), by topic and partition.
+    /// Right after a broker is killed a partition may have no serving leader yet: the
+    /// lookup is repeated for up to a minute.
     pub async fn lake_highs(&self) -> BTreeMap<(String, i32), i64> {
-        cdc_lake::lake_partitions(&self.kafka_settings(), "totesys")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|p| ((p.topic, p.partition), p.high))
-            .collect()
+        let start = Instant::now();
+        loop {
+            match cdc_lake::lake_partitions(&self.kafka_settings(), "totesys").await {
+                Ok(partitions) => {
+                    return partitions
+                        .into_iter()
+                        .map(|p| ((p.topic, p.partition), p.high))
+                        .collect()
+                }
+                Err(e) => assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "the watermarks stay unreadable: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Waits until the lake group `group` has committed every partition up to `highs`
