@@ -172,7 +172,9 @@ async fn a_killed_partition_leader_loses_and_repeats_nothing() {
         resumed.as_secs_f64()
     );
     let highs = stack.lake_highs().await;
-    let caught_up = stack.wait_lake_past(GROUP, &highs, BOUND).await;
+    let caught_up = stack
+        .wait_lake_past(GROUP, &highs, BOUND, &mut [&mut lake])
+        .await;
     println!(
         "the lake held everything produced {:.1} s after the kill {:.1} s later",
         killed.elapsed().as_secs_f64() - caught_up.as_secs_f64(),
@@ -225,19 +227,22 @@ async fn lake_writers_killed_at_random_moments_leave_each_change_once() {
         let highs = stack.lake_highs().await;
         lake.start();
         last = which;
+        let name = lake.name.clone();
         if steady {
-            stack.wait_lake_past(GROUP, &highs, BOUND).await;
+            let mut all: Vec<&mut Component> = lakes.iter_mut().collect();
+            stack.wait_lake_past(GROUP, &highs, BOUND, &mut all).await;
             let took = killed.elapsed();
             println!(
                 "round {round}: everything produced before the kill of {} was in the lake {:.1} s after it",
-                lake.name,
+                name,
                 took.as_secs_f64()
             );
-            recoveries.push((lake.name.clone(), took));
+            recoveries.push((name, took));
         }
     }
     let highs = stack.lake_highs().await;
-    let settled = stack.wait_lake_past(GROUP, &highs, BOUND).await;
+    let mut all: Vec<&mut Component> = lakes.iter_mut().collect();
+    let settled = stack.wait_lake_past(GROUP, &highs, BOUND, &mut all).await;
     println!(
         "after the kills while joining: the lake caught up {:.1} s after the last",
         settled.as_secs_f64()
@@ -280,7 +285,9 @@ async fn the_whole_cluster_killed_and_restarted_loses_and_repeats_nothing() {
         (restart + resumed).as_secs_f64()
     );
     let highs = stack.lake_highs().await;
-    let caught_up = stack.wait_lake_past(GROUP, &highs, BOUND).await;
+    let caught_up = stack
+        .wait_lake_past(GROUP, &highs, BOUND, &mut [&mut lake])
+        .await;
     println!(
         "the lake caught up with the topics {:.1} s later",
         caught_up.as_secs_f64()

@@ -845,12 +845,14 @@ impl ProcessStack {
 
     /// Waits until the lake group `group` has committed every partition up to `highs`
     /// (what the topics held at some moment): everything produced before that moment is
-    /// in the lake. Returns how long it took; panics after `timeout` with the laggards.
+    /// in the lake. Returns how long it took; panics when a writer of `lakes` exits, or after
+    /// `timeout` with the laggards and the writers' logs.
     pub async fn wait_lake_past(
         &self,
         group: &str,
         highs: &BTreeMap<(String, i32), i64>,
         timeout: Duration,
+        lakes: &mut [&mut Component],
     ) -> Duration {
         let settings = self.kafka_settings();
         let start = Instant::now();
@@ -869,11 +871,24 @@ impl ProcessStack {
             if committed.is_ok() && behind.is_empty() {
                 return start.elapsed();
             }
-            assert!(
-                start.elapsed() < timeout,
-                "the lake group {group} did not commit up to the watermarks within {timeout:?}: \
-                 (partition, high, committed) {behind:?} {committed:?}"
-            );
+            for lake in lakes.iter_mut() {
+                assert!(
+                    lake.is_running(),
+                    "the lake writer {} exited:\n{}",
+                    lake.name,
+                    tail(&lake.log_of_this_run(), 40)
+                );
+            }
+            if start.elapsed() > timeout {
+                let mut logs = String::new();
+                for lake in lakes.iter() {
+                    let _ = writeln!(logs, "--- {}:\n{}", lake.name, tail(&lake.log(), 60));
+                }
+                panic!(
+                    "the lake group {group} did not commit up to the watermarks within {timeout:?}: \
+                     (partition, high, committed) {behind:?} {committed:?}\n{logs}"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
