@@ -428,6 +428,7 @@ impl LakeWriter {
             let message = tokio::select! {
                 () = &mut shutdown => break,
                 _ = tick.tick() => {
+                    self.fatal()?;
                     self.drop_revoked();
                     self.flush(&mut totals, Some(Instant::now())).await?;
                     self.commit(CommitMode::Async);
@@ -447,7 +448,10 @@ impl LakeWriter {
                         break;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "Kafka consumer error; librdkafka retries"),
+                Err(e) => {
+                    self.fatal()?;
+                    tracing::warn!(error = %e, "Kafka consumer error; librdkafka retries");
+                }
             }
         }
         self.drop_revoked();
@@ -456,6 +460,27 @@ impl LakeWriter {
         self.metrics.rows_buffered.set(0);
         tracing::info!(?totals, "lake writer stopped");
         Ok(totals)
+    }
+
+    /// Fails when librdkafka has raised a fatal error on the consumer, which then reads and
+    /// commits nothing more: most often a static member fenced by a member with its
+    /// `group.instance.id` (another writer given the same id, or the broker holding its
+    /// own retried join after a coordinator moved). Nothing buffered is committed, so the
+    /// writer that replaces it reads those records again and adopts their files.
+    fn fatal(&self) -> Result<(), LakeError> {
+        let Some((code, reason)) = self.consumer.client().fatal_error() else {
+            return Ok(());
+        };
+        self.metrics.consumer_fatal_errors.inc();
+        self.metrics.partitions_assigned.set(0);
+        let reason = match &self.config.group_instance_id {
+            Some(instance) => format!("{reason} (group.instance.id {instance})"),
+            None => reason,
+        };
+        Err(LakeError::ConsumerFatal {
+            code: format!("{code:?}"),
+            reason,
+        })
     }
 
     /// Takes one record: a change into its partition's buffer, a tombstone past, a dead

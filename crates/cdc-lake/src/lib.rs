@@ -79,6 +79,14 @@ pub enum LakeError {
     /// Kafka refused or failed (consumer, offsets, dead-letter topic).
     #[error("{0}")]
     Kafka(String),
+    /// librdkafka raised a fatal error: the consumer is unusable and must be replaced.
+    #[error("fatal Kafka consumer error ({code}): {reason}")]
+    ConsumerFatal {
+        /// librdkafka's error code.
+        code: String,
+        /// What librdkafka said.
+        reason: String,
+    },
     /// The schema registry refused a request for good.
     #[error("{0}")]
     Registry(String),

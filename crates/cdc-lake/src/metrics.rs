@@ -29,6 +29,8 @@ pub struct LakeMetrics {
     pub commit_to_lake_seconds: HistogramVec,
     /// Offset commits the group coordinator refused or that failed.
     pub commit_errors: IntCounter,
+    /// Consumers that hit a fatal error (a static member fenced, …) and were given up.
+    pub consumer_fatal_errors: IntCounter,
     /// Rows buffered, not yet in a file.
     pub rows_buffered: IntGauge,
     /// Partitions this member owns.
@@ -61,6 +63,7 @@ impl LakeMetrics {
             Box::new(self.flush_seconds.clone()),
             Box::new(self.commit_to_lake_seconds.clone()),
             Box::new(self.commit_errors.clone()),
+            Box::new(self.consumer_fatal_errors.clone()),
             Box::new(self.rows_buffered.clone()),
             Box::new(self.partitions_assigned.clone()),
             Box::new(self.consumer_lag.clone()),
@@ -120,6 +123,10 @@ impl LakeMetrics {
             commit_errors: IntCounter::new(
                 "totesys_cdc_lake_offset_commit_errors_total",
                 "Kafka offset commits that failed (the records are read again and their files adopted).",
+            )?,
+            consumer_fatal_errors: IntCounter::new(
+                "totesys_cdc_lake_consumer_fatal_errors_total",
+                "Kafka consumers given up after a fatal error (a static member fenced by its instance id, …); each is replaced by a new one.",
             )?,
             rows_buffered: IntGauge::new(
                 "totesys_cdc_lake_rows_buffered",

@@ -1,7 +1,8 @@
 //! Faults of Apache Kafka and of the lake writers' group on a three-broker cluster, under
 //! the simulator's load, with every component a real `totesys-cdc` process:
 //! (a) `kill -9` of the broker leading a busy partition, restarted later;
-//! (b) `kill -9` of a lake writer at random moments, ten times, two writers in the group;
+//! (b) `kill -9` of a lake writer at random moments, ten times, two writers in the group,
+//!     then the static one fenced by a member joining with its instance id;
 //! (c) the whole cluster killed and restarted.
 //!
 //! Topics are created with the defaults capture picks for the cluster it finds (three
@@ -258,7 +259,66 @@ async fn lake_writers_killed_at_random_moments_leave_each_change_once() {
             took.as_secs_f64()
         );
     }
+
+    // A static member fenced by its own instance id (as when the broker holds a join the
+    // client retried after the coordinator moved): librdkafka's consumer is dead for good;
+    // the writer must replace it and carry on.
+    let fatal_before = lakes[0]
+        .metric("totesys_cdc_lake_consumer_fatal_errors_total")
+        .await;
+    let fenced = Instant::now();
+    join_as(&stack.kafka.bootstrap(), GROUP, &lakes[0].name).await;
+    println!(
+        "{} fenced by a member joining with its group.instance.id",
+        lakes[0].name
+    );
+    let highs = stack.lake_highs().await;
+    let mut all: Vec<&mut Component> = lakes.iter_mut().collect();
+    stack.wait_lake_past(GROUP, &highs, BOUND, &mut all).await;
+    println!(
+        "after the fencing: the lake caught up {:.1} s after it",
+        fenced.elapsed().as_secs_f64()
+    );
+    assert!(
+        lakes[0]
+            .metric("totesys_cdc_lake_consumer_fatal_errors_total")
+            .await
+            > fatal_before,
+        "the fenced writer noticed its consumer's fatal error:\n{}",
+        tail(&lakes[0].log_of_this_run(), 40)
+    );
     finish(stack, load, capture, lakes, model).await;
+}
+
+/// Joins `group` as static member `instance` (fencing the member holding that id) until it
+/// owns partitions, then closes without committing anything.
+async fn join_as(bootstrap: &str, group: &str, instance: &str) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("group.instance.id", instance)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    let topics = [
+        cdc_lake::change_topics_pattern("totesys"),
+        "totesys.transaction".to_owned(),
+    ];
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        while consumer.assignment().unwrap().count() == 0 {
+            assert!(
+                start.elapsed() < BOUND,
+                "the fencing member got no partitions"
+            );
+            let _ = consumer.poll(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
