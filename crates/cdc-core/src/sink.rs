@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::{ChangeEvent, TransactionInfo};
+use crate::{ChangeEvent, Lsn, TransactionInfo};
 
 /// A sink's failure; the reader stops and nothing past the last durable LSN is confirmed.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +45,29 @@ pub enum SinkError {
 ///
 /// What the sink promises back: a [`WriteAck`] resolves `Ok` only once the batch is
 /// durable (it will survive a crash of capture and of the sink); only then may the
-/// source forget it.
+/// source forget it. A sink may hold acks back to make several transactions durable
+/// at once (Kafka transactions); it then names when via [`ChangeSink::flush_deadline`],
+/// and the reader calls [`ChangeSink::flush`] then and before it waits for an ack.
 pub trait ChangeSink: Send {
+    /// Claims the sink for this capture (fencing any earlier writer) before the first
+    /// event, once the source's slot is known to be free; returns the commit LSN through
+    /// which the sink already holds every transaction from an earlier run, if it knows.
+    /// Events at or before it that are read again are dropped by the sink.
+    fn start(&mut self) -> impl Future<Output = Result<Option<Lsn>, SinkError>> + Send {
+        std::future::ready(Ok(None))
+    }
+
+    /// Makes what is held back durable now, so that every ack handed out resolves
+    /// without further events (the reader calls it before it waits for an ack).
+    fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    /// When the sink wants [`ChangeSink::flush`] called if no event comes first.
+    fn flush_deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+
     /// Accepts a batch; may wait to apply backpressure. Durability comes through the ack.
     fn write(
         &mut self,

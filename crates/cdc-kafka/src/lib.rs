@@ -14,10 +14,12 @@
 
 mod producer;
 mod settings;
+mod tail;
 mod topics;
 
 pub use producer::{Delivery, Producer};
 pub use settings::{is_secret_property, KafkaSettings};
+pub use tail::{read_tail, TailRecord};
 pub use topics::{broker_count, ensure_topics, topic_stats, Replication, TopicSpec, TopicStats};
 
 /// A failure talking to Kafka; one line naming what was attempted.
@@ -52,4 +54,45 @@ pub enum KafkaError {
     /// An admin request failed as a whole.
     #[error("Kafka admin request failed")]
     Admin(#[source] rdkafka::error::KafkaError),
+    /// A call of the transaction API failed (`init`, `begin`, `commit`, `abort`).
+    #[error("Kafka transaction {operation} failed")]
+    Transaction {
+        /// The call.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Reading a partition failed.
+    #[error("cannot read {topic} partition {partition}: {reason}")]
+    Read {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl KafkaError {
+    /// Whether this producer can never be used again: it was fenced by a newer one with
+    /// its transactional id (another capture on the same slot), or librdkafka raised a
+    /// fatal error.
+    pub fn is_fenced_or_fatal(&self) -> bool {
+        match self {
+            KafkaError::Transaction { source, .. } => match source {
+                rdkafka::error::KafkaError::Transaction(e) => e.is_fatal(),
+                other => matches!(
+                    other.rdkafka_error_code(),
+                    Some(
+                        rdkafka::error::RDKafkaErrorCode::ProducerFenced
+                            | rdkafka::error::RDKafkaErrorCode::Fatal
+                            | rdkafka::error::RDKafkaErrorCode::InvalidProducerEpoch
+                    )
+                ),
+            },
+            _ => false,
+        }
+    }
 }

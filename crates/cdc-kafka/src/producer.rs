@@ -12,15 +12,41 @@ use crate::{KafkaError, KafkaSettings};
 /// How long a topic just created may take to appear in every broker's metadata.
 const METADATA_PROPAGATION: Duration = Duration::from_secs(30);
 
-/// An idempotent, acks=all producer.
+/// An idempotent, acks=all producer; optionally transactional.
 #[derive(Clone)]
 pub struct Producer {
     inner: FutureProducer,
 }
 
+/// The transaction API's blocking calls run on the blocking pool, one at a time.
+const TRANSACTION_CALL: Duration = Duration::from_secs(60);
+
 impl Producer {
     /// Creates the producer; settings may override everything but idempotence and acks.
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
+        Self::build(settings, &[])
+    }
+
+    /// Creates a transactional producer with `transactional.id` `id` whose transactions
+    /// the broker aborts when they stay open longer than `timeout`. Call
+    /// [`Producer::init_transactions`] before the first record: it fences every earlier
+    /// producer with the same id.
+    pub fn transactional(
+        settings: &KafkaSettings,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let timeout_ms = timeout.as_millis().to_string();
+        Self::build(
+            settings,
+            &[
+                ("transactional.id", id),
+                ("transaction.timeout.ms", timeout_ms.as_str()),
+            ],
+        )
+    }
+
+    fn build(settings: &KafkaSettings, forced: &[(&str, &str)]) -> Result<Self, KafkaError> {
         let mut config = settings.client_config();
         for (name, default) in [
             ("compression.type", "zstd"),
@@ -34,8 +60,58 @@ impl Producer {
             }
         }
         config.set("enable.idempotence", "true").set("acks", "all");
+        for (name, value) in forced {
+            config.set(*name, *value);
+        }
         let inner = config.create().map_err(KafkaError::Config)?;
         Ok(Producer { inner })
+    }
+
+    /// Registers the transactional id with its coordinator, fencing older producers that
+    /// use it and finishing (aborting, or completing a commit already decided) their open
+    /// transaction.
+    pub async fn init_transactions(&self) -> Result<(), KafkaError> {
+        self.transaction_call("init", |p| p.init_transactions(TRANSACTION_CALL))
+            .await
+    }
+
+    /// Opens a transaction: records sent from now on are committed or aborted together.
+    pub fn begin_transaction(&self) -> Result<(), KafkaError> {
+        self.inner
+            .begin_transaction()
+            .map_err(|source| KafkaError::Transaction {
+                operation: "begin",
+                source,
+            })
+    }
+
+    /// Delivers every record of the open transaction and commits it; readers with
+    /// `isolation.level=read_committed` see its records only from then on.
+    pub async fn commit_transaction(&self) -> Result<(), KafkaError> {
+        self.transaction_call("commit", |p| p.commit_transaction(TRANSACTION_CALL))
+            .await
+    }
+
+    /// Aborts the open transaction: no `read_committed` reader ever sees its records.
+    pub async fn abort_transaction(&self) -> Result<(), KafkaError> {
+        self.transaction_call("abort", |p| p.abort_transaction(TRANSACTION_CALL))
+            .await
+    }
+
+    async fn transaction_call(
+        &self,
+        operation: &'static str,
+        call: impl FnOnce(&FutureProducer) -> rdkafka::error::KafkaResult<()> + Send + 'static,
+    ) -> Result<(), KafkaError> {
+        let producer = self.inner.clone();
+        tokio::task::spawn_blocking(move || call(&producer))
+            .await
+            // The blocking task only ends early when the runtime shuts down.
+            .map_err(|_| KafkaError::Transaction {
+                operation,
+                source: RdKafkaError::Canceled,
+            })?
+            .map_err(|source| KafkaError::Transaction { operation, source })
     }
 
     /// Queues a record (a tombstone when `value` is `None`) to the partition its key

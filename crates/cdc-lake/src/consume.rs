@@ -390,18 +390,24 @@ impl LakeWriter {
         beyond
     }
 
-    /// Marks the bounded partitions whose fetch position is at their end (the broker's
-    /// control records and an emptied partition have offsets no record is read at).
+    /// Takes note of the consumer's positions: offsets below a partition's position that
+    /// no record was read at (Kafka transaction markers, aborted records) count as rowless
+    /// records, so the committed offset steps over them and the group's lag reaches 0;
+    /// and a bounded partition whose position is at its end is read.
     fn check_positions(&mut self) {
-        let Some(bounds) = &mut self.bounds else {
-            return;
-        };
         let Ok(positions) = self.consumer.position() else {
             return;
         };
         for e in positions.elements() {
-            if let Offset::Offset(position) = e.offset() {
-                bounds.at_position((e.topic().to_owned(), e.partition()), position);
+            let Offset::Offset(position) = e.offset() else {
+                continue;
+            };
+            let key = (e.topic().to_owned(), e.partition());
+            if let Some(writer) = self.partitions.get_mut(&key) {
+                writer.skip_through(position - 1);
+            }
+            if let Some(bounds) = &mut self.bounds {
+                bounds.at_position(key, position);
             }
         }
     }
@@ -430,9 +436,9 @@ impl LakeWriter {
                 _ = tick.tick() => {
                     self.fatal()?;
                     self.drop_revoked();
+                    self.check_positions();
                     self.flush(&mut totals, Some(Instant::now())).await?;
                     self.commit(CommitMode::Async);
-                    self.check_positions();
                     if self.bounded_done() {
                         break;
                     }

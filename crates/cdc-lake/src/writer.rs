@@ -152,6 +152,17 @@ impl PartitionWriter {
         }
     }
 
+    /// Takes every offset up to `last` that no record was read at as rowless (the
+    /// consumer's position says nothing below it is still to come: Kafka transaction
+    /// markers, records of aborted transactions). Only once the chain has started.
+    pub fn skip_through(&mut self, last: i64) {
+        if let Some(seen) = self.last_seen {
+            if last > seen {
+                self.last_seen = Some(last);
+            }
+        }
+    }
+
     /// When nothing is buffered, moves the chain past the rowless records seen since the
     /// last file and returns the offset to commit; `None` when there is nothing to move.
     ///

@@ -114,6 +114,14 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
+    /// The sink holds transactions past the source's WAL end (another database's topics).
+    #[error("the sink holds source transactions through {held} but the source's WAL ends at {wal_end}: the topics belong to another database or the source was restored to an earlier point; publish to a new topic prefix (or clear the topics) before capturing")]
+    SinkAhead {
+        /// The commit LSN the sink holds transactions through.
+        held: cdc_core::Lsn,
+        /// The source's current WAL position.
+        wal_end: cdc_core::Lsn,
+    },
     /// The checkpoint store failed.
     #[error("checkpoint store at {path}")]
     Checkpoint {
@@ -157,6 +165,7 @@ impl SourceError {
             | SourceError::NoReplicationPrivilege { .. }
             | SourceError::SlotInUse { .. }
             | SourceError::MissingTable(_)
+            | SourceError::SinkAhead { .. }
             | SourceError::Sql { .. }
             | SourceError::Protocol(_) => "source",
             SourceError::Decode { .. }

@@ -245,6 +245,25 @@ pub async fn run<S: ChangeSink>(
     let mut replication = ReplicationConnection::connect(&params).await?;
     let slot_name = quote_ident(&config.slot);
     let mut slot = setup::ensure_slot_free(&client, &config.slot).await?;
+    // Only once the slot is free: claiming a transactional sink fences the last writer.
+    let held = sink.start().await?;
+    if let Some(held) = held {
+        let wal_end = current_wal_lsn(&client).await?;
+        if held > wal_end {
+            return Err(SourceError::SinkAhead { held, wal_end });
+        }
+    }
+    let slot_point = slot.as_ref().and_then(|info| info.confirmed_flush_lsn);
+    if let (Some(point), Some(held)) = (slot_point, held) {
+        if held >= point
+            && config.snapshot_mode == SnapshotMode::Initial
+            && checkpoints.snapshot_done(&config.slot)?.is_none()
+        {
+            // Killed after the snapshot's commit but before its marker was written.
+            tracing::info!(slot = %config.slot, %held, "the sink holds everything through the slot's position, so its snapshot completed");
+            checkpoints.mark_snapshot_done(&config.slot, point)?;
+        }
+    }
     if slot.is_some()
         && config.snapshot_mode == SnapshotMode::Initial
         && checkpoints.snapshot_done(&config.slot)?.is_none()
@@ -361,6 +380,9 @@ pub async fn run<S: ChangeSink>(
     // Graceful stop: let in-flight batches land (until the deadline), confirm what did, say goodbye.
     let pending = stream.tracker.in_flight();
     let drained = tokio::time::timeout_at(deadline, async {
+        if stream.tracker.in_flight() > 0 {
+            sink.flush().await?;
+        }
         while stream.tracker.in_flight() > 0 {
             stream.tracker.wait_oldest().await?;
         }
@@ -440,6 +462,7 @@ async fn stream_loop<S: ChangeSink>(
                 return Ok((received, deadline));
             }
         }
+        let flush_at = sink.flush_deadline();
         tokio::select! {
             biased;
             changed = shutdown.changed(), if stop_by.is_none() => {
@@ -471,6 +494,9 @@ async fn stream_loop<S: ChangeSink>(
                 }
             }
             _ = ticker.tick() => {}
+            () = sleep_until_std(flush_at), if flush_at.is_some() => {
+                sink.flush().await?;
+            }
         }
         let durable = stream.tracker.poll()?;
         let due = last_status.elapsed() >= config.status_interval;
@@ -749,7 +775,7 @@ impl StreamState {
                 let batch = std::mem::take(&mut txn.batch);
                 self.write(batch, None, sink).await?;
             }
-            self.wait_for_room().await?;
+            self.wait_for_room(sink).await?;
             let ack = sink.commit(&txn.info, txn.ordinal).await?;
             self.tracker.push(Some(end), ack);
         }
@@ -765,8 +791,15 @@ impl StreamState {
         Ok(())
     }
 
-    /// Waits until fewer than `max_in_flight` batches are pending (backpressure).
-    async fn wait_for_room(&mut self) -> Result<(), SourceError> {
+    /// Waits until fewer than `max_in_flight` batches are pending (backpressure); first
+    /// has the sink release what it holds back, which no later event would otherwise.
+    async fn wait_for_room<S: ChangeSink>(&mut self, sink: &mut S) -> Result<(), SourceError> {
+        if self.tracker.in_flight() >= self.max_in_flight {
+            self.tracker.poll()?;
+        }
+        if self.tracker.in_flight() >= self.max_in_flight {
+            sink.flush().await?;
+        }
         while self.tracker.in_flight() >= self.max_in_flight {
             self.tracker.wait_oldest().await?;
         }
@@ -779,7 +812,7 @@ impl StreamState {
         completes: Option<Lsn>,
         sink: &mut S,
     ) -> Result<(), SourceError> {
-        self.wait_for_room().await?;
+        self.wait_for_room(sink).await?;
         stats_mut(&self.stats, |s| {
             for event in &batch {
                 let counts = s.per_table.entry(event.table.name.to_string()).or_default();
@@ -931,6 +964,25 @@ fn stats_mut(stats: &SharedStats, f: impl FnOnce(&mut CaptureStats)) {
     if let Ok(mut guard) = stats.lock() {
         f(&mut guard);
     }
+}
+
+/// Sleeps until `at` (forever when `None`).
+async fn sleep_until_std(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The source's current WAL write position.
+async fn current_wal_lsn(client: &Client) -> Result<Lsn, SourceError> {
+    let row = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(SourceError::sql("read the source's WAL position"))?;
+    let text: String = row.get(0);
+    text.parse()
+        .map_err(|_| SourceError::Protocol(format!("pg_current_wal_lsn() returned {text:?}")))
 }
 
 /// The server's clock now, in microseconds since the Unix epoch (the clock of its commit

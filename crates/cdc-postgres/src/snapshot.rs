@@ -154,6 +154,9 @@ pub async fn copy_tables<S: ChangeSink>(
                         event
                     })
                     .collect();
+                if tracker.in_flight() >= options.max_in_flight.max(1) {
+                    sink.flush().await?;
+                }
                 while tracker.in_flight() >= options.max_in_flight.max(1) {
                     tracker.wait_oldest().await?;
                 }
@@ -177,6 +180,7 @@ pub async fn copy_tables<S: ChangeSink>(
     // tells readers of the transaction topic how many rows each table has.
     let ack = sink.commit(&transaction, total).await?;
     tracker.push(None, ack);
+    sink.flush().await?;
     while tracker.in_flight() > 0 {
         tracker.wait_oldest().await?;
     }

@@ -28,8 +28,38 @@ pub struct PublishConfig {
     pub topic_config: Vec<(String, String)>,
     /// Follow each delete (and each key change's old key) with a tombstone.
     pub tombstones: bool,
-    /// Also write transaction boundaries to `<prefix>.transaction`.
+    /// Also write transaction boundaries to `<prefix>.transaction` (always written in
+    /// exactly-once mode, where its `END` records are the resume point).
     pub transaction_topic: bool,
+    /// Publish in Kafka transactions, each change exactly once; `None`: at least once.
+    pub exactly_once: Option<ExactlyOnce>,
+}
+
+/// How capture publishes exactly once (docs/kafka.md, "Exactly once").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactlyOnce {
+    /// The producer's `transactional.id`, one per replication slot: a producer that
+    /// starts with it fences every earlier one.
+    pub transactional_id: String,
+    /// `transaction.timeout.ms`: how long one Kafka transaction (the initial snapshot, a
+    /// large source transaction) may stay open; at most the broker's
+    /// `transaction.max.timeout.ms`.
+    pub transaction_timeout: std::time::Duration,
+    /// How long small source transactions are grouped into one Kafka transaction.
+    pub commit_interval: std::time::Duration,
+}
+
+impl ExactlyOnce {
+    /// The settings for `slot` under topic prefix `prefix`: transactional id
+    /// `<prefix>.capture.<slot>`, a 15-minute transaction timeout (Kafka's default
+    /// maximum) and a 50 ms commit interval.
+    pub fn for_slot(prefix: &str, slot: &str) -> Self {
+        ExactlyOnce {
+            transactional_id: format!("{prefix}.capture.{slot}"),
+            transaction_timeout: std::time::Duration::from_secs(15 * 60),
+            commit_interval: std::time::Duration::from_millis(50),
+        }
+    }
 }
 
 impl Default for PublishConfig {
@@ -42,6 +72,7 @@ impl Default for PublishConfig {
             topic_config: Vec::new(),
             tombstones: true,
             transaction_topic: false,
+            exactly_once: None,
         }
     }
 }
@@ -52,6 +83,11 @@ impl PublishConfig {
     pub fn topic_for(&self, table: &TableName) -> String {
         let name = format!("{}.{}.{}", self.topic_prefix, table.schema, table.name);
         legal_topic_name(&name)
+    }
+
+    /// Whether the transaction topic is written (asked for, or needed by exactly-once).
+    pub fn writes_transaction_topic(&self) -> bool {
+        self.transaction_topic || self.exactly_once.is_some()
     }
 
     /// The transaction-metadata topic: `<prefix>.transaction`.

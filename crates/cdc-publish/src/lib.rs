@@ -17,7 +17,9 @@ mod metrics;
 mod sink;
 mod transaction;
 
-pub use config::{key_subject, value_subject, PublishConfig, DEFAULT_PREFIX, RETAIN_FOREVER_MS};
+pub use config::{
+    key_subject, value_subject, ExactlyOnce, PublishConfig, DEFAULT_PREFIX, RETAIN_FOREVER_MS,
+};
 pub use metrics::PublishMetrics;
 pub use sink::{sink_failure_kind, KafkaSink};
 pub use transaction::{

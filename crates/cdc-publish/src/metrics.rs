@@ -1,7 +1,7 @@
 //! Prometheus metrics of capture's Kafka sink (`totesys_cdc_capture_*`).
 
 use prometheus::core::Collector;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The sink's metrics; cheap to clone (every clone updates the same series).
 #[derive(Debug, Clone)]
@@ -22,6 +22,18 @@ pub struct PublishMetrics {
     pub schema_incompatible: IntCounterVec,
     /// Events that could not be encoded, per table; capture stops.
     pub encode_errors: IntCounterVec,
+    /// Kafka transactions committed (exactly-once mode).
+    pub kafka_transactions: IntCounter,
+    /// Kafka transactions that failed to commit and were abandoned (the next producer
+    /// aborts them); capture restarts from the slot.
+    pub kafka_transaction_failures: IntCounter,
+    /// How long committing one Kafka transaction took.
+    pub kafka_commit_seconds: Histogram,
+    /// Source transactions per Kafka transaction.
+    pub kafka_transaction_sources: Histogram,
+    /// Events read again from the slot after a restart and dropped because a committed
+    /// Kafka transaction already holds them.
+    pub already_published: IntCounter,
 }
 
 impl PublishMetrics {
@@ -45,6 +57,11 @@ impl PublishMetrics {
             Box::new(self.schema_registrations.clone()),
             Box::new(self.schema_incompatible.clone()),
             Box::new(self.encode_errors.clone()),
+            Box::new(self.kafka_transactions.clone()),
+            Box::new(self.kafka_transaction_failures.clone()),
+            Box::new(self.kafka_commit_seconds.clone()),
+            Box::new(self.kafka_transaction_sources.clone()),
+            Box::new(self.already_published.clone()),
         ]
     }
 
@@ -95,6 +112,32 @@ impl PublishMetrics {
                     "Change events that could not be encoded as Avro, by table.",
                 ),
                 table,
+            )?,
+            kafka_transactions: IntCounter::new(
+                "totesys_cdc_capture_kafka_transactions_total",
+                "Kafka transactions committed (exactly-once delivery); each holds whole source transactions.",
+            )?,
+            kafka_transaction_failures: IntCounter::new(
+                "totesys_cdc_capture_kafka_transaction_failures_total",
+                "Kafka transactions that could not be committed; their records are never visible to read_committed readers and capture restarts from the slot.",
+            )?,
+            kafka_commit_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "totesys_cdc_capture_kafka_commit_seconds",
+                    "Time to commit one Kafka transaction (delivering its records, then the commit markers).",
+                )
+                .buckets(vec![0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            )?,
+            kafka_transaction_sources: Histogram::with_opts(
+                HistogramOpts::new(
+                    "totesys_cdc_capture_kafka_transaction_source_transactions",
+                    "Source transactions grouped into one Kafka transaction.",
+                )
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+            )?,
+            already_published: IntCounter::new(
+                "totesys_cdc_capture_events_already_published_total",
+                "Events read again from the slot after a restart and dropped because a committed Kafka transaction already holds them.",
             )?,
         })
     }

@@ -2,17 +2,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apache_avro::Schema;
 use cdc_avro::{check_compatible, put_header, schema_json, AvroCodec, TableAvro, HEADER_LEN};
-use cdc_core::sink::{ChangeSink, SinkError, WriteAck};
+use cdc_core::sink::{AckSender, ChangeSink, SinkError, WriteAck};
 use cdc_core::{ChangeEvent, Lsn, Op, TableId, TableSchema, TransactionInfo};
 use cdc_kafka::{ensure_topics, Delivery, KafkaError, KafkaSettings, Producer};
 use cdc_registry::RegistryClient;
 use prometheus::IntCounter;
 
-use crate::config::{key_subject, value_subject, PublishConfig};
+use crate::config::{key_subject, value_subject, ExactlyOnce, PublishConfig};
 use crate::metrics::PublishMetrics;
 use crate::transaction::{self, TransactionSchemas};
 use crate::PublishError;
@@ -77,8 +77,32 @@ pub struct KafkaSink {
     metrics: PublishMetrics,
     topics: HashMap<TableId, TopicState>,
     transactions: Option<TransactionTopic>,
+    exactly_once: Option<KafkaTransactions>,
 }
 
+/// Exactly-once state: the open Kafka transaction and what waits for it.
+///
+/// A Kafka transaction holds whole source transactions only. Small ones (one batch) are
+/// grouped for up to the commit interval; a source transaction that spans batches gets
+/// a Kafka transaction of its own, so the reader never waits on an ack that only a
+/// later commit would resolve while the transaction it is reading is unfinished.
+struct KafkaTransactions {
+    config: ExactlyOnce,
+    /// Source transactions at or before this commit LSN are in a committed Kafka
+    /// transaction already (read at start); cleared once the reader passes it.
+    resume_after: Option<Lsn>,
+    /// Since when a Kafka transaction is open.
+    open_since: Option<Instant>,
+    /// Commit acks of the whole source transactions in the open Kafka transaction.
+    waiting: Vec<AckSender>,
+    /// The current source transaction's first batch, held until the transaction ends
+    /// (it joins the group) or spans another batch (it goes alone).
+    held: Option<(Vec<ChangeEvent>, AckSender)>,
+    /// Whether the current source transaction has a Kafka transaction of its own.
+    alone: bool,
+    /// Events dropped by `resume_after` in this run, for the log.
+    skipped: u64,
+}
 /// The transaction topic's name, schemas, ids and the open transaction.
 struct TransactionTopic {
     topic: String,
@@ -100,8 +124,13 @@ impl KafkaSink {
         config: PublishConfig,
         metrics: PublishMetrics,
     ) -> Result<Self, PublishError> {
-        let producer = Producer::new(settings)?;
-        let transactions = if config.transaction_topic {
+        let producer = match &config.exactly_once {
+            Some(once) => {
+                Producer::transactional(settings, &once.transactional_id, once.transaction_timeout)?
+            }
+            None => Producer::new(settings)?,
+        };
+        let transactions = if config.writes_transaction_topic() {
             let topic = config.transaction_topic_name();
             ensure_topics(settings, &[config.topic_spec(&topic, 1)]).await?;
             // Its leader serving before the first record (see Producer::partition_count).
@@ -119,6 +148,7 @@ impl KafkaSink {
         } else {
             None
         };
+        let exactly_once = config.exactly_once.clone();
         Ok(KafkaSink {
             producer,
             settings: settings.clone(),
@@ -128,6 +158,15 @@ impl KafkaSink {
             metrics,
             topics: HashMap::new(),
             transactions,
+            exactly_once: exactly_once.map(|config| KafkaTransactions {
+                config,
+                resume_after: None,
+                open_since: None,
+                waiting: Vec::new(),
+                held: None,
+                alone: false,
+                skipped: 0,
+            }),
         })
     }
 
@@ -270,7 +309,8 @@ impl KafkaSink {
         self.shape(table).await.map(|_| ())
     }
 
-    async fn write_batch(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, PublishError> {
+    /// Hands `batch` to the producer; the ack resolves once the broker has every record.
+    async fn produce(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, PublishError> {
         let ts_us = now_micros();
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len() + 2);
         let mut bytes = 0u64;
@@ -433,12 +473,197 @@ impl KafkaSink {
     }
 }
 
-impl ChangeSink for KafkaSink {
-    async fn write(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, SinkError> {
-        self.write_batch(batch).await.map_err(SinkError::from)
+/// How far back the transaction topic is searched for the last `END` at most, in
+/// offsets (each step multiplies the span by 16).
+const RESUME_SEARCH_SPANS: [i64; 4] = [64, 1_024, 16_384, i64::MAX];
+
+impl KafkaSink {
+    /// Fences earlier producers of this transactional id and finds the last source
+    /// transaction a committed Kafka transaction holds.
+    async fn start_exactly_once(&mut self) -> Result<Option<Lsn>, PublishError> {
+        let Some(once) = &self.exactly_once else {
+            return Ok(None);
+        };
+        let id = once.config.transactional_id.clone();
+        self.producer.init_transactions().await?;
+        let Some(txns) = &self.transactions else {
+            return Ok(None);
+        };
+        let mut last = None;
+        for span in RESUME_SEARCH_SPANS {
+            let records = cdc_kafka::read_tail(
+                &self.settings,
+                &txns.topic,
+                0,
+                span,
+                Duration::from_secs(60),
+            )
+            .await?;
+            let partition_start = records.first().map(|r| r.offset);
+            for record in records.iter().rev() {
+                let Some(value) = &record.value else { continue };
+                let body = value.get(HEADER_LEN..).unwrap_or_default();
+                match txns.schemas.end_commit_lsn(body) {
+                    Ok(Some(lsn)) => {
+                        last = Some(lsn);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        return Err(PublishError::Rejected(format!(
+                            "{} offset {} is not a transaction record ({reason}); exactly-once capture resumes from this topic's last END record",
+                            txns.topic, record.offset
+                        )))
+                    }
+                }
+            }
+            // Found, or the whole partition read (a span that did not reach past its start).
+            if last.is_some() || span == i64::MAX || partition_start.is_none() {
+                break;
+            }
+        }
+        match last {
+            Some(lsn) => {
+                tracing::info!(transactional_id = %id, resume_after = %lsn, "Kafka holds every source transaction through this commit LSN; what the slot sends again up to it is dropped")
+            }
+            None => tracing::info!(transactional_id = %id, "no committed transaction in Kafka yet"),
+        }
+        if let Some(once) = &mut self.exactly_once {
+            once.resume_after = last;
+        }
+        Ok(last)
     }
 
-    async fn commit(&mut self, txn: &TransactionInfo, events: u64) -> Result<WriteAck, SinkError> {
+    /// Drops the events a committed Kafka transaction already holds (exactly-once mode).
+    fn drop_published(&mut self, batch: &mut Vec<ChangeEvent>) {
+        let Some(once) = &mut self.exactly_once else {
+            return;
+        };
+        let Some(after) = once.resume_after else {
+            return;
+        };
+        let before = batch.len();
+        batch.retain(|e| e.position.commit_lsn > after);
+        let dropped = (before - batch.len()) as u64;
+        self.metrics.already_published.inc_by(dropped);
+        once.skipped += dropped;
+        if !batch.is_empty() {
+            // Commit order: everything from here on is new to Kafka.
+            once.resume_after = None;
+            tracing::info!(events = once.skipped, through = %after, "dropped events read again that Kafka already held");
+        }
+    }
+
+    async fn write_events(
+        &mut self,
+        mut batch: Vec<ChangeEvent>,
+    ) -> Result<WriteAck, PublishError> {
+        self.drop_published(&mut batch);
+        if batch.is_empty() {
+            return Ok(WriteAck::durable());
+        }
+        let Some(once) = &mut self.exactly_once else {
+            return self.produce(batch).await;
+        };
+        if once.alone {
+            return self.produce(batch).await;
+        }
+        match once.held.take() {
+            None => {
+                let (ack, sender) = WriteAck::pending();
+                once.held = Some((batch, sender));
+                Ok(ack)
+            }
+            Some(first) => {
+                self.go_alone(first).await?;
+                self.produce(batch).await
+            }
+        }
+    }
+
+    /// The current source transaction spans batches: commits the group of whole ones
+    /// and gives it a Kafka transaction of its own, starting with its held first batch.
+    async fn go_alone(&mut self, first: (Vec<ChangeEvent>, AckSender)) -> Result<(), PublishError> {
+        self.commit_kafka().await?;
+        self.begin_kafka()?;
+        if let Some(once) = &mut self.exactly_once {
+            once.alone = true;
+        }
+        let (batch, sender) = first;
+        let ack = self.produce(batch).await?;
+        tokio::spawn(async move { sender.send(ack.wait().await) });
+        Ok(())
+    }
+
+    /// Opens a Kafka transaction unless one is open.
+    fn begin_kafka(&mut self) -> Result<(), PublishError> {
+        let Some(once) = &mut self.exactly_once else {
+            return Ok(());
+        };
+        if once.open_since.is_none() {
+            self.producer.begin_transaction()?;
+            once.open_since = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Commits the open Kafka transaction and resolves the acks waiting for it.
+    async fn commit_kafka(&mut self) -> Result<(), PublishError> {
+        let Some(once) = &mut self.exactly_once else {
+            return Ok(());
+        };
+        if once.open_since.take().is_none() {
+            return Ok(());
+        }
+        let waiting = std::mem::take(&mut once.waiting);
+        let started = Instant::now();
+        match self.producer.commit_transaction().await {
+            Ok(()) => {
+                self.metrics.kafka_transactions.inc();
+                self.metrics
+                    .kafka_commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .kafka_transaction_sources
+                    .observe(waiting.len() as f64);
+                for sender in waiting {
+                    sender.send(Ok(()));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.kafka_transaction_failures.inc();
+                let text = cdc_core::error_chain(&e);
+                tracing::warn!(error = %text, "Kafka transaction not committed; none of its records is visible and capture restarts from the slot");
+                for sender in waiting {
+                    sender.send(Err(SinkError::Write(text.clone())));
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn commit_source(
+        &mut self,
+        txn: &TransactionInfo,
+        events: u64,
+    ) -> Result<WriteAck, PublishError> {
+        if self
+            .exactly_once
+            .as_ref()
+            .and_then(|once| once.resume_after)
+            .is_some_and(|after| txn.commit_lsn <= after)
+        {
+            return Ok(WriteAck::durable());
+        }
+        if self.exactly_once.is_some() {
+            self.begin_kafka()?;
+            let held = self.exactly_once.as_mut().and_then(|once| once.held.take());
+            if let Some((batch, sender)) = held {
+                let ack = self.produce(batch).await?;
+                tokio::spawn(async move { sender.send(ack.wait().await) });
+            }
+        }
         let Some(txns) = &mut self.transactions else {
             return Ok(WriteAck::durable());
         };
@@ -447,10 +672,64 @@ impl ChangeSink for KafkaSink {
             _ => BTreeMap::new(),
         };
         let delivery =
-            send_transaction_record(&self.producer, txns, txn, Some((events, &per_table)))
-                .await
-                .map_err(SinkError::from)?;
-        Ok(self.ack_when_delivered(vec![delivery]))
+            send_transaction_record(&self.producer, txns, txn, Some((events, &per_table))).await?;
+        let delivered = self.ack_when_delivered(vec![delivery]);
+        let Some(once) = &mut self.exactly_once else {
+            return Ok(delivered);
+        };
+        // Durable once committed (the commit delivers every record first).
+        drop(delivered);
+        let (ack, sender) = WriteAck::pending();
+        once.waiting.push(sender);
+        let alone = std::mem::take(&mut once.alone);
+        let due = once
+            .open_since
+            .is_some_and(|since| since.elapsed() >= once.config.commit_interval);
+        if alone || due {
+            self.commit_kafka().await?;
+        }
+        Ok(ack)
+    }
+
+    /// Commits what is whole and releases a held batch, so every ack handed out resolves.
+    async fn flush_kafka(&mut self) -> Result<(), PublishError> {
+        let held = self.exactly_once.as_mut().and_then(|once| once.held.take());
+        match held {
+            Some(first) => self.go_alone(first).await,
+            None if self.exactly_once.as_ref().is_some_and(|once| !once.alone) => {
+                self.commit_kafka().await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl ChangeSink for KafkaSink {
+    async fn start(&mut self) -> Result<Option<Lsn>, SinkError> {
+        self.start_exactly_once().await.map_err(SinkError::from)
+    }
+
+    async fn write(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, SinkError> {
+        self.write_events(batch).await.map_err(SinkError::from)
+    }
+
+    async fn commit(&mut self, txn: &TransactionInfo, events: u64) -> Result<WriteAck, SinkError> {
+        self.commit_source(txn, events)
+            .await
+            .map_err(SinkError::from)
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        self.flush_kafka().await.map_err(SinkError::from)
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        let once = self.exactly_once.as_ref()?;
+        if once.alone || once.held.is_some() || once.waiting.is_empty() {
+            return None;
+        }
+        once.open_since
+            .map(|since| since + once.config.commit_interval)
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
-use cdc_core::TransactionInfo;
+use cdc_core::{Lsn, TransactionInfo};
 
 use crate::PublishError;
 
@@ -128,6 +128,30 @@ impl TransactionSchemas {
     }
 }
 
+impl TransactionSchemas {
+    /// The commit LSN of an `END` record's Avro body; `None` for a `BEGIN`.
+    pub(crate) fn end_commit_lsn(&self, mut body: &[u8]) -> Result<Option<Lsn>, String> {
+        let value = apache_avro::from_avro_datum(&self.value, &mut body, None)
+            .map_err(|e| format!("not a transaction record: {e}"))?;
+        let Avro::Record(fields) = value else {
+            return Err("not a record".into());
+        };
+        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        match field("status") {
+            Some(Avro::Enum(_, status)) if status == "END" => {}
+            Some(Avro::Enum(_, _)) => return Ok(None),
+            _ => return Err("no status".into()),
+        }
+        match field("commit_lsn") {
+            Some(Avro::String(text)) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("commit_lsn {text:?} is not an LSN")),
+            _ => Err("no commit_lsn".into()),
+        }
+    }
+}
+
 fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -141,7 +165,7 @@ fn body(schema: &Schema, value: Avro) -> Result<Vec<u8>, PublishError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use cdc_core::{Lsn, Xid};
+    use cdc_core::Xid;
 
     #[test]
     fn begin_and_end_round_trip_through_the_schema() {
@@ -171,5 +195,10 @@ mod tests {
             );
         }
         assert!(!schemas.key(&txn).unwrap().is_empty());
+        let end = schemas.value(&txn, Some((3, &counts))).unwrap();
+        assert_eq!(schemas.end_commit_lsn(&end).unwrap(), Some(txn.commit_lsn));
+        let begin = schemas.value(&txn, None).unwrap();
+        assert_eq!(schemas.end_commit_lsn(&begin).unwrap(), None);
+        assert!(schemas.end_commit_lsn(b"\x02junk").is_err());
     }
 }

@@ -117,6 +117,35 @@ impl PgCluster {
         }
     }
 
+    /// Stops the cluster in immediate mode (a crash: no shutdown checkpoint, recovery on
+    /// start) and starts it again on the same port.
+    pub fn restart_immediate(&self) -> Result<(), TestkitError> {
+        self.stop()?;
+        let data = self.root.join("data");
+        let log = self.root.join("postgres.log");
+        let options = format!("-p {} -k {}", self.port, data.display());
+        let status = self
+            .command("pg_ctl")
+            .args(["start", "-w", "-t", "120", "-D"])
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-o", &options])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| TestkitError::spawn("pg_ctl", e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(TestkitError::Command {
+                what: format!(
+                    "pg_ctl start after an immediate stop (log {})",
+                    log.display()
+                ),
+            })
+        }
+    }
+
     /// A libpq connection string for `user` to `dbname` over TCP.
     pub fn conn_string(&self, user: &str, password: &str, dbname: &str) -> String {
         format!(

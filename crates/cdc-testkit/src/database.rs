@@ -39,7 +39,11 @@ pub struct TestDb {
 impl TestDb {
     /// Creates a new, empty database and makes sure the auth-test roles exist.
     pub async fn create() -> Result<Self, TestkitError> {
-        let cluster = shared_cluster()?;
+        Self::create_in(shared_cluster()?).await
+    }
+
+    /// Like [`TestDb::create`], in `cluster` (one a test owns, to restart it).
+    pub async fn create_in(cluster: PgCluster) -> Result<Self, TestkitError> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("t_{}_{}_{}", std::process::id(), n, rand::random::<u16>());
         let admin = connect(&cluster.superuser_conn_string("postgres")).await?;

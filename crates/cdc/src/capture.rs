@@ -14,6 +14,7 @@ use cdc_postgres::reader::{
 use cdc_postgres::sink::ChangeSink;
 use cdc_postgres::snapshot::{ProgressFn, SnapshotProgress};
 use cdc_postgres::walsender::now_unix_micros;
+use cdc_publish::ExactlyOnce;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use prometheus::core::Collector;
 use prometheus::{Gauge, IntCounterVec, IntGauge, Opts};
@@ -27,6 +28,16 @@ pub enum SinkKind {
     Count,
     /// One JSON object per event on stdout.
     Jsonl,
+}
+
+/// How often each change reaches Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Delivery {
+    /// In Kafka transactions: each change once in its topic, whatever is killed; readers
+    /// use `isolation.level=read_committed` (docs/kafka.md, "Exactly once").
+    ExactlyOnce,
+    /// Plain idempotent producer: after a crash the changes in flight are published again.
+    AtLeastOnce,
 }
 
 /// Arguments of `capture`.
@@ -61,6 +72,19 @@ pub struct CaptureArgs {
     sink: SinkKind,
     #[command(flatten)]
     kafka: crate::kafka::KafkaArgs,
+    /// How often each change reaches Kafka: `exactly-once` (Kafka transactions; readers
+    /// of the topics set `isolation.level=read_committed`) or `at-least-once` (a crash
+    /// publishes the changes in flight again).
+    #[arg(long, value_enum, default_value = "exactly-once")]
+    delivery: Delivery,
+    /// Seconds a Kafka transaction may stay open (the initial snapshot is one; so is each
+    /// large source transaction); at most the broker's `transaction.max.timeout.ms`.
+    #[arg(long, default_value_t = 900)]
+    transaction_timeout_secs: u64,
+    /// Milliseconds during which small source transactions are grouped into one Kafka
+    /// transaction (exactly-once).
+    #[arg(long, default_value_t = 50)]
+    commit_interval_ms: u64,
     /// Serve Prometheus metrics (`/metrics`), liveness (`/healthz`) and readiness
     /// (`/readyz`: streaming, not retrying) on this address.
     #[arg(long, env = "TOTESYS_CDC_METRICS_LISTEN")]
@@ -158,7 +182,16 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
 
     let progress = (!args.no_progress).then(snapshot_progress);
     let kafka = match args.sink {
-        SinkKind::Kafka => Some(args.kafka.publisher().await?),
+        SinkKind::Kafka => {
+            let once = (args.delivery == Delivery::ExactlyOnce).then(|| {
+                let mut once = ExactlyOnce::for_slot(&args.kafka.topic_prefix(), &args.slot);
+                once.transaction_timeout =
+                    Duration::from_secs(args.transaction_timeout_secs.max(1));
+                once.commit_interval = Duration::from_millis(args.commit_interval_ms);
+                once
+            });
+            Some(args.kafka.publisher().await?.with_exactly_once(once))
+        }
         SinkKind::Count | SinkKind::Jsonl => None,
     };
     let metrics = CaptureMetrics::register(prometheus::default_registry(), &config.positions)

@@ -6,7 +6,9 @@ use anyhow::Context;
 use cdc_avro::AvroCodec;
 use cdc_core::Secret;
 use cdc_kafka::KafkaSettings;
-use cdc_publish::{KafkaSink, PublishConfig, PublishError, PublishMetrics, RETAIN_FOREVER_MS};
+use cdc_publish::{
+    ExactlyOnce, KafkaSink, PublishConfig, PublishError, PublishMetrics, RETAIN_FOREVER_MS,
+};
 use cdc_registry::RegistryClient;
 
 /// How to reach Kafka and the schema registry.
@@ -125,6 +127,11 @@ impl KafkaArgs {
         self.connect.registry()
     }
 
+    /// The topic prefix.
+    pub fn topic_prefix(&self) -> String {
+        self.topic_prefix.clone()
+    }
+
     /// How capture publishes.
     pub fn publish_config(&self) -> anyhow::Result<PublishConfig> {
         anyhow::ensure!(self.partitions >= 1, "--partitions must be at least 1");
@@ -148,6 +155,7 @@ impl KafkaArgs {
                 .collect(),
             tombstones: !self.no_tombstones,
             transaction_topic: self.transaction_topic,
+            exactly_once: None,
         })
     }
 
@@ -176,6 +184,12 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Publishes in Kafka transactions with `once` (or at least once when `None`).
+    pub fn with_exactly_once(mut self, once: Option<ExactlyOnce>) -> Self {
+        self.config.exactly_once = once;
+        self
+    }
+
     /// A new sink.
     pub async fn sink(&self) -> Result<KafkaSink, PublishError> {
         KafkaSink::new(

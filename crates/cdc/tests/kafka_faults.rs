@@ -45,15 +45,6 @@ async fn loaded_stack(rate: u64, seed: u64) -> (ProcessStack, Component, Compone
     (stack, capture, model, load)
 }
 
-/// The lake writer `name`, optionally a static group member.
-fn writer(stack: &ProcessStack, name: &str, static_member: bool) -> Component {
-    let mut args = vec!["lake"];
-    if static_member {
-        args.extend(["--group-instance-id", name]);
-    }
-    stack.component(name, &args).with_metrics()
-}
-
 /// Partition 0 of `topic`: its leader's node id and its number of replicas.
 fn partition_zero(bootstrap: &str, topic: &str) -> (u32, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -150,7 +141,7 @@ async fn finish(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_partition_leader_loses_and_repeats_nothing() {
     let (mut stack, mut capture, model, load) = loaded_stack(200, 31).await;
-    let mut lake = writer(&stack, "lake", true);
+    let mut lake = stack.lake_writer("lake", true);
     stack.start_lake(&mut lake).await;
     let bootstrap = stack.kafka.bootstrap();
     assert_eq!(
@@ -201,8 +192,8 @@ async fn lake_writers_killed_at_random_moments_leave_each_change_once() {
     let (stack, capture, model, load) = loaded_stack(200, 41).await;
     // One static member (as `up` runs them) and one dynamic (as a Deployment's pods are).
     let mut lakes = vec![
-        writer(&stack, "lake-1", true),
-        writer(&stack, "lake-2", false),
+        stack.lake_writer("lake-1", true),
+        stack.lake_writer("lake-2", false),
     ];
     for lake in &mut lakes {
         stack.start_lake(lake).await;
@@ -324,7 +315,7 @@ async fn join_as(bootstrap: &str, group: &str, instance: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_cluster_killed_and_restarted_loses_and_repeats_nothing() {
     let (mut stack, mut capture, model, load) = loaded_stack(200, 53).await;
-    let mut lake = writer(&stack, "lake", true);
+    let mut lake = stack.lake_writer("lake", true);
     stack.start_lake(&mut lake).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 

@@ -15,6 +15,8 @@
 
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chaos;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -22,11 +24,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use cdc_testkit::{free_port, KafkaCluster, TestDb, SUPERUSER_PASSWORD};
+use cdc_testkit::{free_port, KafkaCluster, PgCluster, TestDb, SUPERUSER_PASSWORD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_totesys-cdc");
+/// The binary under test: Cargo's build of it for this crate's tests; for the benches,
+/// `$TOTESYS_CDC_BIN` or the workspace's release build.
+pub fn bin() -> String {
+    match option_env!("CARGO_BIN_EXE_totesys-cdc") {
+        Some(path) => path.to_owned(),
+        None => std::env::var("TOTESYS_CDC_BIN").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/totesys-cdc").to_owned()
+        }),
+    }
+}
 
 /// The source tables (the simulator's totesys schema).
 pub const TABLES: [&str; 11] = cdc_sim::TABLES;
@@ -367,6 +377,18 @@ pub struct ProcessStack {
     pub registry_addr: SocketAddr,
     /// The lake (a local directory).
     pub lake_dir: PathBuf,
+    /// The source's and the warehouse's own clusters, when the stack has them (to be
+    /// restarted); stopped when the stack is dropped.
+    pub own_clusters: Option<(PgCluster, PgCluster)>,
+}
+
+impl Drop for ProcessStack {
+    fn drop(&mut self) {
+        if let Some((source, warehouse)) = &self.own_clusters {
+            let _ = source.stop();
+            let _ = warehouse.stop();
+        }
+    }
 }
 
 impl ProcessStack {
@@ -378,11 +400,33 @@ impl ProcessStack {
 
     /// Like [`ProcessStack::start`], on a Kafka cluster of `brokers` nodes.
     pub async fn start_with_brokers(brokers: usize) -> ProcessStack {
+        Self::start_with(brokers, false).await
+    }
+
+    /// Like [`ProcessStack::start_with_brokers`]; with `own_clusters`, the source and
+    /// the warehouse (with the registry's database) get PostgreSQL clusters of their own,
+    /// so that each can be restarted ([`ProcessStack::restart_source`]).
+    pub async fn start_with(brokers: usize, own_clusters: bool) -> ProcessStack {
         let dir = tempfile::tempdir().unwrap();
-        let source = TestDb::create().await.unwrap();
+        let clusters = own_clusters.then(|| {
+            (
+                PgCluster::ensure_running(&dir.path().join("pg-source")).unwrap(),
+                PgCluster::ensure_running(&dir.path().join("pg-warehouse")).unwrap(),
+            )
+        });
+        let create = |cluster: Option<&PgCluster>| {
+            let cluster = cluster.cloned();
+            async move {
+                match cluster {
+                    Some(cluster) => TestDb::create_in(cluster).await.unwrap(),
+                    None => TestDb::create().await.unwrap(),
+                }
+            }
+        };
+        let source = create(clusters.as_ref().map(|c| &c.0)).await;
         let source_client = source.client().await.unwrap();
-        let registry_db = TestDb::create().await.unwrap();
-        let warehouse = TestDb::create().await.unwrap();
+        let registry_db = create(clusters.as_ref().map(|c| &c.1)).await;
+        let warehouse = create(clusters.as_ref().map(|c| &c.1)).await;
         let kafka = KafkaCluster::start(&dir.path().join("kafka"), brokers).unwrap();
         let registry_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
             .parse()
@@ -391,7 +435,7 @@ impl ProcessStack {
         let mut stack = ProcessStack {
             registry: Component::new(
                 "registry",
-                BIN,
+                bin(),
                 &["registry", "--listen", &registry_addr.to_string()],
                 Vec::new(),
                 dir.path(),
@@ -404,6 +448,7 @@ impl ProcessStack {
             kafka,
             registry_addr,
             lake_dir,
+            own_clusters: clusters,
         };
         stack.registry.env = stack.env();
         stack.registry.start();
@@ -424,6 +469,34 @@ impl ProcessStack {
         stack.run(&["simulate", "--init", "--rate", "0"]).await;
         stack.run(&["init"]).await;
         stack
+    }
+
+    /// Restarts the source's own cluster in immediate mode (a crash) and reconnects.
+    pub async fn restart_source(&mut self) {
+        let (source, _) = self
+            .own_clusters
+            .as_ref()
+            .expect("the stack has its own clusters");
+        source.restart_immediate().unwrap();
+        self.source_client = self.source.client().await.unwrap();
+    }
+
+    /// Restarts the warehouse's own cluster (with the registry's database) in immediate mode.
+    pub fn restart_warehouse(&self) {
+        let (_, warehouse) = self
+            .own_clusters
+            .as_ref()
+            .expect("the stack has its own clusters");
+        warehouse.restart_immediate().unwrap();
+    }
+
+    /// The lake writer `name`, optionally a static member of the writers' group.
+    pub fn lake_writer(&self, name: &str, static_member: bool) -> Component {
+        let mut args = vec!["lake"];
+        if static_member {
+            args.extend(["--group-instance-id", name]);
+        }
+        self.component(name, &args).with_metrics()
     }
 
     /// A connection string without a password (it comes from PGPASSWORD).
@@ -470,7 +543,7 @@ impl ProcessStack {
 
     /// A `totesys-cdc <args>` component with the stack's environment (not started).
     pub fn component(&self, name: &str, args: &[&str]) -> Component {
-        Component::new(name, BIN, args, self.env(), self.dir.path())
+        Component::new(name, bin(), args, self.env(), self.dir.path())
     }
 
     /// Capture into Kafka (slot named after the source database, transaction topic on).
@@ -523,7 +596,7 @@ impl ProcessStack {
 
     /// Runs `totesys-cdc <args>` to completion and returns its output; panics if it fails.
     pub async fn run(&self, args: &[&str]) -> String {
-        let output = tokio::process::Command::new(BIN)
+        let output = tokio::process::Command::new(bin())
             .args(args)
             .envs(self.env())
             .env_remove("TOTESYS_CDC_CONFIG")
