@@ -176,6 +176,14 @@ impl Component {
         metric_sum(&self.scrape().await, metric)
     }
 
+    /// Like [`Component::metric`], `None` while the process does not answer (starting).
+    pub async fn try_metric(&self, metric: &str) -> Option<f64> {
+        match http_get(self.metrics_addr(), "/metrics").await {
+            Ok((200, body)) => Some(metric_sum(&body, metric)),
+            _ => None,
+        }
+    }
+
     /// Waits until `/readyz` answers 200; panics with the log if the process exits first.
     pub async fn wait_ready(&mut self, timeout: Duration) {
         let start = Instant::now();
