@@ -19,7 +19,7 @@ mod topics;
 
 pub use producer::{Delivery, Producer};
 pub use settings::{is_secret_property, KafkaSettings};
-pub use tail::{read_tail, TailRecord};
+pub use tail::{read_tail, Tail, TailRecord};
 pub use topics::{broker_count, ensure_topics, topic_stats, Replication, TopicSpec, TopicStats};
 
 /// A failure talking to Kafka; one line naming what was attempted.

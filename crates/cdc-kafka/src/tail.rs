@@ -9,6 +9,17 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{KafkaError, KafkaSettings};
 
+/// What [`read_tail`] read: the committed records of a span of offsets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tail {
+    /// The committed records, oldest first.
+    pub records: Vec<TailRecord>,
+    /// Whether the span began at the partition's first offset, so that nothing older
+    /// exists: an empty `records` then means no committed record at all, while an empty
+    /// `records` of a shorter span may only mean its offsets were all aborted.
+    pub whole_partition: bool,
+}
+
 /// One record read by [`read_tail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailRecord {
@@ -21,16 +32,18 @@ pub struct TailRecord {
 }
 
 /// The committed records among the last `span` offsets of `topic`'s `partition` (fewer
-/// when the partition holds fewer, none when it is empty), oldest first. Records of
-/// aborted transactions and transaction markers are not returned, so the result may
-/// hold fewer than `span` records even when the partition is long.
+/// when the partition holds fewer, none when it is empty), oldest first, read through
+/// the high watermark taken at the start: a transaction still open there is waited for
+/// until it commits or aborts (or `timeout` passes). Records of aborted transactions and
+/// transaction markers are not returned, so the result may hold fewer than `span`
+/// records even when the partition is long.
 pub async fn read_tail(
     settings: &KafkaSettings,
     topic: &str,
     partition: i32,
     span: i64,
     timeout: Duration,
-) -> Result<Vec<TailRecord>, KafkaError> {
+) -> Result<Tail, KafkaError> {
     let settings = settings.clone();
     let name = topic.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -50,7 +63,7 @@ fn read_tail_blocking(
     partition: i32,
     span: i64,
     timeout: Duration,
-) -> Result<Vec<TailRecord>, KafkaError> {
+) -> Result<Tail, KafkaError> {
     let failed = |reason: String| KafkaError::Read {
         topic: topic.to_owned(),
         partition,
@@ -75,9 +88,12 @@ fn read_tail_blocking(
         }
     };
     if high <= low {
-        return Ok(Vec::new());
+        return Ok(Tail {
+            records: Vec::new(),
+            whole_partition: true,
+        });
     }
-    let start = low.max(high - span.max(1));
+    let start = low.max(high.saturating_sub(span.max(1)));
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, partition, Offset::Offset(start))
@@ -104,13 +120,37 @@ fn read_tail_blocking(
                     break;
                 }
             }
-            // The end as a read_committed reader sees it (the last stable offset).
-            Some(Err(RdKafkaError::PartitionEOF(_))) => break,
+            // The end as a read_committed reader sees it is the last stable offset, which
+            // lags the high watermark while a transaction's markers are still being
+            // written (just after a broker failover, say). Stopping there would miss the
+            // newest committed records, so the read waits until it has passed `high`.
+            Some(Err(RdKafkaError::PartitionEOF(_))) | None => {
+                if position(&consumer, topic, partition) >= high {
+                    break;
+                }
+            }
             Some(Err(e)) => {
                 tracing::debug!(topic, partition, error = %e, "reading the tail; retrying");
             }
-            None => {}
         }
     }
-    Ok(records)
+    Ok(Tail {
+        records,
+        whole_partition: start == low,
+    })
+}
+
+/// The consumer's next offset in `topic`'s `partition` (-1 when it has none yet).
+fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
+    consumer
+        .position()
+        .ok()
+        .and_then(|list| {
+            list.find_partition(topic, partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                })
+        })
+        .unwrap_or(-1)
 }

@@ -491,7 +491,7 @@ impl KafkaSink {
         };
         let mut last = None;
         for span in RESUME_SEARCH_SPANS {
-            let records = cdc_kafka::read_tail(
+            let tail = cdc_kafka::read_tail(
                 &self.settings,
                 &txns.topic,
                 0,
@@ -499,8 +499,7 @@ impl KafkaSink {
                 Duration::from_secs(60),
             )
             .await?;
-            let partition_start = records.first().map(|r| r.offset);
-            for record in records.iter().rev() {
+            for record in tail.records.iter().rev() {
                 let Some(value) = &record.value else { continue };
                 let body = value.get(HEADER_LEN..).unwrap_or_default();
                 match txns.schemas.end_commit_lsn(body) {
@@ -517,8 +516,11 @@ impl KafkaSink {
                     }
                 }
             }
-            // Found, or the whole partition read (a span that did not reach past its start).
-            if last.is_some() || span == i64::MAX || partition_start.is_none() {
+            // Found, or nothing older to read. A span with no committed record is not the
+            // partition's start: the records of the Kafka transaction a killed capture left
+            // open (aborted since by `init_transactions`) can fill it, and stopping there
+            // would resume with no fence and publish again what Kafka holds.
+            if last.is_some() || tail.whole_partition {
                 break;
             }
         }

@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -141,6 +142,8 @@ pub struct ChaosReport {
     pub snapshot_killed_midway: bool,
     /// The whole run.
     pub elapsed: Duration,
+    /// Where the components' logs were kept (a run with violations keeps them).
+    pub logs: Option<PathBuf>,
 }
 
 impl ChaosReport {
@@ -194,6 +197,9 @@ impl ChaosReport {
             for v in &self.violations {
                 let _ = writeln!(out, "- {v}");
             }
+        }
+        if let Some(logs) = &self.logs {
+            let _ = writeln!(out, "logs of every component: {}", logs.display());
         }
         out
     }
@@ -313,7 +319,7 @@ pub async fn run(options: &ChaosOptions) -> ChaosReport {
         let before = progress(&stack, stage).await;
         let killed = Instant::now();
         let what = kill_and_restart(&mut stack, &mut pipeline, target, &mut rng).await;
-        println!("kill {k}: {what} (after {op})");
+        println!("kill {k}: {what} (after {op}) at {}", unix_time());
         match wait_moved(&stack, stage, before, &mut pipeline).await {
             Some(()) => report
                 .recoveries
@@ -362,8 +368,36 @@ pub async fn run(options: &ChaosOptions) -> ChaosReport {
     check(&stack, truncated, &mut report).await;
     pipeline.model.stop(RECOVERY_BOUND).await;
     stack.registry.stop(RECOVERY_BOUND).await;
+    if !report.violations.is_empty() {
+        report.logs = keep_logs(options.seed, &pipeline, &stack);
+    }
     report.elapsed = started.elapsed();
     report
+}
+
+/// The wall clock as Unix seconds, to line kills up with the components' log lines.
+fn unix_time() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("unix {:.3}", now.as_secs_f64())
+}
+
+/// Copies every component's log out of the stack's directory (removed when it drops).
+fn keep_logs(seed: u64, pipeline: &Pipeline, stack: &ProcessStack) -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("totesys-cdc-chaos-{seed}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    for (name, component) in [
+        ("capture", &pipeline.capture),
+        ("lake-1", &pipeline.lake1),
+        ("lake-2", &pipeline.lake2),
+        ("model", &pipeline.model),
+        ("simulate", &pipeline.load),
+        ("registry", &stack.registry),
+    ] {
+        std::fs::copy(component.log_path(), dir.join(format!("{name}.log"))).ok()?;
+    }
+    Some(dir)
 }
 
 /// Kills `target` with SIGKILL (or restarts its cluster in immediate mode) and starts it
@@ -704,6 +738,8 @@ struct Copy {
     snapshot: BTreeMap<String, (i64, i64)>,
     truncates: BTreeMap<String, i64>,
     twice: Vec<String>,
+    /// Records beyond the first of every change found more than once.
+    twice_total: i64,
 }
 
 /// Parses the per-table JSON lines both readers print.
@@ -721,6 +757,7 @@ fn parse_copy(stdout: &str) -> Copy {
         );
         copy.truncates
             .insert(table.clone(), t["truncates"].as_i64().unwrap());
+        copy.twice_total += t["twice_total"].as_i64().unwrap();
         for dup in t["twice"].as_array().unwrap() {
             copy.twice.push(format!("{table} {dup}"));
         }
@@ -786,10 +823,11 @@ for table in tables:
     scan = f"read_parquet('{files}', hive_partitioning = true, union_by_name = true)"
     snap = duckdb.sql(f"SELECT count(*), count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op = 'r'").fetchall()[0]
     trunc = duckdb.sql(f"SELECT count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op = 't'").fetchall()[0][0]
-    twice = duckdb.sql(f"SELECT _commit_lsn::text, _ordinal, count(*) FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20").fetchall()
+    twice = duckdb.sql(f"SELECT _commit_lsn::text, _ordinal, count(*), list(DISTINCT _kafka_partition || '@' || _kafka_offset) FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1 LIMIT 20").fetchall()
+    twice_total = duckdb.sql(f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY _commit_lsn, _ordinal HAVING count(*) > 1)").fetchall()[0][0]
     per_xid = duckdb.sql(f"SELECT _xid, count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY 1").fetchall()
     print(json.dumps({"table": table, "snapshot": snap[0], "snapshot_positions": snap[1], "truncates": trunc,
-                      "twice": [list(t) for t in twice], "per_xid": {str(x): n for x, n in per_xid}}))
+                      "twice": [list(t) for t in twice], "twice_total": int(twice_total), "per_xid": {str(x): n for x, n in per_xid}}))
 "#;
     let lake = stack.lake_dir.to_string_lossy().into_owned();
     let mut args = vec!["-c", SCRIPT, lake.as_str()];
@@ -830,6 +868,12 @@ async fn check(stack: &ProcessStack, truncated: u64, report: &mut ChaosReport) {
         ("topics", topic_copy(stack).await),
         ("lake", lake_copy(stack).await),
     ] {
+        if copy.twice_total > 0 {
+            report.violations.push(format!(
+                "{place}: {} records repeat a change already there (first 20 per table below)",
+                copy.twice_total
+            ));
+        }
         for dup in &copy.twice {
             report
                 .violations

@@ -8,7 +8,8 @@ values with AvroDeserializer (schemas from the registry by the id in each record
 Prints one JSON object per table on stdout:
 
     {"table": "payment", "snapshot": N, "snapshot_positions": N,
-     "truncates": N, "twice": [[commit_lsn, ordinal, times], ...],
+     "truncates": N, "twice": [[commit_lsn, ordinal, times, [copy, ...]], ...],
+     "twice_total": N,
      "per_xid": {"<xid>": changes, ...}}
 
 "twice" lists streamed changes ((commit_lsn, ordinal)) found in more than one record
@@ -47,7 +48,8 @@ def main(bootstrap, registry_url, topics):
     consumer.assign(assignment)
     tables = collections.defaultdict(lambda: {
         "snapshot": 0, "snapshot_positions": set(), "truncates": set(),
-        "positions": collections.Counter(), "per_xid": collections.Counter()})
+        "positions": collections.Counter(), "copies": collections.defaultdict(list),
+        "per_xid": collections.Counter()})
     open_partitions = set(ends)
     while open_partitions:
         message = consumer.poll(5.0)
@@ -78,6 +80,8 @@ def main(bootstrap, registry_url, topics):
             table["truncates"].add(position)
         else:
             table["positions"][position] += 1
+            # Where each copy is: partition@offset and the broker's timestamp (ms), to trace a duplicate.
+            table["copies"][position].append(f"{message.partition()}@{message.offset()} t={message.timestamp()[1]}")
             if table["positions"][position] == 1:
                 table["per_xid"][str(source["xid"])] += 1
     consumer.close()
@@ -87,7 +91,9 @@ def main(bootstrap, registry_url, topics):
             "snapshot": table["snapshot"],
             "snapshot_positions": len(table["snapshot_positions"]),
             "truncates": len(table["truncates"]),
-            "twice": [[lsn, ordinal, n] for (lsn, ordinal), n in table["positions"].items() if n > 1][:20],
+            "twice": [[lsn, ordinal, n, table["copies"][(lsn, ordinal)]]
+                      for (lsn, ordinal), n in table["positions"].items() if n > 1][:20],
+            "twice_total": sum(n - 1 for n in table["positions"].values() if n > 1),
             "per_xid": dict(table["per_xid"]),
         }))
 
