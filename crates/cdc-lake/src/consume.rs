@@ -706,6 +706,12 @@ impl LakeWriter {
                 .with_label_values(&[table])
                 .inc_by(u64::try_from(flushed.bytes).unwrap_or(u64::MAX));
             self.metrics.file_rows.observe(flushed.rows as f64);
+            if flushed.duplicates > 0 {
+                self.metrics
+                    .duplicate_changes
+                    .with_label_values(&[table])
+                    .inc_by(u64::try_from(flushed.duplicates).unwrap_or(u64::MAX));
+            }
             let now_us = chrono::Utc::now().timestamp_micros();
             let freshness = self
                 .metrics

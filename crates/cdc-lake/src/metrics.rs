@@ -19,6 +19,8 @@ pub struct LakeMetrics {
     pub bytes: IntCounterVec,
     /// Files another writer had written first and this one adopted.
     pub files_adopted: IntCounter,
+    /// Streamed changes read again at a later offset and left out of the lake, by table.
+    pub duplicate_changes: IntCounterVec,
     /// Records sent to the dead-letter topic, by source topic and reason code.
     pub dead_letters: IntCounterVec,
     /// Rows per file written.
@@ -58,6 +60,7 @@ impl LakeMetrics {
             Box::new(self.files.clone()),
             Box::new(self.bytes.clone()),
             Box::new(self.files_adopted.clone()),
+            Box::new(self.duplicate_changes.clone()),
             Box::new(self.dead_letters.clone()),
             Box::new(self.file_rows.clone()),
             Box::new(self.flush_seconds.clone()),
@@ -93,6 +96,13 @@ impl LakeMetrics {
             files_adopted: IntCounter::new(
                 "totesys_cdc_lake_files_adopted_total",
                 "Files another writer had written first and this one adopted.",
+            )?,
+            duplicate_changes: IntCounterVec::new(
+                Opts::new(
+                    "totesys_cdc_lake_duplicate_changes_total",
+                    "Streamed changes read again at a later offset (a position already taken) and left out of the lake, by table.",
+                ),
+                &["table"],
             )?,
             dead_letters: IntCounterVec::new(
                 Opts::new(

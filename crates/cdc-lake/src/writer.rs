@@ -21,10 +21,24 @@
 //! it, and its directory the date of that row: the same for every writer reading the same
 //! records. So a writer either creates the file that starts there or finds it and adopts
 //! it; it never writes rows that another file already holds, and never overwrites one.
+//!
+//! # Changes it already holds
+//!
+//! A partition carries its streamed changes in source order, each `(commit LSN, ordinal)`
+//! above the one before. A streamed change at or below the highest position this writer
+//! has taken since it started is one it already holds (re-sent by an at-least-once or an
+//! older capture, or by another producer): it is left out of its file and counted
+//! ([`Flushed::duplicates`]). It still counts as a row for the chain: files are named
+//! after the first row *including* the ones left out (a file may then hold no row at
+//! all), so a writer that remembers more than another, which started at a later boundary,
+//! still names every file the same and the chain never forks. Snapshot rows are not
+//! compared: several snapshot workers interleave their ordinals in a partition.
 
 use std::time::{Duration, Instant};
 
-use cdc_core::TableSchema;
+use std::collections::BTreeSet;
+
+use cdc_core::{Position, TableSchema};
 use object_store::{PutMode, PutOptions, PutPayload};
 
 use crate::batch::{BatchBuilder, LakeRow};
@@ -74,6 +88,8 @@ pub struct Flushed {
     pub bytes: usize,
     /// Whether the name was taken and this writer adopted the existing file.
     pub adopted: bool,
+    /// Streamed changes the writer already held, left out of the file it wrote.
+    pub duplicates: usize,
     /// Source commit times of the streamed (not snapshot) rows written, microseconds since the epoch.
     pub commit_ts_us: Vec<i64>,
     /// Time spent encoding and storing (or adopting) the file.
@@ -102,6 +118,10 @@ pub struct PartitionWriter {
     bytes: usize,
     oldest: Option<Instant>,
     builder: Option<BatchBuilder>,
+    /// The highest streamed position taken since the writer started.
+    high: Option<Position>,
+    /// Offsets of the buffered rows that repeat a change already taken (left out of files).
+    repeated: BTreeSet<i64>,
 }
 
 impl PartitionWriter {
@@ -125,6 +145,8 @@ impl PartitionWriter {
             bytes: 0,
             oldest: None,
             builder: None,
+            high: None,
+            repeated: BTreeSet::new(),
         }
     }
 
@@ -206,6 +228,22 @@ impl PartitionWriter {
             self.builder = Some(BatchBuilder::new(table.clone()));
         }
         self.see(row.offset);
+        if !row.event.source.snapshot {
+            let position = row.event.source.position();
+            if self.high.is_some_and(|high| position <= high) {
+                tracing::warn!(
+                    topic = %self.topic,
+                    partition = self.partition,
+                    offset = row.offset,
+                    commit_lsn = %row.event.source.commit_lsn,
+                    ordinal = row.event.source.ordinal,
+                    "a change already taken, read again at a later offset; leaving it out of the lake"
+                );
+                self.repeated.insert(row.offset);
+            } else {
+                self.high = Some(position);
+            }
+        }
         self.bytes += size;
         self.oldest.get_or_insert_with(Instant::now);
         self.rows.push(row);
@@ -270,7 +308,17 @@ impl PartitionWriter {
             first_offset: first_row.offset,
             compacted_to: None,
         };
-        let batch = builder.build(&self.rows[..take])?;
+        let repeated = self.repeated.range(..=last).count();
+        let batch = if repeated == 0 {
+            builder.build(&self.rows[..take])?
+        } else {
+            let kept: Vec<LakeRow> = self.rows[..take]
+                .iter()
+                .filter(|r| !self.repeated.contains(&r.offset))
+                .cloned()
+                .collect();
+            builder.build(&kept)?
+        };
         let bytes = encode(
             &batch,
             &self.options,
@@ -303,12 +351,13 @@ impl PartitionWriter {
                 file,
                 first_offset: start,
                 last_offset: last,
-                rows: take,
+                rows: take - repeated,
                 bytes: size,
                 adopted: false,
+                duplicates: repeated,
                 commit_ts_us: self.rows[..take]
                     .iter()
-                    .filter(|r| !r.event.source.snapshot)
+                    .filter(|r| !r.event.source.snapshot && !self.repeated.contains(&r.offset))
                     .map(|r| r.event.source.commit_ts_us)
                     .collect(),
                 duration: started.elapsed(),
@@ -323,6 +372,7 @@ impl PartitionWriter {
                     rows: 0,
                     bytes: 0,
                     adopted: true,
+                    duplicates: 0,
                     commit_ts_us: Vec::new(),
                     duration: started.elapsed(),
                 }
@@ -335,6 +385,7 @@ impl PartitionWriter {
             .rows
             .partition_point(|r| r.offset <= flushed.last_offset);
         self.rows.drain(..keep);
+        self.repeated = self.repeated.split_off(&(flushed.last_offset + 1));
         if self
             .last_seen
             .is_some_and(|seen| seen < flushed.last_offset)

@@ -22,6 +22,60 @@ async fn suite(lake: LakeStore) {
     dates_and_shapes_split_files(&lake).await;
     compaction_swaps_small_files_for_one(&lake).await;
     rowless_tails_redeliveries_and_restarts(&lake).await;
+    repeated_changes_are_left_out_and_the_chain_agrees(&lake).await;
+}
+
+/// Changes re-sent at later offsets (the same source positions again) are left out of the
+/// lake and counted; a writer that never saw the originals, starting at a later boundary,
+/// names every file the same, so the chain does not fork and no row is written twice.
+async fn repeated_changes_are_left_out_and_the_chain_agrees(lake: &LakeStore) {
+    let topic = "t.public.repeats";
+    let table = staff_table();
+    let originals = sample_rows(&table, 0..20);
+    // Offsets 10..14 carry the changes of offsets 6..10 again; 14.. are new changes.
+    let mut records: Vec<_> = originals[..10].to_vec();
+    for (i, offset) in (10..14).enumerate() {
+        let mut again = originals[6 + i].clone();
+        again.offset = offset;
+        records.push(again);
+    }
+    records.extend(originals[14..].iter().cloned());
+
+    let mut first = writer(lake, topic, 0);
+    first.start_at(0);
+    let mut duplicates = 0;
+    let mut files = Vec::new();
+    for record in records.iter().cloned() {
+        let offset = record.offset;
+        first.push(&table, record, 10).await.unwrap();
+        if [9, 12, 19].contains(&offset) {
+            let flushed = first.flush().await.unwrap().unwrap();
+            duplicates += flushed.duplicates;
+            files.push((flushed.file.first_offset, flushed.last_offset, flushed.rows));
+        }
+    }
+    assert_eq!(duplicates, 4);
+    // The file of [10, 12] holds only repeats: it is written empty, named after offset 10.
+    assert_eq!(files, [(0, 9, 10), (10, 12, 0), (13, 19, 6)]);
+    let expected: Vec<i64> = (0..10).chain(14..20).collect();
+    let offsets =
+        |rows: Vec<(i64, Vec<String>)>| rows.into_iter().map(|(o, _)| o).collect::<Vec<_>>();
+    assert_eq!(offsets(read_rows(lake, topic).await), expected);
+
+    // A writer starting at boundary 10 does not know offsets 6..10: it would keep the
+    // repeats, but it finds each file it names already there and adopts it.
+    let mut second = writer(lake, topic, 0);
+    second.start_at(10);
+    let mut adopted = 0;
+    for record in records[10..].iter().cloned() {
+        let offset = record.offset;
+        second.push(&table, record, 10).await.unwrap();
+        if [12, 19].contains(&offset) {
+            adopted += usize::from(second.flush().await.unwrap().unwrap().adopted);
+        }
+    }
+    assert_eq!(adopted, 2);
+    assert_eq!(offsets(read_rows(lake, topic).await), expected);
 }
 
 async fn rowless_tails_redeliveries_and_restarts(lake: &LakeStore) {

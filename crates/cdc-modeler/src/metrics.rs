@@ -24,6 +24,8 @@ pub struct ModelerMetrics {
     pub truncates: IntCounterVec,
     /// Lake files read.
     pub files_read: IntCounter,
+    /// Changes read again at a position already pending, kept once, by table.
+    pub duplicate_changes: IntCounterVec,
     /// Source transactions read but not yet complete in the lake.
     pub pending_transactions: IntGauge,
     /// The applied watermark: the last applied commit LSN.
@@ -58,6 +60,7 @@ impl ModelerMetrics {
             Box::new(self.rejected.clone()),
             Box::new(self.truncates.clone()),
             Box::new(self.files_read.clone()),
+            Box::new(self.duplicate_changes.clone()),
             Box::new(self.pending_transactions.clone()),
             Box::new(self.watermark_lsn.clone()),
             Box::new(self.watermark_commit_seconds.clone()),
@@ -124,6 +127,13 @@ impl ModelerMetrics {
                 Opts::new(
                     "totesys_cdc_modeler_truncates_total",
                     "Source truncates applied, by source table.",
+                ),
+                &["table"],
+            )?,
+            duplicate_changes: IntCounterVec::new(
+                Opts::new(
+                    "totesys_cdc_modeler_duplicate_changes_total",
+                    "Changes read again at a (commit LSN, ordinal) already pending (re-sent into the lake, or re-read from a compacted file), applied once, by table.",
                 ),
                 &["table"],
             )?,

@@ -178,9 +178,19 @@ impl Modeler {
                 }
             } else {
                 for change in read_changes(&file.table, bytes, self.watermark, &key)? {
-                    let pending = self.pending.entry(change.commit_lsn).or_default();
+                    let commit_lsn = change.commit_lsn;
+                    let pending = self.pending.entry(commit_lsn).or_default();
                     pending.commit_ts_us = change.commit_ts_us;
-                    pending.changes.insert(change.change.ordinal, change.change);
+                    let ordinal = change.change.ordinal;
+                    if let Some(held) = pending.changes.insert(ordinal, change.change) {
+                        self.metrics
+                            .duplicate_changes
+                            .with_label_values(&[&held.table])
+                            .inc();
+                        if pending.changes.get(&ordinal) != Some(&held) {
+                            tracing::warn!(%commit_lsn, ordinal, table = %held.table, file = %key, "two different changes at one source position; the later one read is applied");
+                        }
+                    }
                 }
             }
             self.seen.insert(key);

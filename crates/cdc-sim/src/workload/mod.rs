@@ -278,7 +278,19 @@ pub async fn run_workload(
         if batch.units.is_empty() {
             break;
         }
-        let done = run_batch(client, &statements, &batch.units).await?;
+        let mut attempt = 1;
+        let done = loop {
+            match run_batch(client, &statements, &batch.units).await {
+                // Another writer (an operator's statement, a second simulator) took the
+                // same rows in the other order: the server rolled back, so run it again.
+                Err(e) if is_conflict(&e) && attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "workload transaction rolled back by a conflict; running it again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                other => break other?,
+            }
+        };
         for (unit, done) in batch.units.iter().zip(&done) {
             unit.record(done, &mut stats);
             model.learn(unit, done, &mut picks);
@@ -293,6 +305,15 @@ pub async fn run_workload(
         "workload done"
     );
     Ok(stats)
+}
+
+/// How often a transaction rolled back by a deadlock or serialization failure is tried.
+const MAX_ATTEMPTS: u64 = 5;
+
+/// Whether the server rolled the transaction back for a conflict with another one
+/// (deadlock detected, serialization failure), so that running it again may succeed.
+fn is_conflict(error: &SimError) -> bool {
+    matches!(error.sqlstate(), Some("40P01" | "40001"))
 }
 
 /// Runs `units` in one transaction, their statements pipelined on the connection.
