@@ -53,6 +53,7 @@ usage: capture-vs-recvlogical [CHANGES] [OPTIONS]       (CHANGES defaults to 200
   --no-kafka              skip the run into Kafka (slots A and B only)
   --no-replay             skip producing the captured records again with the producer alone
   --kafka-set NAME=VALUE  a librdkafka producer property (repeatable), e.g. linger.ms=20
+  --delivery MODE         exactly-once (Kafka transactions, capture's default) or at-least-once
   --partitions N          partitions of each table topic (default: PublishConfig's)
   --batch-size N          CaptureConfig.batch_size (events per sink write)
   --max-in-flight N       CaptureConfig.max_in_flight (unacknowledged batches)
@@ -85,6 +86,7 @@ struct Options {
     batch_size: Option<usize>,
     max_in_flight: Option<usize>,
     broker_dir: Option<PathBuf>,
+    exactly_once: bool,
 }
 
 impl Options {
@@ -100,6 +102,7 @@ impl Options {
             batch_size: None,
             max_in_flight: None,
             broker_dir: None,
+            exactly_once: true,
         };
         while let Some(arg) = args.next() {
             let mut value = || {
@@ -115,6 +118,15 @@ impl Options {
                 "--batch-size" => options.batch_size = Some(value()?.parse()?),
                 "--max-in-flight" => options.max_in_flight = Some(value()?.parse()?),
                 "--broker-dir" => options.broker_dir = Some(value()?.into()),
+                "--delivery" => {
+                    options.exactly_once = match value()?.as_str() {
+                        "exactly-once" => true,
+                        "at-least-once" => false,
+                        other => {
+                            bail!("--delivery {other}: exactly-once or at-least-once\n{USAGE}")
+                        }
+                    }
+                }
                 "--kafka-set" => {
                     let property = value()?;
                     let (name, value) = property
@@ -148,9 +160,13 @@ impl Options {
     }
 
     fn publish_config(&self) -> PublishConfig {
+        let defaults = PublishConfig::default();
         PublishConfig {
             partitions: self.partitions,
-            ..PublishConfig::default()
+            exactly_once: self
+                .exactly_once
+                .then(|| cdc_publish::ExactlyOnce::for_slot(&defaults.topic_prefix, SLOT_KAFKA)),
+            ..defaults
         }
     }
 
@@ -414,8 +430,10 @@ fn report(
             );
         }
         println!(
-            "settings: {} partitions per topic, producer {:?} over cdc-kafka's defaults",
-            options.partitions, options.kafka_properties
+            "settings: {}, {} partitions per topic, producer {:?} over cdc-kafka's defaults",
+            delivery(options),
+            options.partitions,
+            options.kafka_properties
         );
     }
     println!(
@@ -429,12 +447,22 @@ fn report(
             "ratio": recvlogical.secs / count.secs,
             "kafka": kafka.map(|k| k.json(events, recvlogical.secs)),
             "partitions": options.partitions, "kafka_properties": options.properties_json(),
+            "delivery": delivery(options),
             "cpu_secs": {
                 "pg_recvlogical": recvlogical.cpu.json(), "reader": count.cpu.json(),
                 "kafka": kafka.map(|k| k.cpu.json()),
             },
         })
     );
+}
+
+/// C's delivery mode, as capture's `--delivery` names it.
+fn delivery(options: &Options) -> &'static str {
+    if options.exactly_once {
+        "exactly-once"
+    } else {
+        "at-least-once"
+    }
 }
 
 /// Runs the simulator flat out for `changes` changes.
@@ -670,6 +698,18 @@ impl<S: ChangeSink> Probe<S> {
 }
 
 impl<S: ChangeSink + Send> ChangeSink for Probe<S> {
+    async fn start(&mut self) -> Result<Option<Lsn>, SinkError> {
+        self.inner.start().await
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        self.inner.flush().await
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        self.inner.flush_deadline()
+    }
+
     async fn write(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, SinkError> {
         self.events += batch.len() as u64;
         for event in &batch {
@@ -921,13 +961,25 @@ impl KafkaRun {
                 + 2 * counts.deletes
                 + counts.truncates * self.publish.partitions as u64;
         }
-        let mut records = 0;
+        let transaction_topic = self.publish.transaction_topic_name();
+        let mut offsets = 0;
         let mut ranges = BTreeMap::new();
         for (partition, high) in &highs_after {
+            if partition.0 == transaction_topic {
+                continue;
+            }
             let low = highs_before.get(partition).copied().unwrap_or(0);
-            records += (high - low) as u64;
+            offsets += (high - low) as u64;
             ranges.insert(partition.clone(), (low, *high));
         }
+        // In Kafka transactions, commit markers take offsets too: count what a
+        // read_committed reader reads instead.
+        let (records, captured) = if self.publish.exactly_once.is_some() {
+            let captured = read_records(&bootstrap, ranges.clone()).await?;
+            (captured.len() as u64, Some(captured))
+        } else {
+            (offsets, None)
+        };
         ensure!(
             records == expected_records,
             "the broker holds {records} new records, expected {expected_records} \
@@ -937,7 +989,10 @@ impl KafkaRun {
 
         let replay = if options.replay {
             eprintln!("replay: the same {records} records, producer alone…");
-            let captured = read_records(&bootstrap, ranges).await?;
+            let captured = match captured {
+                Some(captured) => captured,
+                None => read_records(&bootstrap, ranges).await?,
+            };
             Some(self.replay(captured, cpu).await?)
         } else {
             None
@@ -1071,6 +1126,15 @@ async fn read_records(
                 "reading the captured records back stalled at {next:?}"
             );
             let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                // Transaction markers end a partition without a record at its last offset.
+                for e in consumer.position()?.elements() {
+                    if let (Offset::Offset(at), Some((n, _))) = (
+                        e.offset(),
+                        next.get_mut(&(e.topic().to_owned(), e.partition())),
+                    ) {
+                        *n = (*n).max(at);
+                    }
+                }
                 continue;
             };
             let message = message?;

@@ -231,7 +231,7 @@ impl PartitionWriter {
         if !row.event.source.snapshot {
             let position = row.event.source.position();
             if self.high.is_some_and(|high| position <= high) {
-                tracing::warn!(
+                tracing::debug!(
                     topic = %self.topic,
                     partition = self.partition,
                     offset = row.offset,
@@ -346,6 +346,17 @@ impl PartitionWriter {
                 },
             )
             .await;
+        if repeated > 0 && put.is_ok() {
+            let first = self.repeated.first().copied().unwrap_or_default();
+            tracing::warn!(
+                topic = %self.topic,
+                partition = self.partition,
+                changes = repeated,
+                first_offset = first,
+                file = %path,
+                "left changes out of the lake that this writer had already taken (the same commit LSN and ordinal at a later offset: a producer wrote them twice)"
+            );
+        }
         let flushed = match put {
             Ok(_) => Flushed {
                 file,

@@ -142,6 +142,10 @@ pub struct ChaosReport {
     pub snapshot_killed_midway: bool,
     /// The whole run.
     pub elapsed: Duration,
+    /// Just before each kill: how far behind capture was (seconds since the source commit
+    /// of the newest transaction it read), the lake writers' consumer lag (records) and
+    /// the warehouse (the newest freshness sample, seconds).
+    pub stage_lags: Vec<[f64; 3]>,
     /// Where the components' logs were kept (a run with violations keeps them).
     pub logs: Option<PathBuf>,
 }
@@ -189,6 +193,27 @@ impl ChaosReport {
             p(0.5),
             p(0.99),
             p(1.0)
+        );
+        let lags = |i: usize| {
+            let mut v: Vec<f64> = self
+                .stage_lags
+                .iter()
+                .map(|l| l[i])
+                .filter(|x| x.is_finite())
+                .collect();
+            v.sort_by(f64::total_cmp);
+            let q = |q: f64| {
+                v.get(((v.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            };
+            (q(0.5), q(0.99))
+        };
+        let (capture, lake, warehouse) = (lags(0), lags(1), lags(2));
+        let _ = writeln!(
+            out,
+            "where the lag was, just before each kill (p50 / p99): capture {:.1} / {:.1} s behind the source, lake writers {:.0} / {:.0} records behind the topics, warehouse {:.1} / {:.1} s behind the source",
+            capture.0, capture.1, lake.0, lake.1, warehouse.0, warehouse.1
         );
         if self.violations.is_empty() {
             out.push_str("violations: none (0 lost, 0 duplicated in the topics, the lake and the warehouse)\n");
@@ -315,6 +340,9 @@ pub async fn run(options: &ChaosOptions) -> ChaosReport {
         if op == "truncate" {
             truncated += 1;
         }
+        report
+            .stage_lags
+            .push(stage_lags(&pipeline, &freshness).await);
         let stage = target.stage();
         let before = progress(&stack, stage).await;
         let killed = Instant::now();
@@ -373,6 +401,37 @@ pub async fn run(options: &ChaosOptions) -> ChaosReport {
     }
     report.elapsed = started.elapsed();
     report
+}
+
+/// How far behind each stage is now (see [`ChaosReport::stage_lags`]); NaN where a
+/// component does not answer.
+async fn stage_lags(pipeline: &Pipeline, freshness: &Mutex<Vec<f64>>) -> [f64; 3] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let capture = pipeline
+        .capture
+        .try_metric("totesys_cdc_capture_source_commit_seconds")
+        .await
+        .filter(|t| *t > 0.0)
+        .map_or(f64::NAN, |t| (now - t).max(0.0));
+    let mut lake = 0.0;
+    for writer in [&pipeline.lake1, &pipeline.lake2] {
+        match writer
+            .try_metric("totesys_cdc_lake_consumer_lag_records")
+            .await
+        {
+            Some(lag) => lake += lag,
+            None => lake = f64::NAN,
+        }
+    }
+    let warehouse = freshness
+        .lock()
+        .ok()
+        .and_then(|f| f.last().copied())
+        .unwrap_or(f64::NAN);
+    [capture, lake, warehouse]
 }
 
 /// The wall clock as Unix seconds, to line kills up with the components' log lines.
