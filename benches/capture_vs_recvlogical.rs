@@ -419,6 +419,14 @@ fn report(
             k.bytes as f64 / events as f64,
             k.write_secs
         );
+        if k.commits > 0 {
+            println!(
+                "  {} Kafka transactions, {:.2} s committing them ({:.1} ms each)",
+                k.commits,
+                k.commit_secs,
+                1000.0 * k.commit_secs / k.commits as f64
+            );
+        }
         if let Some(r) = &k.replay {
             println!(
                 "producer alone, the same records: {:.2} s, {:.0} records/s (C: {:.0} records/s)   \
@@ -805,6 +813,9 @@ struct KafkaReport {
     handed_over_secs: f64,
     last_ack_secs: f64,
     write_secs: f64,
+    /// Kafka transactions committed and the time spent committing them (exactly-once).
+    commits: u64,
+    commit_secs: f64,
     records: u64,
     bytes: u64,
     warmup_secs: f64,
@@ -826,6 +837,8 @@ impl KafkaReport {
             "handed_over_secs": self.handed_over_secs,
             "last_ack_secs": self.last_ack_secs,
             "sink_write_secs": self.write_secs,
+            "kafka_transactions": self.commits,
+            "kafka_commit_secs": self.commit_secs,
             "records": self.records,
             "bytes": self.bytes,
             "warmup_secs": self.warmup_secs,
@@ -940,6 +953,8 @@ impl KafkaRun {
         let prefix = format!("{}.", self.publish.topic_prefix);
         let highs_before = high_watermarks(&bootstrap, &prefix).await?;
         let bytes_before = self.metrics.bytes.get();
+        let commits_before = self.metrics.kafka_transactions.get();
+        let commit_secs_before = self.metrics.kafka_commit_seconds.get_sample_sum();
         let before = cpu.sample();
         let started = Instant::now();
         let (confirmed_at, stats) = self
@@ -1002,6 +1017,8 @@ impl KafkaRun {
             handed_over_secs,
             last_ack_secs,
             write_secs: self.probe.write_time.as_secs_f64(),
+            commits: self.metrics.kafka_transactions.get() - commits_before,
+            commit_secs: self.metrics.kafka_commit_seconds.get_sample_sum() - commit_secs_before,
             records,
             bytes: self.metrics.bytes.get() - bytes_before,
             warmup_secs: self.warmup_secs,

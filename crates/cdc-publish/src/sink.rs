@@ -102,6 +102,9 @@ struct KafkaTransactions {
     alone: bool,
     /// Events dropped by `resume_after` in this run, for the log.
     skipped: u64,
+    /// Whether `init_transactions` ran (a producer runs it once; a sink started again
+    /// for another session aborts what the last one left open instead).
+    initialized: bool,
 }
 /// The transaction topic's name, schemas, ids and the open transaction.
 struct TransactionTopic {
@@ -166,6 +169,7 @@ impl KafkaSink {
                 held: None,
                 alone: false,
                 skipped: 0,
+                initialized: false,
             }),
         })
     }
@@ -485,7 +489,14 @@ impl KafkaSink {
             return Ok(None);
         };
         let id = once.config.transactional_id.clone();
-        self.producer.init_transactions().await?;
+        if once.initialized {
+            self.abort_open().await?;
+        } else {
+            self.producer.init_transactions().await?;
+        }
+        if let Some(once) = &mut self.exactly_once {
+            once.initialized = true;
+        }
         let Some(txns) = &self.transactions else {
             return Ok(None);
         };
@@ -534,6 +545,32 @@ impl KafkaSink {
             once.resume_after = last;
         }
         Ok(last)
+    }
+
+    /// Aborts the Kafka transaction an earlier session of this sink left open; what waited
+    /// for it fails, and the session starting now reads it again from the slot.
+    async fn abort_open(&mut self) -> Result<(), PublishError> {
+        let Some(once) = &mut self.exactly_once else {
+            return Ok(());
+        };
+        once.alone = false;
+        once.resume_after = None;
+        once.skipped = 0;
+        let mut failed = std::mem::take(&mut once.waiting);
+        failed.extend(once.held.take().map(|(_, sender)| sender));
+        let open = once.open_since.take().is_some();
+        if let Some(txns) = &mut self.transactions {
+            txns.open = None;
+        }
+        for sender in failed {
+            sender.send(Err(SinkError::Write(
+                "the Kafka transaction was aborted when the sink started again".into(),
+            )));
+        }
+        if open {
+            self.producer.abort_transaction().await?;
+        }
+        Ok(())
     }
 
     /// Drops the events a committed Kafka transaction already holds (exactly-once mode).
