@@ -74,11 +74,19 @@ impl PgCluster {
         cluster.port = free_port()?;
         fs::write(&port_file, cluster.port.to_string())
             .map_err(|e| TestkitError::io("write", &port_file, e))?;
-        let log = root.join("postgres.log");
-        let options = format!("-p {} -k {}", cluster.port, data.display());
-        let status = cluster
+        cluster.start("pg_ctl start", 60)?;
+        Ok(cluster)
+    }
+
+    /// Starts the stopped cluster on its port, waiting up to `timeout_secs`; a failure
+    /// says `what` and ends with the server log's last lines.
+    fn start(&self, what: &str, timeout_secs: u32) -> Result<(), TestkitError> {
+        let data = self.root.join("data");
+        let log = self.root.join("postgres.log");
+        let options = format!("-p {} -k {}", self.port, data.display());
+        let status = self
             .command("pg_ctl")
-            .args(["start", "-w", "-t", "60", "-D"])
+            .args(["start", "-w", "-t", &timeout_secs.to_string(), "-D"])
             .arg(&data)
             .arg("-l")
             .arg(&log)
@@ -86,14 +94,14 @@ impl PgCluster {
             .stdout(Stdio::null())
             .status()
             .map_err(|e| TestkitError::spawn("pg_ctl", e))?;
-        if !status.success() {
-            let tail = fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(10).collect();
-            return Err(TestkitError::Command {
-                what: format!("pg_ctl start (log {}): {}", log.display(), tail.join(" | ")),
-            });
+        if status.success() {
+            return Ok(());
         }
-        Ok(cluster)
+        let tail = fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(10).collect();
+        Err(TestkitError::Command {
+            what: format!("{what} (log {}): {}", log.display(), tail.join(" | ")),
+        })
     }
 
     /// The cluster under `root` as last started, whether or not it is running now.
@@ -121,29 +129,7 @@ impl PgCluster {
     /// start) and starts it again on the same port.
     pub fn restart_immediate(&self) -> Result<(), TestkitError> {
         self.stop()?;
-        let data = self.root.join("data");
-        let log = self.root.join("postgres.log");
-        let options = format!("-p {} -k {}", self.port, data.display());
-        let status = self
-            .command("pg_ctl")
-            .args(["start", "-w", "-t", "120", "-D"])
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-o", &options])
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| TestkitError::spawn("pg_ctl", e))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(TestkitError::Command {
-                what: format!(
-                    "pg_ctl start after an immediate stop (log {})",
-                    log.display()
-                ),
-            })
-        }
+        self.start("pg_ctl start after an immediate stop", 120)
     }
 
     /// A libpq connection string for `user` to `dbname` over TCP.

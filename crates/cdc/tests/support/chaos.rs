@@ -999,15 +999,7 @@ async fn check(stack: &ProcessStack, truncated: u64, report: &mut ChaosReport) {
             .await
             .unwrap();
         let (held, distinct): (i64, i64) = (row.get(0), row.get(1));
-        let made: i64 = source
-            .query_one(
-                "SELECT (SELECT n FROM audit.initial WHERE tbl = $1)
-                  + (SELECT count(*) FROM audit.log WHERE tbl = $1 AND new IS NOT NULL)",
-                &[&table],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let made = super::rows_and_versions_made(&source, table).await;
         if held != distinct {
             report.violations.push(format!(
                 "{versions}: {} versions made twice",

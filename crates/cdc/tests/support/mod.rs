@@ -881,16 +881,7 @@ impl ProcessStack {
                 .await
                 .unwrap()
                 .get(0);
-            let made: i64 = self
-                .source_client
-                .query_one(
-                    "SELECT (SELECT n FROM audit.initial WHERE tbl = $1)
-                      + (SELECT count(*) FROM audit.log WHERE tbl = $1 AND new IS NOT NULL)",
-                    &[&table],
-                )
-                .await
-                .unwrap()
-                .get(0);
+            let made = rows_and_versions_made(&self.source_client, table).await;
             println!("{versions}: {held} versions; the source made {made} rows and row versions");
             assert_eq!(held, made, "{versions}: one version per insert and update");
         }
@@ -1038,4 +1029,18 @@ for table in tables:
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Rows and row versions the source made in `table` (its initial rows plus every audited
+/// insert and update): what its fact history must hold, one version each.
+pub async fn rows_and_versions_made(source: &tokio_postgres::Client, table: &str) -> i64 {
+    source
+        .query_one(
+            "SELECT (SELECT n FROM audit.initial WHERE tbl = $1)
+              + (SELECT count(*) FROM audit.log WHERE tbl = $1 AND new IS NOT NULL)",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
