@@ -6,61 +6,37 @@
 
 use std::collections::HashMap;
 
-use cdc_core::TableSchema;
+use cdc_core::{ColumnKind, NumericTypmod, PgType, TableSchema};
 use serde_json::{json, Value as Json};
 
 use crate::error::{AvroError, Result};
 
-/// PostgreSQL type OIDs this crate gives an Avro type other than `string`.
+/// Type OIDs by name, for tests.
+#[cfg(test)]
 pub(crate) mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const JSON: u32 = 114;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const NUMERIC: u32 = 1700;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-}
+    use cdc_core::PgType;
 
-/// The element type of the one-dimensional array types capture types as `Value::Array`.
-pub(crate) fn array_element_oid(array_oid: u32) -> Option<u32> {
-    Some(match array_oid {
-        1000 => oid::BOOL,
-        1001 => oid::BYTEA,
-        1002 => oid::CHAR,
-        1003 => oid::NAME,
-        1005 => oid::INT2,
-        1007 => oid::INT4,
-        1009 => oid::TEXT,
-        1014 => oid::BPCHAR,
-        1015 => oid::VARCHAR,
-        1016 => oid::INT8,
-        1021 => oid::FLOAT4,
-        1022 => oid::FLOAT8,
-        1182 => oid::DATE,
-        1183 => oid::TIME,
-        1115 => oid::TIMESTAMP,
-        1185 => oid::TIMESTAMPTZ,
-        1231 => oid::NUMERIC,
-        2951 => oid::UUID,
-        199 => oid::JSON,
-        3807 => oid::JSONB,
-        _ => return None,
-    })
+    pub const BOOL: u32 = PgType::Bool.oid();
+    pub const BYTEA: u32 = PgType::Bytea.oid();
+    pub const CHAR: u32 = PgType::Char.oid();
+    pub const NAME: u32 = PgType::Name.oid();
+    pub const INT8: u32 = PgType::Int8.oid();
+    pub const INT2: u32 = PgType::Int2.oid();
+    pub const INT4: u32 = PgType::Int4.oid();
+    pub const TEXT: u32 = PgType::Text.oid();
+    pub const OID: u32 = PgType::Oid.oid();
+    pub const JSON: u32 = PgType::Json.oid();
+    pub const FLOAT4: u32 = PgType::Float4.oid();
+    pub const FLOAT8: u32 = PgType::Float8.oid();
+    pub const BPCHAR: u32 = PgType::Bpchar.oid();
+    pub const VARCHAR: u32 = PgType::Varchar.oid();
+    pub const DATE: u32 = PgType::Date.oid();
+    pub const TIME: u32 = PgType::Time.oid();
+    pub const TIMESTAMP: u32 = PgType::Timestamp.oid();
+    pub const TIMESTAMPTZ: u32 = PgType::TimestampTz.oid();
+    pub const NUMERIC: u32 = PgType::Numeric.oid();
+    pub const UUID: u32 = PgType::Uuid.oid();
+    pub const JSONB: u32 = PgType::Jsonb.oid();
 }
 
 /// The Avro representation of one PostgreSQL type, and which `Value` variant it decodes to.
@@ -112,27 +88,33 @@ pub(crate) enum Kind {
 impl Kind {
     /// The representation of a column of type `type_oid` with modifier `type_modifier`.
     pub(crate) fn of(type_oid: u32, type_modifier: i32) -> Kind {
-        if let Some(element) = array_element_oid(type_oid) {
+        match ColumnKind::of(type_oid) {
+            ColumnKind::Scalar(ty) => Kind::scalar(ty, type_modifier),
             // An array column's modifier applies to its elements (`numeric(10,2)[]`).
-            return Kind::Array(Box::new(Kind::of(element, type_modifier)));
+            ColumnKind::Array(ty) => Kind::Array(Box::new(Kind::scalar(ty, type_modifier))),
+            ColumnKind::Verbatim => Kind::Other,
         }
-        match type_oid {
-            oid::BOOL => Kind::Boolean,
-            oid::BYTEA => Kind::Bytea,
-            oid::CHAR | oid::NAME | oid::TEXT | oid::BPCHAR | oid::VARCHAR => Kind::Text,
-            oid::INT2 => Kind::Int2,
-            oid::INT4 => Kind::Int4,
-            oid::INT8 | oid::OID => Kind::Int8,
-            oid::FLOAT4 => Kind::Float4,
-            oid::FLOAT8 => Kind::Float8,
-            oid::NUMERIC => numeric_kind(type_modifier),
-            oid::DATE => Kind::Date,
-            oid::TIME => Kind::Time,
-            oid::TIMESTAMP => Kind::Timestamp,
-            oid::TIMESTAMPTZ => Kind::TimestampTz,
-            oid::UUID => Kind::Uuid,
-            oid::JSON | oid::JSONB => Kind::Json,
-            _ => Kind::Other,
+    }
+
+    fn scalar(ty: PgType, type_modifier: i32) -> Kind {
+        match ty {
+            PgType::Bool => Kind::Boolean,
+            PgType::Bytea => Kind::Bytea,
+            PgType::Char | PgType::Name | PgType::Text | PgType::Bpchar | PgType::Varchar => {
+                Kind::Text
+            }
+            PgType::Int2 => Kind::Int2,
+            PgType::Int4 => Kind::Int4,
+            PgType::Int8 | PgType::Oid => Kind::Int8,
+            PgType::Float4 => Kind::Float4,
+            PgType::Float8 => Kind::Float8,
+            PgType::Numeric => numeric_kind(type_modifier),
+            PgType::Date => Kind::Date,
+            PgType::Time => Kind::Time,
+            PgType::Timestamp => Kind::Timestamp,
+            PgType::TimestampTz => Kind::TimestampTz,
+            PgType::Uuid => Kind::Uuid,
+            PgType::Json | PgType::Jsonb => Kind::Json,
         }
     }
 
@@ -170,20 +152,9 @@ impl Kind {
 /// Avro decimals need `1 <= precision` and `0 <= scale <= precision`; PostgreSQL 15 also
 /// allows a negative scale or one above the precision, which then travel as text.
 fn numeric_kind(type_modifier: i32) -> Kind {
-    const VARHDRSZ: i32 = 4;
-    if type_modifier < VARHDRSZ {
-        return Kind::NumericText;
-    }
-    let raw = type_modifier - VARHDRSZ;
-    let precision = (raw >> 16) & 0xFFFF;
-    let scale = raw & 0xFFFF;
-    // PostgreSQL 15 stores a negative scale as 11-bit two's complement: such a value
-    // reads here as a scale above the precision (at most 1000), so it lands on text.
-    match (u32::try_from(precision), u32::try_from(scale)) {
-        (Ok(precision), Ok(scale)) if precision >= 1 && scale <= precision => {
-            Kind::Decimal { precision, scale }
-        }
-        _ => Kind::NumericText,
+    match NumericTypmod::decode(type_modifier).and_then(NumericTypmod::plain) {
+        Some((precision, scale)) => Kind::Decimal { precision, scale },
+        None => Kind::NumericText,
     }
 }
 
@@ -397,14 +368,10 @@ mod tests {
         assert_eq!(Kind::of(3807, -1), Kind::Array(Box::new(Kind::Json)));
         // An array of an enum or of interval is kept as text by capture.
         assert_eq!(Kind::of(1187, -1), Kind::Other);
-        let mut arrays = 0;
-        for oid in 0..5000 {
-            if let Some(element) = array_element_oid(oid) {
-                arrays += 1;
-                assert!(array_element_oid(element).is_none());
-            }
-        }
-        assert_eq!(arrays, 20);
+        let arrays = (0..5000)
+            .filter(|&oid| matches!(Kind::of(oid, -1), Kind::Array(_)))
+            .count();
+        assert_eq!(arrays, 21, "oid[] included");
     }
 
     #[test]

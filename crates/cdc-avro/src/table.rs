@@ -45,12 +45,14 @@ use std::sync::Arc;
 
 use apache_avro::schema::{RecordField, RecordSchema};
 use apache_avro::Schema;
-use cdc_core::{ColumnSchema, ReplicaIdentity, TableId, TableName, TableSchema};
+use cdc_core::{
+    ColumnSchema, NumericTypmod, PgType, ReplicaIdentity, TableId, TableName, TableSchema,
+};
 use serde_json::Value as Json;
 
 use crate::codec::TableAvro;
 use crate::error::{AvroError, Result};
-use crate::mapping::{avro_name, fnv1a32, is_avro_name, oid, Kind, NAMESPACE_ROOT};
+use crate::mapping::{avro_name, fnv1a32, is_avro_name, Kind, NAMESPACE_ROOT};
 use crate::schema::{describe, full_name, key_schema, value_schema};
 
 /// The fields of record `Envelope`, in order.
@@ -423,7 +425,7 @@ fn decimal_modifier(avro: &Schema) -> Option<i32> {
         Schema::Decimal(decimal) => {
             let precision = i32::try_from(decimal.precision).ok()?;
             let scale = i32::try_from(decimal.scale).ok()?;
-            numeric_modifier(precision, scale)
+            NumericTypmod::encode(precision, scale)
         }
         Schema::Array(array) => match nullable_parts(&array.items) {
             Ok((_, items)) => decimal_modifier(items),
@@ -431,13 +433,6 @@ fn decimal_modifier(avro: &Schema) -> Option<i32> {
         },
         _ => None,
     }
-}
-
-/// `atttypmod` of `numeric(precision, scale)` as PostgreSQL computes it (the scale as 11-bit
-/// two's complement since PostgreSQL 15), for the precisions and scales it accepts.
-fn numeric_modifier(precision: i32, scale: i32) -> Option<i32> {
-    ((1..=1000).contains(&precision) && (-1000..=1000).contains(&scale))
-        .then(|| ((precision << 16) | (scale & 0x7ff)) + 4)
 }
 
 /// `(type_oid, type_modifier)` of a `format_type` text of a non-array type this crate maps;
@@ -473,70 +468,34 @@ fn scalar_type(text: &str) -> std::result::Result<Option<(u32, i32)>, String> {
         None => Ok(Some((type_oid, -1))),
         Some(m) => Ok(Some((type_oid, number(m, 0..=6)?))),
     };
-    match base.as_str() {
-        "boolean" => plain(oid::BOOL),
-        "bytea" => plain(oid::BYTEA),
-        "\"char\"" => plain(oid::CHAR),
-        "name" => plain(oid::NAME),
-        "bigint" => plain(oid::INT8),
-        "smallint" => plain(oid::INT2),
-        "integer" => plain(oid::INT4),
-        "text" => plain(oid::TEXT),
-        "oid" => plain(oid::OID),
-        "json" => plain(oid::JSON),
-        "real" => plain(oid::FLOAT4),
-        "double precision" => plain(oid::FLOAT8),
-        "bpchar" => plain(oid::BPCHAR),
-        "character" => length(oid::BPCHAR),
-        "character varying" => length(oid::VARCHAR),
-        "date" => plain(oid::DATE),
-        "time without time zone" => precision(oid::TIME),
-        "timestamp without time zone" => precision(oid::TIMESTAMP),
-        "timestamp with time zone" => precision(oid::TIMESTAMPTZ),
-        "uuid" => plain(oid::UUID),
-        "jsonb" => plain(oid::JSONB),
-        "numeric" => match modifier {
-            None => Ok(Some((oid::NUMERIC, -1))),
+    let Some(ty) = PgType::from_sql_name(&base) else {
+        return Ok(None);
+    };
+    match ty {
+        // `format_type` prints `character(n)` with a length, `bpchar` without one.
+        PgType::Bpchar if base == "bpchar" => plain(ty.oid()),
+        PgType::Bpchar | PgType::Varchar => length(ty.oid()),
+        PgType::Time | PgType::Timestamp | PgType::TimestampTz => precision(ty.oid()),
+        PgType::Numeric => match modifier {
+            None => Ok(Some((ty.oid(), -1))),
             Some(m) => {
                 let (p, s) = m
                     .split_once(',')
                     .ok_or_else(|| format!("numeric modifier ({m}) is not (precision,scale)"))?;
                 let (p, s) = (number(p, 1..=1000)?, number(s, -1000..=1000)?);
-                let modifier = numeric_modifier(p, s)
+                let modifier = NumericTypmod::encode(p, s)
                     .ok_or_else(|| format!("numeric modifier ({m}) is out of range"))?;
-                Ok(Some((oid::NUMERIC, modifier)))
+                Ok(Some((ty.oid(), modifier)))
             }
         },
-        _ => Ok(None),
+        _ => plain(ty.oid()),
     }
 }
 
 /// The one-dimensional array type of `element`, for the element types whose arrays capture
-/// decodes (the inverse of [`crate::mapping::array_element_oid`]).
+/// decodes.
 fn array_oid(element: u32) -> Option<u32> {
-    Some(match element {
-        oid::BOOL => 1000,
-        oid::BYTEA => 1001,
-        oid::CHAR => 1002,
-        oid::NAME => 1003,
-        oid::INT2 => 1005,
-        oid::INT4 => 1007,
-        oid::TEXT => 1009,
-        oid::BPCHAR => 1014,
-        oid::VARCHAR => 1015,
-        oid::INT8 => 1016,
-        oid::FLOAT4 => 1021,
-        oid::FLOAT8 => 1022,
-        oid::DATE => 1182,
-        oid::TIME => 1183,
-        oid::TIMESTAMP => 1115,
-        oid::TIMESTAMPTZ => 1185,
-        oid::NUMERIC => 1231,
-        oid::UUID => 2951,
-        oid::JSON => 199,
-        oid::JSONB => 3807,
-        _ => return None,
-    })
+    PgType::from_oid(element).map(PgType::array_oid)
 }
 
 /// The first place where `found` is not `expected`, as a field path and a reason; `None`
@@ -603,7 +562,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
     use super::*;
-    use crate::mapping::array_element_oid;
+    use crate::mapping::oid;
 
     fn typmod(precision: i32, scale: i32) -> i32 {
         ((precision << 16) | (scale & 0x7ff)) + 4
@@ -683,13 +642,14 @@ mod tests {
             "public.mood",
             "\"Mood\"",
             "interval[]",
-            "oid[]",
             "bit(3)",
             "numeric_like",
             "",
         ] {
             assert_eq!(parsed(text), (0, -1), "{text}");
         }
+        // oid[] is typed (an array of long), as in the decoder and the lake.
+        assert_eq!(parsed("oid[]"), (1028, -1));
     }
 
     #[test]
@@ -742,13 +702,13 @@ mod tests {
     fn array_oids_invert_the_mapping() {
         let mut arrays = 0;
         for array in 0..5000 {
-            if let Some(element) = array_element_oid(array) {
+            if let Some(element) = PgType::from_array_oid(array) {
                 arrays += 1;
-                assert_eq!(array_oid(element), Some(array), "{array}");
+                assert_eq!(array_oid(element.oid()), Some(array), "{array}");
             }
         }
-        assert_eq!(arrays, 20);
-        assert_eq!(array_oid(oid::OID), None);
+        assert_eq!(arrays, 21, "oid[] included");
+        assert_eq!(array_oid(oid::OID), Some(1028));
         assert_eq!(array_oid(1186), None);
     }
 

@@ -12,6 +12,8 @@
 
 mod event;
 mod lsn;
+mod pg_text;
+mod pg_type;
 mod secret;
 pub mod sink;
 mod table;
@@ -19,6 +21,8 @@ mod value;
 
 pub use event::{ChangeEvent, Op, Position, TransactionInfo, TruncateOptions};
 pub use lsn::{Lsn, ParseLsnError, Xid};
+pub use pg_text::pg_text;
+pub use pg_type::{ColumnKind, NumericTypmod, PgType};
 pub use secret::Secret;
 pub use table::{ColumnSchema, ReplicaIdentity, TableId, TableName, TableSchema};
 pub use value::{Row, Value};

@@ -81,14 +81,10 @@ pub struct ColumnSchema {
 }
 
 impl ColumnSchema {
-    /// Declared `(precision, scale)` of a `numeric(p,s)` column, `None` when unconstrained.
+    /// Declared `(precision, scale)` of a `numeric(p,s)` column (or `numeric(p,s)[]`) whose
+    /// scale lies in `0..=p`; `None` when unconstrained.
     pub fn numeric_precision_scale(&self) -> Option<(u32, u32)> {
-        // PostgreSQL stores ((precision << 16) | scale) + VARHDRSZ(4).
-        if self.type_modifier < 4 {
-            return None;
-        }
-        let raw = (self.type_modifier - 4) as u32;
-        Some((raw >> 16, raw & 0xFFFF))
+        crate::NumericTypmod::decode(self.type_modifier)?.plain()
     }
 }
 

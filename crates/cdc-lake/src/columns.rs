@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
-use cdc_core::{ColumnSchema, TableSchema};
+use cdc_core::{ColumnKind, ColumnSchema, NumericTypmod, PgType, TableSchema};
 
 /// `_op`: `r`, `c`, `u`, `d` or `t`.
 pub const OP: &str = "_op";
@@ -56,63 +56,39 @@ pub(crate) enum Kind {
     List(Box<Kind>),
 }
 
-const BOOL: u32 = 16;
-const BYTEA: u32 = 17;
-const INT8: u32 = 20;
-const INT2: u32 = 21;
-const INT4: u32 = 23;
-const OID: u32 = 26;
-const FLOAT4: u32 = 700;
-const FLOAT8: u32 = 701;
-const DATE: u32 = 1082;
-const TIME: u32 = 1083;
-const TIMESTAMP: u32 = 1114;
-const TIMESTAMPTZ: u32 = 1184;
-const NUMERIC: u32 = 1700;
-
-/// Array type OIDs and their element OIDs.
-const ARRAYS: [(u32, u32); 18] = [
-    (1000, BOOL),
-    (1001, BYTEA),
-    (1005, INT2),
-    (1007, INT4),
-    (1016, INT8),
-    (1028, OID),
-    (1021, FLOAT4),
-    (1022, FLOAT8),
-    (1182, DATE),
-    (1183, TIME),
-    (1115, TIMESTAMP),
-    (1185, TIMESTAMPTZ),
-    (1231, NUMERIC),
-    (1009, 25),
-    (1015, 1043),
-    (1014, 1042),
-    (2951, 2950),
-    (3807, 3802),
-];
-
 impl Kind {
     /// The storage of a column of type `oid` with modifier `typmod`.
     pub(crate) fn of(oid: u32, typmod: i32) -> Kind {
-        match oid {
-            BOOL => Kind::Bool,
-            BYTEA => Kind::Binary,
-            INT2 => Kind::Int16,
-            INT4 => Kind::Int32,
-            INT8 | OID => Kind::Int64,
-            FLOAT4 => Kind::Float32,
-            FLOAT8 => Kind::Float64,
-            DATE => Kind::Date,
-            TIME => Kind::Time,
-            TIMESTAMP => Kind::Timestamp,
-            TIMESTAMPTZ => Kind::TimestampTz,
-            NUMERIC => decimal(typmod).unwrap_or(Kind::Utf8),
-            _ => match ARRAYS.iter().find(|(array, _)| *array == oid) {
-                // Arrays carry no element typmod in pgoutput: numeric elements are text.
-                Some((_, element)) => Kind::List(Box::new(Kind::of(*element, -1))),
-                None => Kind::Utf8,
-            },
+        match ColumnKind::of(oid) {
+            ColumnKind::Scalar(ty) => Kind::scalar(ty, typmod),
+            // An array column's modifier is its elements' (`numeric(10,2)[]`).
+            ColumnKind::Array(ty) => Kind::List(Box::new(Kind::scalar(ty, typmod))),
+            ColumnKind::Verbatim => Kind::Utf8,
+        }
+    }
+
+    fn scalar(ty: PgType, typmod: i32) -> Kind {
+        match ty {
+            PgType::Bool => Kind::Bool,
+            PgType::Bytea => Kind::Binary,
+            PgType::Int2 => Kind::Int16,
+            PgType::Int4 => Kind::Int32,
+            PgType::Int8 | PgType::Oid => Kind::Int64,
+            PgType::Float4 => Kind::Float32,
+            PgType::Float8 => Kind::Float64,
+            PgType::Date => Kind::Date,
+            PgType::Time => Kind::Time,
+            PgType::Timestamp => Kind::Timestamp,
+            PgType::TimestampTz => Kind::TimestampTz,
+            PgType::Numeric => decimal(typmod).unwrap_or(Kind::Utf8),
+            PgType::Char
+            | PgType::Name
+            | PgType::Text
+            | PgType::Bpchar
+            | PgType::Varchar
+            | PgType::Uuid
+            | PgType::Json
+            | PgType::Jsonb => Kind::Utf8,
         }
     }
 
@@ -138,20 +114,11 @@ impl Kind {
     }
 }
 
-/// `numeric(p,s)` as an Arrow decimal, when it fits one.
+/// `numeric(p,s)` as an Arrow decimal, when it fits one (at most 38 digits, scale in
+/// `0..=p`).
 fn decimal(typmod: i32) -> Option<Kind> {
-    if typmod < 4 {
-        return None;
-    }
-    let raw = typmod - 4;
-    let precision = (raw >> 16) & 0xFFFF;
-    // The scale is a signed 16-bit number since PostgreSQL 15.
-    let scale = i32::from((raw & 0xFFFF) as u16 as i16);
-    if (1..=38).contains(&precision) && (0..=precision).contains(&scale) {
-        Some(Kind::Decimal(precision as u8, scale as i8))
-    } else {
-        None
-    }
+    let (precision, scale) = NumericTypmod::decode(typmod)?.plain()?;
+    (precision <= 38).then_some(Kind::Decimal(precision as u8, scale as i8))
 }
 
 /// The Arrow field of a source column (always nullable: deletes and unchanged TOAST
@@ -207,6 +174,7 @@ mod tests {
 
     #[test]
     fn numeric_typmods_become_decimals_only_when_they_fit() {
+        const NUMERIC: u32 = PgType::Numeric.oid();
         let typmod = |p: i32, s: i32| ((p << 16) | (s & 0xFFFF)) + 4;
         assert_eq!(Kind::of(NUMERIC, typmod(10, 2)), Kind::Decimal(10, 2));
         assert_eq!(Kind::of(NUMERIC, typmod(38, 0)), Kind::Decimal(38, 0));
@@ -228,6 +196,14 @@ mod tests {
     fn arrays_are_lists_of_their_elements() {
         assert_eq!(Kind::of(1007, -1), Kind::List(Box::new(Kind::Int32)));
         assert_eq!(Kind::of(1231, -1), Kind::List(Box::new(Kind::Utf8)));
+        assert_eq!(
+            Kind::of(1231, ((10 << 16) | 2) + 4),
+            Kind::List(Box::new(Kind::Decimal(10, 2))),
+            "numeric(10,2)[] keeps its elements' modifier, as in Avro"
+        );
+        for (array, element) in [(199, Kind::Utf8), (1002, Kind::Utf8), (1003, Kind::Utf8)] {
+            assert_eq!(Kind::of(array, -1), Kind::List(Box::new(element)));
+        }
         assert_eq!(
             Kind::of(999_999, -1),
             Kind::Utf8,

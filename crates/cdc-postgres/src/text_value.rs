@@ -69,32 +69,7 @@
 use std::num::{IntErrorKind, ParseIntError};
 use std::str::FromStr;
 
-use cdc_core::Value;
-
-const BOOL: u32 = 16;
-const BYTEA: u32 = 17;
-const CHAR: u32 = 18;
-const NAME: u32 = 19;
-const INT8: u32 = 20;
-const INT2: u32 = 21;
-const INT4: u32 = 23;
-const TEXT: u32 = 25;
-const OID: u32 = 26;
-const JSON: u32 = 114;
-const XML: u32 = 142;
-const FLOAT4: u32 = 700;
-const FLOAT8: u32 = 701;
-const BPCHAR: u32 = 1042;
-const VARCHAR: u32 = 1043;
-const DATE: u32 = 1082;
-const TIME: u32 = 1083;
-const TIMESTAMP: u32 = 1114;
-const TIMESTAMPTZ: u32 = 1184;
-const INTERVAL: u32 = 1186;
-const TIMETZ: u32 = 1266;
-const NUMERIC: u32 = 1700;
-const UUID: u32 = 2950;
-const JSONB: u32 = 3802;
+use cdc_core::{ColumnKind, PgType, Value};
 
 const USEC_PER_SEC: i64 = 1_000_000;
 const USEC_PER_DAY: i64 = 86_400 * USEC_PER_SEC;
@@ -163,68 +138,50 @@ pub enum ValueError {
 
 /// Parses PostgreSQL's text output of a value of type `type_oid` into a [`Value`].
 pub fn parse_text_value(type_oid: u32, text: &str) -> Result<Value, ValueError> {
-    if let Some(element_oid) = element_type_oid(type_oid) {
-        return parse_array(type_oid, element_oid, text);
+    match ColumnKind::of(type_oid) {
+        ColumnKind::Scalar(ty) => parse_scalar(ty, text).map_err(|bad| bad.at(type_oid, text)),
+        ColumnKind::Array(element) => parse_array(type_oid, element.oid(), text),
+        ColumnKind::Verbatim => Ok(Value::Other(text.to_owned())),
     }
-    let typed = match type_oid {
-        BOOL => parse_bool(text).map(Value::Bool),
-        BYTEA => parse_bytea(text).map(Value::Bytes),
-        CHAR => check_char(text).map(|()| Value::Text(text.to_owned())),
-        NAME | TEXT | BPCHAR | VARCHAR => Ok(Value::Text(text.to_owned())),
-        INT2 => parse_int(text).map(Value::Int16),
-        INT4 => parse_int(text).map(Value::Int32),
-        INT8 => parse_int(text).map(Value::Int64),
-        OID => parse_int::<u32>(text).map(|oid| Value::Int64(i64::from(oid))),
-        FLOAT4 => parse_float(
+}
+
+fn parse_scalar(ty: PgType, text: &str) -> Result<Value, Bad> {
+    match ty {
+        PgType::Bool => parse_bool(text).map(Value::Bool),
+        PgType::Bytea => parse_bytea(text).map(Value::Bytes),
+        PgType::Char => check_char(text).map(|()| Value::Text(text.to_owned())),
+        PgType::Name | PgType::Text | PgType::Bpchar | PgType::Varchar => {
+            Ok(Value::Text(text.to_owned()))
+        }
+        PgType::Int2 => parse_int(text).map(Value::Int16),
+        PgType::Int4 => parse_int(text).map(Value::Int32),
+        PgType::Int8 => parse_int(text).map(Value::Int64),
+        PgType::Oid => parse_int::<u32>(text).map(|oid| Value::Int64(i64::from(oid))),
+        PgType::Float4 => parse_float(
             text,
             [f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
             f32::is_finite,
         )
         .map(Value::Float32),
-        FLOAT8 => parse_float(
+        PgType::Float8 => parse_float(
             text,
             [f64::NAN, f64::INFINITY, f64::NEG_INFINITY],
             f64::is_finite,
         )
         .map(Value::Float64),
-        NUMERIC => check_numeric(text).map(|()| Value::Numeric(text.to_owned())),
-        DATE => parse_date(text).map(Value::Date),
-        TIME => parse_clock(text).map(Value::Time),
-        TIMESTAMP => parse_timestamp(text, false).map(Value::Timestamp),
-        TIMESTAMPTZ => parse_timestamp(text, true).map(Value::TimestampTz),
-        UUID => parse_uuid(text).map(Value::Uuid),
-        JSON | JSONB => Ok(Value::Json(text.to_owned())),
-        XML | INTERVAL | TIMETZ => Ok(Value::Other(text.to_owned())),
-        _ => Ok(Value::Other(text.to_owned())),
-    };
-    typed.map_err(|bad| bad.at(type_oid, text))
+        PgType::Numeric => check_numeric(text).map(|()| Value::Numeric(text.to_owned())),
+        PgType::Date => parse_date(text).map(Value::Date),
+        PgType::Time => parse_clock(text).map(Value::Time),
+        PgType::Timestamp => parse_timestamp(text, false).map(Value::Timestamp),
+        PgType::TimestampTz => parse_timestamp(text, true).map(Value::TimestampTz),
+        PgType::Uuid => parse_uuid(text).map(Value::Uuid),
+        PgType::Json | PgType::Jsonb => Ok(Value::Json(text.to_owned())),
+    }
 }
 
 /// The element type OID of a supported one-dimensional array type, or `None`.
 pub fn element_type_oid(array_oid: u32) -> Option<u32> {
-    Some(match array_oid {
-        1000 => BOOL,
-        1001 => BYTEA,
-        1002 => CHAR,
-        1003 => NAME,
-        1005 => INT2,
-        1007 => INT4,
-        1009 => TEXT,
-        1014 => BPCHAR,
-        1015 => VARCHAR,
-        1016 => INT8,
-        1021 => FLOAT4,
-        1022 => FLOAT8,
-        1182 => DATE,
-        1183 => TIME,
-        1115 => TIMESTAMP,
-        1185 => TIMESTAMPTZ,
-        1231 => NUMERIC,
-        2951 => UUID,
-        199 => JSON,
-        3807 => JSONB,
-        _ => return None,
-    })
+    PgType::from_array_oid(array_oid).map(PgType::oid)
 }
 
 /// Splits one line of `COPY ... TO STDOUT` text format into its fields, `None` for `\N`.
@@ -344,50 +301,7 @@ impl Bad {
 
 /// PostgreSQL's name for a type this module knows, for error messages.
 fn type_name(type_oid: u32) -> &'static str {
-    match type_oid {
-        BOOL => "bool",
-        BYTEA => "bytea",
-        CHAR => "\"char\"",
-        NAME => "name",
-        INT8 => "int8",
-        INT2 => "int2",
-        INT4 => "int4",
-        TEXT => "text",
-        OID => "oid",
-        JSON => "json",
-        FLOAT4 => "float4",
-        FLOAT8 => "float8",
-        BPCHAR => "bpchar",
-        VARCHAR => "varchar",
-        DATE => "date",
-        TIME => "time",
-        TIMESTAMP => "timestamp",
-        TIMESTAMPTZ => "timestamptz",
-        NUMERIC => "numeric",
-        UUID => "uuid",
-        JSONB => "jsonb",
-        1000 => "bool[]",
-        1001 => "bytea[]",
-        1002 => "\"char\"[]",
-        1003 => "name[]",
-        1005 => "int2[]",
-        1007 => "int4[]",
-        1009 => "text[]",
-        1014 => "bpchar[]",
-        1015 => "varchar[]",
-        1016 => "int8[]",
-        1021 => "float4[]",
-        1022 => "float8[]",
-        1182 => "date[]",
-        1183 => "time[]",
-        1115 => "timestamp[]",
-        1185 => "timestamptz[]",
-        1231 => "numeric[]",
-        2951 => "uuid[]",
-        199 => "json[]",
-        3807 => "jsonb[]",
-        _ => "value",
-    }
+    ColumnKind::of(type_oid).name()
 }
 
 /// The first [`QUOTE_CHARS`] characters of `text`, with `…` when cut.
@@ -891,53 +805,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Every OID with a parser of its own, scalar and array.
-    const ALL_OIDS: [u32; 44] = [
-        BOOL,
-        BYTEA,
-        CHAR,
-        NAME,
-        INT8,
-        INT2,
-        INT4,
-        TEXT,
-        OID,
-        JSON,
-        XML,
-        FLOAT4,
-        FLOAT8,
-        BPCHAR,
-        VARCHAR,
-        DATE,
-        TIME,
-        TIMESTAMP,
-        TIMESTAMPTZ,
-        INTERVAL,
-        TIMETZ,
-        NUMERIC,
-        UUID,
-        JSONB,
-        1000,
-        1001,
-        1002,
-        1003,
-        1005,
-        1007,
-        1009,
-        1014,
-        1015,
-        1016,
-        1021,
-        1022,
-        1182,
-        1115,
-        1185,
-        1183,
-        1231,
-        2951,
-        199,
-        3807,
-    ];
+    const BOOL: u32 = PgType::Bool.oid();
+    const BYTEA: u32 = PgType::Bytea.oid();
+    const CHAR: u32 = PgType::Char.oid();
+    const NAME: u32 = PgType::Name.oid();
+    const INT8: u32 = PgType::Int8.oid();
+    const INT2: u32 = PgType::Int2.oid();
+    const INT4: u32 = PgType::Int4.oid();
+    const TEXT: u32 = PgType::Text.oid();
+    const OID: u32 = PgType::Oid.oid();
+    const JSON: u32 = PgType::Json.oid();
+    const XML: u32 = 142;
+    const FLOAT4: u32 = PgType::Float4.oid();
+    const FLOAT8: u32 = PgType::Float8.oid();
+    const BPCHAR: u32 = PgType::Bpchar.oid();
+    const VARCHAR: u32 = PgType::Varchar.oid();
+    const DATE: u32 = PgType::Date.oid();
+    const TIME: u32 = PgType::Time.oid();
+    const TIMESTAMP: u32 = PgType::Timestamp.oid();
+    const TIMESTAMPTZ: u32 = PgType::TimestampTz.oid();
+    const INTERVAL: u32 = 1186;
+    const TIMETZ: u32 = 1266;
+    const NUMERIC: u32 = PgType::Numeric.oid();
+    const UUID: u32 = PgType::Uuid.oid();
+    const JSONB: u32 = PgType::Jsonb.oid();
+
+    /// Every OID with a parser of its own, scalar and array, and the verbatim types.
+    fn all_oids() -> Vec<u32> {
+        PgType::ALL
+            .iter()
+            .flat_map(|t| [t.oid(), t.array_oid()])
+            .chain([XML, INTERVAL, TIMETZ])
+            .collect()
+    }
 
     fn parse(oid: u32, text: &str) -> Value {
         parse_text_value(oid, text).unwrap_or_else(|e| panic!("{text:?} as OID {oid}: {e}"))
@@ -1465,7 +1365,7 @@ mod tests {
 
     #[test]
     fn element_types() {
-        for array_oid in ALL_OIDS {
+        for array_oid in all_oids() {
             let name = type_name(array_oid);
             match element_type_oid(array_oid) {
                 Some(element) => {
@@ -1476,11 +1376,12 @@ mod tests {
             }
         }
         assert_eq!(
-            ALL_OIDS
+            all_oids()
                 .iter()
                 .filter(|&&oid| element_type_oid(oid).is_some())
                 .count(),
-            20
+            21,
+            "oid[] included"
         );
         assert_eq!(element_type_oid(1183), Some(TIME));
         assert_eq!(element_type_oid(1187), None);
@@ -1498,7 +1399,7 @@ mod tests {
             .to_string()
             .starts_with("invalid numeric text \"1e5\": "));
         let long = format!("{}\n{}", "x".repeat(100), "é".repeat(100));
-        for oid in ALL_OIDS {
+        for oid in all_oids() {
             if let Err(err) = parse_text_value(oid, &long) {
                 let message = err.to_string();
                 assert!(!message.contains('\n'), "{message}");
@@ -1770,7 +1671,7 @@ mod tests {
 
         #[test]
         fn arbitrary_text_never_panics(s in any::<String>()) {
-            for oid in ALL_OIDS {
+            for oid in all_oids() {
                 let _ = parse_text_value(oid, &s);
             }
         }
@@ -1779,7 +1680,7 @@ mod tests {
         fn value_shaped_text_never_panics(
             s in "[-0-9:.+ BCinfatyNULx{}\",\\\\\\[\\]=e]{0,40}"
         ) {
-            for oid in ALL_OIDS {
+            for oid in all_oids() {
                 let _ = parse_text_value(oid, &s);
             }
         }
@@ -1788,7 +1689,7 @@ mod tests {
         fn array_shaped_text_never_panics(
             s in "[ ]?\\{([-0-9a-zNUL\" {}\\\\]{0,6},){0,5}[-0-9a-zNUL\" {}\\\\]{0,6}\\}[ ]?"
         ) {
-            for oid in ALL_OIDS {
+            for oid in all_oids() {
                 let _ = parse_text_value(oid, &s);
             }
         }
