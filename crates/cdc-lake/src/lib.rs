@@ -19,6 +19,7 @@ mod metrics;
 mod parquet_file;
 mod store;
 mod transactions;
+mod values;
 mod writer;
 
 pub use batch::{BatchBuilder, LakeRow};
@@ -38,6 +39,7 @@ pub use metrics::LakeMetrics;
 pub use parquet_file::{encode, footer_metadata, ParquetOptions};
 pub use store::LakeStore;
 pub use transactions::{transaction_row, TRANSACTIONS_TABLE};
+pub use values::{value_at, UnreadableValue};
 pub use writer::{FlushPolicy, Flushed, PartitionWriter, FIRST_OFFSET_KEY, LAST_OFFSET_KEY};
 
 /// The subscription pattern of the change topics `<prefix>.<schema>.<table>` (not the

@@ -4,16 +4,12 @@
 use std::collections::BTreeMap;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    Time64MicrosecondType, TimestampMicrosecondType,
-};
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch, StructArray};
-use arrow_schema::{DataType, TimeUnit};
 use bytes::Bytes;
-use cdc_core::Lsn;
+use cdc_core::{pg_text, Lsn};
 use cdc_lake::columns;
-use cdc_lake::LakeStore;
+use cdc_lake::{value_at, LakeStore};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -47,13 +43,20 @@ pub struct TxnEnd {
 }
 
 fn batches(bytes: Bytes, what: &str) -> Result<Vec<RecordBatch>, ModelerError> {
-    let bad = |e: String| ModelerError::Lake(format!("{what}: {e}"));
     ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(ModelerError::lake(what))?
         .build()
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(ModelerError::lake(what))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))
+        .map_err(ModelerError::lake(what))
+}
+
+/// A closure naming a lake file's shape problem.
+fn shape(what: &str) -> impl Fn(&str) -> ModelerError + '_ {
+    move |reason| ModelerError::LakeShape {
+        what: what.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 /// The changes in a lake file of table `table` whose transaction commits after `after`.
@@ -63,7 +66,7 @@ pub fn read_changes(
     after: Lsn,
     what: &str,
 ) -> Result<Vec<LakeChange>, ModelerError> {
-    let bad = |e: &str| ModelerError::Lake(format!("{what}: {e}"));
+    let bad = shape(what);
     let mut out = Vec::new();
     for batch in batches(bytes, what)? {
         let column = |name: &str| {
@@ -104,12 +107,14 @@ pub fn read_changes(
             }
             let op = ChangeOp::from_code(ops.value(i))
                 .ok_or_else(|| bad(&format!("unknown _op {:?}", ops.value(i))))?;
-            let row = |cols: &[(String, &dyn Array)]| -> Row {
-                cols.iter().map(|(n, c)| (n.clone(), cell(*c, i))).collect()
+            let row = |cols: &[(String, &dyn Array)]| -> Result<Row, ModelerError> {
+                cols.iter()
+                    .map(|(n, c)| Ok((n.clone(), cell(*c, i, n, what)?)))
+                    .collect()
             };
             let after_row = matches!(op, ChangeOp::Read | ChangeOp::Insert | ChangeOp::Update)
-                .then(|| {
-                    let mut r = row(&sources);
+                .then(|| -> Result<Row, ModelerError> {
+                    let mut r = row(&sources)?;
                     if let Some(list) = toast.filter(|l| l.is_valid(i)) {
                         let names = list.value(i);
                         if let Some(names) = names.as_string_opt::<i32>() {
@@ -118,9 +123,13 @@ pub fn read_changes(
                             }
                         }
                     }
-                    r
-                });
-            let before_row = before.filter(|b| b.is_valid(i)).map(|b| struct_row(b, i));
+                    Ok(r)
+                })
+                .transpose()?;
+            let before_row = before
+                .filter(|b| b.is_valid(i))
+                .map(|b| struct_row(b, i, what))
+                .transpose()?;
             out.push(LakeChange {
                 commit_lsn,
                 commit_ts_us: commit_ts.value(i),
@@ -137,25 +146,32 @@ pub fn read_changes(
     Ok(out)
 }
 
-fn struct_row(array: &StructArray, i: usize) -> Row {
+fn struct_row(array: &StructArray, i: usize, what: &str) -> Result<Row, ModelerError> {
     array
         .column_names()
         .into_iter()
         .zip(array.columns())
         .filter(|(_, c)| c.is_valid(i))
-        .map(|(n, c)| (n.to_owned(), cell(c.as_ref(), i)))
+        .map(|(n, c)| {
+            let column = format!("{}.{n}", columns::BEFORE);
+            Ok((n.to_owned(), cell(c.as_ref(), i, &column, what)?))
+        })
         .collect()
 }
 
 /// The largest `_commit_lsn` in the lake file at `path`, read from its footer's column
 /// statistics only (two small range reads); `None` when the footer does not say.
 pub async fn max_commit_lsn(lake: &LakeStore, path: &Path) -> Result<Option<Lsn>, ModelerError> {
-    let bad = |e: String| ModelerError::Lake(format!("{path}: {e}"));
+    let what = path.to_string();
+    let bad = |reason: String| ModelerError::LakeShape {
+        what: what.clone(),
+        reason,
+    };
     let size = lake
         .store
         .head(path)
         .await
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(ModelerError::lake(&what))?
         .size;
     let tail_len = FOOTER_SIZE as u64;
     if size < tail_len {
@@ -165,13 +181,13 @@ pub async fn max_commit_lsn(lake: &LakeStore, path: &Path) -> Result<Option<Lsn>
         .store
         .get_range(path, size - tail_len..size)
         .await
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(ModelerError::lake(&what))?;
     let tail: [u8; FOOTER_SIZE] = tail
         .as_ref()
         .try_into()
         .map_err(|_| bad("short footer".into()))?;
     let length = FooterTail::try_new(&tail)
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(ModelerError::lake(&what))?
         .metadata_length() as u64;
     if length + tail_len > size {
         return Err(bad(format!("footer of {length} bytes in a file of {size}")));
@@ -180,9 +196,9 @@ pub async fn max_commit_lsn(lake: &LakeStore, path: &Path) -> Result<Option<Lsn>
         .store
         .get_range(path, size - tail_len - length..size - tail_len)
         .await
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(ModelerError::lake(&what))?;
     let metadata =
-        ParquetMetaDataReader::decode_metadata(&metadata).map_err(|e| bad(e.to_string()))?;
+        ParquetMetaDataReader::decode_metadata(&metadata).map_err(ModelerError::lake(&what))?;
     Ok(max_statistic(&metadata, columns::COMMIT_LSN).map(|max| Lsn(max as u64)))
 }
 
@@ -202,7 +218,7 @@ fn max_statistic(metadata: &ParquetMetaData, name: &str) -> Option<i64> {
 
 /// The `END` rows of a `totesys_cdc.transactions` file committing after `after`.
 pub fn read_ends(bytes: Bytes, after: Lsn, what: &str) -> Result<Vec<TxnEnd>, ModelerError> {
-    let bad = |e: &str| ModelerError::Lake(format!("{what}: {e}"));
+    let bad = shape(what);
     let mut out = Vec::new();
     for batch in batches(bytes, what)? {
         let text = |name: &str| {
@@ -250,60 +266,20 @@ pub fn read_ends(bytes: Bytes, after: Lsn, what: &str) -> Result<Vec<TxnEnd>, Mo
     Ok(out)
 }
 
-/// Value `i` of `array` in PostgreSQL's text form (`None` for null or a type the modeler
-/// does not read).
-fn cell(array: &dyn Array, i: usize) -> Option<String> {
-    if array.is_null(i) {
-        return None;
-    }
-    Some(match array.data_type() {
-        DataType::Utf8 => array.as_string::<i32>().value(i).to_owned(),
-        DataType::LargeUtf8 => array.as_string::<i64>().value(i).to_owned(),
-        DataType::Boolean => array.as_boolean().value(i).to_string(),
-        DataType::Int16 => array.as_primitive::<Int16Type>().value(i).to_string(),
-        DataType::Int32 => array.as_primitive::<Int32Type>().value(i).to_string(),
-        DataType::Int64 => array.as_primitive::<Int64Type>().value(i).to_string(),
-        DataType::Float32 => array.as_primitive::<Float32Type>().value(i).to_string(),
-        DataType::Float64 => array.as_primitive::<Float64Type>().value(i).to_string(),
-        DataType::Decimal128(_, scale) => {
-            decimal_text(array.as_primitive::<Decimal128Type>().value(i), *scale)
-        }
-        DataType::Date32 => {
-            let days = array.as_primitive::<Date32Type>().value(i);
-            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)?;
-            date.format("%Y-%m-%d").to_string()
-        }
-        DataType::Time64(TimeUnit::Microsecond) => {
-            let us = array.as_primitive::<Time64MicrosecondType>().value(i);
-            let secs = u32::try_from(us.div_euclid(1_000_000)).ok()?;
-            let nanos = u32::try_from(us.rem_euclid(1_000_000) * 1000).ok()?;
-            chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)?
-                .format("%H:%M:%S%.6f")
-                .to_string()
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let us = array.as_primitive::<TimestampMicrosecondType>().value(i);
-            let t = chrono::DateTime::from_timestamp_micros(us)?.naive_utc();
-            let text = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
-            if tz.is_some() {
-                text + "+00"
-            } else {
-                text
-            }
-        }
-        _ => return None,
-    })
-}
-
-fn decimal_text(value: i128, scale: i8) -> String {
-    if scale <= 0 {
-        return (value * 10i128.pow(u32::from(scale.unsigned_abs()))).to_string();
-    }
-    let scale = scale as usize;
-    let digits = value.unsigned_abs().to_string();
-    let digits = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = digits.split_at(digits.len() - scale);
-    format!("{}{whole}.{fraction}", if value < 0 { "-" } else { "" })
+/// Value `i` of `array` (column `column` of file `what`) in PostgreSQL's text form, `None`
+/// for null; a value the modeler cannot represent is an error naming the column.
+fn cell(
+    array: &dyn Array,
+    i: usize,
+    column: &str,
+    what: &str,
+) -> Result<Option<String>, ModelerError> {
+    let value = value_at(array, i).map_err(|source| ModelerError::UnreadableValue {
+        file: what.to_owned(),
+        column: column.to_owned(),
+        source,
+    })?;
+    Ok(pg_text(&value))
 }
 
 #[cfg(test)]
@@ -316,7 +292,7 @@ mod tests {
         use std::sync::Arc;
 
         use arrow_array::{Int64Array, RecordBatch};
-        use arrow_schema::{Field, Schema};
+        use arrow_schema::{DataType, Field, Schema};
         use object_store::PutPayload;
 
         let lake = LakeStore::new(
@@ -367,10 +343,42 @@ mod tests {
     }
 
     #[test]
-    fn decimals_keep_their_scale() {
-        assert_eq!(decimal_text(1234, 2), "12.34");
-        assert_eq!(decimal_text(-5, 2), "-0.05");
-        assert_eq!(decimal_text(7, 0), "7");
-        assert_eq!(decimal_text(7, -2), "700");
+    fn a_column_of_a_type_the_lake_does_not_write_is_an_error_naming_it() {
+        use std::sync::Arc;
+
+        use arrow_array::{Int8Array, StringArray, TimestampMicrosecondArray};
+        use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+        let utc = Some("UTC".into());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("tiny", DataType::Int8, true),
+            Field::new(columns::OP, DataType::Utf8, false),
+            Field::new(columns::COMMIT_LSN, DataType::Int64, false),
+            Field::new(columns::ORDINAL, DataType::Int64, false),
+            Field::new(
+                columns::COMMIT_TS,
+                DataType::Timestamp(TimeUnit::Microsecond, utc),
+                false,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int8Array::from(vec![1])),
+                Arc::new(StringArray::from(vec!["c"])),
+                Arc::new(arrow_array::Int64Array::from(vec![0x10])),
+                Arc::new(arrow_array::Int64Array::from(vec![0])),
+                Arc::new(TimestampMicrosecondArray::from(vec![0]).with_timezone("UTC")),
+            ],
+        )
+        .unwrap();
+        let bytes =
+            cdc_lake::encode(&batch, &cdc_lake::ParquetOptions::default(), Vec::new()).unwrap();
+        let err = read_changes("t", bytes, Lsn(0), "raw/t/f.parquet").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lake: raw/t/f.parquet: column tiny: Arrow type Int8 is not one the lake writes"
+        );
+        assert_eq!(err.kind(), "unreadable_value");
     }
 }

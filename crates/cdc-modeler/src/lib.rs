@@ -44,8 +44,34 @@ pub enum ModelerError {
     #[error("warehouse: {0}")]
     Warehouse(String),
     /// A lake file could not be listed, read or decoded, or a processed file written.
-    #[error("lake: {0}")]
-    Lake(String),
+    #[error("lake: {what}: {source}")]
+    Lake {
+        /// What was being done, naming the file.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A lake file does not have the shape the lake writer gives it.
+    #[error("lake: {what}: {reason}")]
+    LakeShape {
+        /// The file.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A lake cell holds a value the modeler cannot represent; the file stays in the lake
+    /// and nothing past its transaction is applied until it is repaired.
+    #[error("lake: {file}: column {column}: {source}")]
+    UnreadableValue {
+        /// The file.
+        file: String,
+        /// The column (`_before.<name>` for the old row).
+        column: String,
+        /// Why the value cannot be read.
+        #[source]
+        source: cdc_lake::UnreadableValue,
+    },
     /// Another modeler applied since this one read the watermark.
     #[error("the warehouse watermark moved from {expected} to {held}: another modeler is applying to this warehouse")]
     Fenced {
@@ -63,18 +89,33 @@ impl ModelerError {
         move |source| ModelerError::Sql { what, source }
     }
 
+    /// A closure turning a lake failure into [`ModelerError::Lake`] about `what`.
+    pub fn lake<E>(what: impl Into<String>) -> impl FnOnce(E) -> ModelerError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let what = what.into();
+        move |source| ModelerError::Lake {
+            what,
+            source: Box::new(source),
+        }
+    }
+
     /// A short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             ModelerError::Sql { .. } => "warehouse",
             ModelerError::Warehouse(_) => "warehouse_state",
-            ModelerError::Lake(_) => "lake",
+            ModelerError::Lake { .. } | ModelerError::LakeShape { .. } => "lake",
+            ModelerError::UnreadableValue { .. } => "unreadable_value",
             ModelerError::Fenced { .. } => "fenced",
         }
     }
 
     /// Whether trying again later may succeed (the warehouse or the lake was unavailable,
-    /// another modeler moved the watermark).
+    /// another modeler moved the watermark). A lake file that cannot be read counts as
+    /// retryable: the modeler keeps running, counting the error every pass, until the file
+    /// is repaired.
     pub fn is_retryable(&self) -> bool {
         match self {
             ModelerError::Sql { source, .. } => source.code().is_none_or(|code| {
@@ -82,7 +123,10 @@ impl ModelerError {
                 let class = &code.code()[..2];
                 matches!(class, "08" | "40" | "53" | "55" | "57")
             }),
-            ModelerError::Lake(_) | ModelerError::Fenced { .. } => true,
+            ModelerError::Lake { .. }
+            | ModelerError::LakeShape { .. }
+            | ModelerError::UnreadableValue { .. }
+            | ModelerError::Fenced { .. } => true,
             ModelerError::Warehouse(_) => false,
         }
     }

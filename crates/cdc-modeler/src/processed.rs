@@ -116,8 +116,11 @@ pub async fn export(
         if rows.is_empty() {
             continue;
         }
-        let batch = to_batch(statement.columns(), &rows)
-            .map_err(|e| ModelerError::Lake(format!("processed {name}: {e}")))?;
+        let batch =
+            to_batch(statement.columns(), &rows).map_err(|reason| ModelerError::LakeShape {
+                what: format!("processed {name}"),
+                reason,
+            })?;
         let bytes = cdc_lake::encode(
             &batch,
             &ParquetOptions::default(),
@@ -126,7 +129,7 @@ pub async fn export(
                 ("totesys_cdc.to_lsn".into(), to_text.clone()),
             ],
         )
-        .map_err(|e| ModelerError::Lake(format!("encode processed {name}: {e}")))?;
+        .map_err(ModelerError::lake(format!("encode processed {name}")))?;
         let path = lake
             .root
             .clone()
@@ -136,7 +139,7 @@ pub async fn export(
         lake.store
             .put(&path, PutPayload::from_bytes(bytes))
             .await
-            .map_err(|e| ModelerError::Lake(format!("write {path}: {e}")))?;
+            .map_err(ModelerError::lake(format!("write {path}")))?;
         files += 1;
     }
     client

@@ -145,7 +145,7 @@ impl Modeler {
         let mut report = PassReport::default();
         let files = live_files(&self.lake, None)
             .await
-            .map_err(|e| ModelerError::Lake(format!("list {}: {e}", self.lake.url)))?;
+            .map_err(ModelerError::lake(format!("list {}", self.lake.url)))?;
         let transactions_dir = table_dir(&TRANSACTIONS_TABLE.name);
         let mut listed = HashSet::with_capacity(files.len());
         for file in files {
@@ -169,7 +169,7 @@ impl Modeler {
                 .lake
                 .read(&path)
                 .await
-                .map_err(|e| ModelerError::Lake(format!("read {path}: {e}")))?;
+                .map_err(ModelerError::lake(format!("read {path}")))?;
             if file.table == transactions_dir {
                 for end in read_ends(bytes, self.watermark, &key)? {
                     let pending = self.pending.entry(end.commit_lsn).or_default();

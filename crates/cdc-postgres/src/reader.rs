@@ -839,8 +839,8 @@ impl StreamState {
 
     /// Records a Relation message, completed with nullability and keys from the catalog.
     async fn describe(&mut self, relation: Relation) -> Result<(), SourceError> {
-        let catalog = match crate::catalog::table_schema(&self.catalog, relation.id).await {
-            Ok(schema) => Some(schema),
+        let catalog = match crate::catalog::described_table(&self.catalog, relation.id).await {
+            Ok(described) => Some(described),
             Err(SourceError::MissingTable(_)) => None,
             Err(e) => return Err(e),
         };
@@ -848,15 +848,19 @@ impl StreamState {
             .columns
             .iter()
             .map(|column| {
-                let known = catalog.as_ref().and_then(|c| {
+                // The catalog's column, when it is still the one the message describes
+                // (by name and declared type; a domain's base comes from the catalog).
+                let known = catalog.as_ref().and_then(|(c, declared)| {
                     c.columns
                         .iter()
-                        .find(|k| k.name == column.name && k.type_oid == column.type_oid)
+                        .zip(declared)
+                        .find(|(k, &d)| k.name == column.name && d == column.type_oid)
+                        .map(|(k, _)| k)
                 });
                 ColumnSchema {
                     name: column.name.clone(),
-                    type_oid: column.type_oid,
-                    type_modifier: column.type_modifier,
+                    type_oid: known.map_or(column.type_oid, |k| k.type_oid),
+                    type_modifier: known.map_or(column.type_modifier, |k| k.type_modifier),
                     type_name: known
                         .map(|k| k.type_name.clone())
                         .or_else(|| self.type_names.get(&column.type_oid).cloned())
