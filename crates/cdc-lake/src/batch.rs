@@ -18,6 +18,7 @@ use cdc_avro::DecodedEvent;
 use cdc_core::{Op, TableSchema, Value};
 
 use crate::columns::{column_field, lake_schema, Kind};
+use crate::values::{lake_days, lake_micros};
 use crate::LakeError;
 
 /// One change as the lake stores it: the decoded event and where it was read in Kafka.
@@ -403,8 +404,11 @@ impl Column {
     fn append(&mut self, value: &Value) -> Result<(), String> {
         macro_rules! primitive {
             ($builder:expr, $variant:path) => {
+                primitive!($builder, $variant, |v| v)
+            };
+            ($builder:expr, $variant:path, $lake:expr) => {
                 match value {
-                    $variant(v) => $builder.append_value(*v),
+                    $variant(v) => $builder.append_value($lake(*v)),
                     Value::Null | Value::UnchangedToast => $builder.append_null(),
                     other => return Err(format!("{other:?}")),
                 }
@@ -417,10 +421,10 @@ impl Column {
             Column::Int64(b) => primitive!(b, Value::Int64),
             Column::Float32(b) => primitive!(b, Value::Float32),
             Column::Float64(b) => primitive!(b, Value::Float64),
-            Column::Date(b) => primitive!(b, Value::Date),
+            Column::Date(b) => primitive!(b, Value::Date, lake_days),
             Column::Time(b) => primitive!(b, Value::Time),
-            Column::Timestamp(b) => primitive!(b, Value::Timestamp),
-            Column::TimestampTz(b) => primitive!(b, Value::TimestampTz),
+            Column::Timestamp(b) => primitive!(b, Value::Timestamp, lake_micros),
+            Column::TimestampTz(b) => primitive!(b, Value::TimestampTz, lake_micros),
             Column::Decimal(b, _, scale) => match value {
                 Value::Numeric(text) => b.append_value(
                     scaled_decimal(text, *scale)
@@ -622,6 +626,7 @@ mod reference {
 
     use super::{absent, lsn_i64, scaled_decimal, uuid_text, BatchBuilder, LakeRow};
     use crate::columns::{column_field, Kind};
+    use crate::values::{lake_days, lake_micros};
     use crate::LakeError;
 
     impl BatchBuilder {
@@ -750,11 +755,14 @@ mod reference {
     /// An Arrow array of `kind` from `values`; `Err` describes the first value that does not fit.
     pub(crate) fn array(kind: &Kind, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
         macro_rules! primitive {
-            ($builder:ty, $variant:path) => {{
+            ($builder:ty, $variant:path) => {
+                primitive!($builder, $variant, |v| v)
+            };
+            ($builder:ty, $variant:path, $lake:expr) => {{
                 let mut builder = <$builder>::with_capacity(values.len());
                 for value in values {
                     match value {
-                        Some($variant(v)) => builder.append_value(v.clone()),
+                        Some($variant(v)) => builder.append_value($lake(v.clone())),
                         v if absent(*v) => builder.append_null(),
                         Some(other) => return Err(format!("{other:?}")),
                         None => builder.append_null(),
@@ -770,15 +778,17 @@ mod reference {
             Kind::Int64 => primitive!(Int64Builder, Value::Int64),
             Kind::Float32 => primitive!(Float32Builder, Value::Float32),
             Kind::Float64 => primitive!(Float64Builder, Value::Float64),
-            Kind::Date => primitive!(Date32Builder, Value::Date),
+            Kind::Date => primitive!(Date32Builder, Value::Date, lake_days),
             Kind::Time => primitive!(Time64MicrosecondBuilder, Value::Time),
-            Kind::Timestamp => primitive!(TimestampMicrosecondBuilder, Value::Timestamp),
+            Kind::Timestamp => {
+                primitive!(TimestampMicrosecondBuilder, Value::Timestamp, lake_micros)
+            }
             Kind::TimestampTz => {
                 let mut builder =
                     TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
                 for value in values {
                     match value {
-                        Some(Value::TimestampTz(v)) => builder.append_value(*v),
+                        Some(Value::TimestampTz(v)) => builder.append_value(lake_micros(*v)),
                         v if absent(*v) => builder.append_null(),
                         Some(other) => return Err(format!("{other:?}")),
                         None => builder.append_null(),

@@ -16,6 +16,47 @@ use arrow_array::Array;
 use arrow_schema::{DataType, TimeUnit};
 use cdc_core::Value;
 
+/// PostgreSQL's `-infinity` date (`i32::MIN` days) as the lake stores it: `-i32::MAX`, the
+/// value Arrow readers such as DuckDB take for `-infinity` (they read `i32::MIN` as a date in
+/// 5,877,642 BC). No real date is that far back: PostgreSQL's first is in 4713 BC.
+pub(crate) const fn lake_days(days: i32) -> i32 {
+    if days == i32::MIN {
+        -i32::MAX
+    } else {
+        days
+    }
+}
+
+/// PostgreSQL's `-infinity` timestamp (`i64::MIN` microseconds) as the lake stores it:
+/// `-i64::MAX`, the value Arrow readers such as DuckDB take for `-infinity` (`i64::MIN` is
+/// out of their range and stops the query).
+pub(crate) const fn lake_micros(us: i64) -> i64 {
+    if us == i64::MIN {
+        -i64::MAX
+    } else {
+        us
+    }
+}
+
+/// A lake date as PostgreSQL's days, the inverse of [`lake_days`] (a lake written before
+/// `-infinity` moved reads the same).
+const fn source_days(days: i32) -> i32 {
+    if days == -i32::MAX {
+        i32::MIN
+    } else {
+        days
+    }
+}
+
+/// A lake timestamp as PostgreSQL's microseconds, the inverse of [`lake_micros`].
+const fn source_micros(us: i64) -> i64 {
+    if us == -i64::MAX {
+        i64::MIN
+    } else {
+        us
+    }
+}
+
 /// A lake cell of an Arrow type the lake writer does not write.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Arrow type {data_type} is not one the lake writes")]
@@ -44,12 +85,12 @@ pub fn value_at(array: &dyn Array, i: usize) -> Result<Value, UnreadableValue> {
         )),
         DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(i).to_vec()),
         DataType::LargeBinary => Value::Bytes(array.as_binary::<i64>().value(i).to_vec()),
-        DataType::Date32 => Value::Date(array.as_primitive::<Date32Type>().value(i)),
+        DataType::Date32 => Value::Date(source_days(array.as_primitive::<Date32Type>().value(i))),
         DataType::Time64(TimeUnit::Microsecond) => {
             Value::Time(array.as_primitive::<Time64MicrosecondType>().value(i))
         }
         DataType::Timestamp(TimeUnit::Microsecond, zone) => {
-            let us = array.as_primitive::<TimestampMicrosecondType>().value(i);
+            let us = source_micros(array.as_primitive::<TimestampMicrosecondType>().value(i));
             if zone.is_some() {
                 Value::TimestampTz(us)
             } else {
@@ -95,7 +136,9 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::builder::{Int32Builder, ListBuilder};
-    use arrow_array::{Decimal128Array, Int8Array, StringArray, TimestampMicrosecondArray};
+    use arrow_array::{
+        Date32Array, Decimal128Array, Int8Array, StringArray, TimestampMicrosecondArray,
+    };
 
     use super::*;
 
@@ -137,6 +180,31 @@ mod tests {
             value_at(&list, 0).unwrap(),
             Value::Array(vec![Value::Int32(1), Value::Null])
         );
+    }
+
+    #[test]
+    fn infinities_round_trip_in_the_values_readers_know() {
+        let days = [i32::MIN, i32::MAX, -1, 0];
+        let stored = days.map(lake_days);
+        assert_eq!(
+            stored,
+            [-i32::MAX, i32::MAX, -1, 0],
+            "what DuckDB reads as -infinity"
+        );
+        let dates = Date32Array::from(stored.to_vec());
+        for (i, day) in days.iter().enumerate() {
+            assert_eq!(value_at(&dates, i).unwrap(), Value::Date(*day));
+        }
+        let micros = [i64::MIN, i64::MAX, -1, 0];
+        let stored = micros.map(lake_micros);
+        assert_eq!(stored, [-i64::MAX, i64::MAX, -1, 0]);
+        let utc = TimestampMicrosecondArray::from(stored.to_vec()).with_timezone("UTC");
+        for (i, us) in micros.iter().enumerate() {
+            assert_eq!(value_at(&utc, i).unwrap(), Value::TimestampTz(*us));
+        }
+        // A lake written before `-infinity` moved keeps reading as `-infinity`.
+        let old = TimestampMicrosecondArray::from(vec![i64::MIN]);
+        assert_eq!(value_at(&old, 0).unwrap(), Value::Timestamp(i64::MIN));
     }
 
     #[test]
