@@ -14,11 +14,8 @@
 
 #![allow(clippy::unwrap_used)] // the process stack's helpers fail loudly by design
 
-#[path = "../crates/cdc/tests/support/mod.rs"]
-mod support;
-
 use anyhow::Context;
-use support::chaos::{run, ChaosOptions};
+use cdc_stack::process::chaos::{run, ChaosOptions};
 
 const USAGE: &str = "usage: chaos [--kills N] [--seed S] [--rate R] [--scale N] [--at-least-once]";
 
@@ -55,7 +52,7 @@ fn options() -> anyhow::Result<ChaosOptions> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
-    let binary = support::bin();
+    let binary = cdc_stack::process::bin();
     anyhow::ensure!(
         std::path::Path::new(&binary).exists(),
         "{binary} is missing: cargo build --release -p cdc --bin totesys-cdc (or set TOTESYS_CDC_BIN)"

@@ -27,11 +27,6 @@
 
 #![allow(clippy::unwrap_used)] // the test stack's helpers fail loudly by design
 
-#[path = "../crates/cdc-publish/tests/support/mod.rs"]
-mod stack;
-#[path = "../crates/cdc-lake/tests/support/writer.rs"]
-mod writer;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
@@ -39,10 +34,10 @@ use cdc_lake::{FlushPolicy, LakeStore};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
 use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_stack::Writer;
 use cdc_testkit::TestDb;
 use prometheus::core::Collector;
 use tokio::sync::watch;
-use writer::Writer;
 
 struct Options {
     seconds: u64,
@@ -149,7 +144,7 @@ async fn wait_applied(
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
-    let stack = stack::Stack::start().await;
+    let stack = cdc_stack::Stack::start().await;
     cdc_sim::create_schema(&stack.client, SchemaVariant::default()).await?;
     let seeded = cdc_sim::seed(&stack.client, 1).await?;
     let capture = stack

@@ -5,16 +5,13 @@
 
 #![allow(missing_docs, clippy::unwrap_used)] // criterion's macros generate undocumented items
 
-#[path = "../tests/fixtures/mod.rs"]
-mod fixtures;
-
 use std::hint::black_box;
 use std::sync::Arc;
 
 use cdc_avro::AvroCodec;
 use cdc_core::{Op, Value};
+use cdc_stack::fixtures::{event, payment, payment_row, sales_order, sales_order_row};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fixtures::{event, payment, payment_row, sales_order, sales_order_row};
 
 fn codec(c: &mut Criterion) {
     let codec = AvroCodec::new();

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod fixtures;
-
 use std::sync::Arc;
 
 use apache_avro::schema_compatibility::SchemaCompatibility;
@@ -14,7 +12,7 @@ use cdc_avro::{
     AvroError,
 };
 use cdc_core::{Op, TableSchema, Value};
-use fixtures::*;
+use cdc_stack::fixtures::*;
 use serde_json::json;
 
 fn with_column(base: &TableSchema, c: cdc_core::ColumnSchema) -> TableSchema {

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod fixtures;
-
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +14,7 @@ use cdc_avro::{
     DecodedEvent, TableAvro,
 };
 use cdc_core::{ColumnSchema, Op, ReplicaIdentity, Row, TableName, TableSchema, Value};
-use fixtures::*;
+use cdc_stack::fixtures::*;
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 

@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod fixtures;
-
 use std::sync::Arc;
 
 use cdc_avro::{decode_confluent, decode_value, AvroCodec, AvroError};
 use cdc_core::{Op, ReplicaIdentity, Value};
-use fixtures::*;
+use cdc_stack::fixtures::*;
 use proptest::prelude::*;
 
 /// Valid framed messages of several shapes: (table, message, is a key).

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod fixtures;
-
 use std::sync::Arc;
 
 use apache_avro::{from_avro_datum, to_avro_datum};
@@ -13,7 +11,7 @@ use cdc_avro::{
     SourceInfo,
 };
 use cdc_core::{ChangeEvent, Lsn, Op, ReplicaIdentity, Row, TableSchema, Value, Xid};
-use fixtures::*;
+use cdc_stack::fixtures::*;
 use proptest::prelude::*;
 
 const TS: i64 = 1_710_000_002_500_000;

@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod fixtures;
-
 use cdc_avro::{key_schema, schema_json, value_schema, AvroError};
 use cdc_core::{ColumnSchema, ReplicaIdentity};
-use fixtures::*;
+use cdc_stack::fixtures::*;
 use serde_json::{json, Value as Json};
 
 /// The JSON of the row record `Value` inside a value schema.

@@ -4,11 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-#[path = "../../cdc-publish/tests/support/mod.rs"]
-mod stack;
-#[path = "support/writer.rs"]
-mod writer;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,6 +16,8 @@ use cdc_lake::{
 };
 use cdc_publish::PublishConfig;
 use cdc_sim::SchemaVariant;
+use cdc_stack::Writer;
+use cdc_stack::{Record, Stack};
 use cdc_testkit::rows::{source_rows, Cell};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -28,8 +25,6 @@ use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use stack::{Record, Stack};
-use writer::Writer;
 
 const DEAD_LETTERS: &str = "totesys.lake-dead-letters";
 const TRANSACTIONS: &str = "totesys.transaction";
@@ -415,7 +410,7 @@ async fn check_against_source(stack: &Stack, dir: &Path, expected: &BTreeSet<(St
     }
 }
 
-async fn start_source(stack: &Stack, variant: SchemaVariant) -> stack::Capture {
+async fn start_source(stack: &Stack, variant: SchemaVariant) -> cdc_stack::Capture {
     cdc_sim::create_schema(&stack.client, variant)
         .await
         .unwrap();

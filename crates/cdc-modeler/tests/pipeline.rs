@@ -11,11 +11,6 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../cdc-publish/tests/support/mod.rs"]
-mod stack;
-#[path = "../../cdc-lake/tests/support/writer.rs"]
-mod writer;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,12 +20,12 @@ use cdc_lake::LakeStore;
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
 use cdc_sim::SchemaVariant;
+use cdc_stack::Stack;
+use cdc_stack::Writer;
 use cdc_testkit::TestDb;
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
-use stack::Stack;
 use tokio::sync::watch;
-use writer::Writer;
 
 /// Every source table the warehouse is built from.
 const AUDITED: [&str; 11] = cdc_sim::TABLES;
@@ -38,7 +33,7 @@ const AUDITED: [&str; 11] = cdc_sim::TABLES;
 /// The source, the lake between, and the warehouse.
 struct Pipeline {
     stack: Stack,
-    capture: stack::Capture,
+    capture: cdc_stack::Capture,
     lake_dir: tempfile::TempDir,
     lake: LakeStore,
     writer: Writer,

@@ -8,11 +8,6 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../cdc-publish/tests/support/mod.rs"]
-mod stack;
-#[path = "../../cdc-lake/tests/support/writer.rs"]
-mod writer;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,8 +15,8 @@ use std::time::{Duration, Instant};
 use cdc_core::{pg_text, Lsn};
 use cdc_lake::LakeStore;
 use cdc_publish::PublishConfig;
-use stack::Stack;
-use writer::Writer;
+use cdc_stack::Stack;
+use cdc_stack::Writer;
 
 const TABLE: &str = "type_matrix";
 

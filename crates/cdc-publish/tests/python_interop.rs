@@ -8,8 +8,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
@@ -18,9 +16,9 @@ use std::time::Duration;
 use cdc_core::{Op, TableSchema};
 use cdc_publish::PublishConfig;
 use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_stack::*;
 use cdc_testkit::rows::{source_rows, Cell};
 use serde_json::Value as Json;
-use support::*;
 
 const BOOL: u32 = 16;
 const INT8: u32 = 20;

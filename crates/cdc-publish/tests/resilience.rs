@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,9 +11,9 @@ use cdc_avro::DecodedEvent;
 use cdc_core::{Position, TableName, Value};
 use cdc_publish::{value_subject, PublishConfig};
 use cdc_sim::SchemaVariant;
+use cdc_stack::*;
 use cdc_testkit::rows::{replay, source_rows};
 use rand::Rng;
-use support::*;
 
 /// Every event on every totesys topic, decoded, grouped by position.
 async fn topic_events(
@@ -125,7 +123,7 @@ async fn check_exactly_once_after_dedup(
 }
 
 /// A source seeded with `seed`, and capture past its initial snapshot (streaming).
-async fn streaming(seed: u64) -> (Stack, support::Capture) {
+async fn streaming(seed: u64) -> (Stack, cdc_stack::Capture) {
     let stack = Stack::start().await;
     cdc_sim::create_schema(&stack.client, SchemaVariant::default())
         .await

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -14,8 +12,8 @@ use cdc_avro::{decode_confluent, decode_key};
 use cdc_core::{ChangeEvent, Op, Position, TableSchema};
 use cdc_publish::PublishConfig;
 use cdc_sim::{SchemaVariant, WorkloadConfig};
+use cdc_stack::*;
 use cdc_testkit::rows::{replay, source_rows};
-use support::*;
 
 async fn totesys_arrives_exactly(variant: SchemaVariant) {
     let stack = Stack::start().await;

@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod support;
-
-use support::chaos::{run, ChaosOptions};
+use cdc_stack::process::chaos::{run, ChaosOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dozen_kills_lose_and_duplicate_nothing() {

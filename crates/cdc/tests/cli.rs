@@ -4,12 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::ProcessStack;
+use cdc_stack::process::ProcessStack;
 
 const BIN: &str = env!("CARGO_BIN_EXE_totesys-cdc");
 

@@ -13,13 +13,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use cdc_stack::process::{tail, Component, ProcessStack, Rng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
-use support::{tail, Component, ProcessStack, Rng};
 
 /// The lake writers' group (the binary's default).
 const GROUP: &str = "totesys-cdc-lake";

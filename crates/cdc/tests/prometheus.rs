@@ -6,14 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::{http_get, url_encode, Component, ProcessStack};
+use cdc_stack::process::{http_get, url_encode, Component, ProcessStack};
 
 /// The `prometheus` binary: `$PROMETHEUS_BIN`, `PATH`, or `/usr/bin/prometheus`.
 fn find_prometheus() -> PathBuf {

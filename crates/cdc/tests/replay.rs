@@ -11,11 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../../cdc-publish/tests/support/mod.rs"]
-mod stack;
-#[path = "../../cdc-lake/tests/support/writer.rs"]
-mod writer;
-
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -24,11 +19,11 @@ use cdc_lake::{LakeMetrics, LakeStore};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
 use cdc_sim::SchemaVariant;
+use cdc_stack::Stack;
+use cdc_stack::Writer;
 use cdc_testkit::TestDb;
 use prometheus::core::Collector;
-use stack::Stack;
 use tokio::sync::watch;
-use writer::Writer;
 
 const GROUP: &str = "lake";
 const PREFIX: &str = "totesys";

@@ -12,11 +12,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::time::Duration;
 
-use support::{tail, Component, ProcessStack, Rng};
+use cdc_stack::process::{tail, Component, ProcessStack, Rng};
 
 /// How long a component may take to exit after SIGTERM (liveness, not performance).
 const EXIT_BOUND: Duration = Duration::from_secs(60);

@@ -846,19 +846,7 @@ async fn python(args: &[&str]) -> String {
 
 /// The topics as a stock consumer reads them.
 async fn topic_copy(stack: &ProcessStack) -> Copy {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/topic_changes.py"
-    );
-    let script = if std::path::Path::new(script).exists() {
-        script.to_owned()
-    } else {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../crates/cdc/tests/support/topic_changes.py"
-        )
-        .to_owned()
-    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/topic_changes.py").to_owned();
     let topics: Vec<String> = TABLES
         .iter()
         .map(|t| format!("{}.public.{t}", cdc_publish::DEFAULT_PREFIX))

@@ -13,8 +13,6 @@
 //! Every component logs to `<dir>/<name>.log` (all its runs, appended); tests print the
 //! log when something fails.
 
-#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
-
 pub mod chaos;
 
 use std::collections::BTreeMap;
@@ -27,15 +25,27 @@ use std::time::{Duration, Instant};
 use cdc_testkit::{free_port, KafkaCluster, PgCluster, TestDb, SUPERUSER_PASSWORD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The binary under test: Cargo's build of it for this crate's tests; for the benches,
-/// `$TOTESYS_CDC_BIN` or the workspace's release build.
+/// The binary under test: `$TOTESYS_CDC_BIN`, else the `totesys-cdc` Cargo built beside the
+/// running program (a test in `target/<profile>/deps/` or a bench in `target/<profile>/`;
+/// Cargo builds a package's binaries for its integration tests).
 pub fn bin() -> String {
-    match option_env!("CARGO_BIN_EXE_totesys-cdc") {
-        Some(path) => path.to_owned(),
-        None => std::env::var("TOTESYS_CDC_BIN").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/totesys-cdc").to_owned()
-        }),
+    if let Ok(path) = std::env::var("TOTESYS_CDC_BIN") {
+        return path;
     }
+    let exe = std::env::current_exe().expect("the running program's path");
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("totesys-cdc"))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no totesys-cdc beside {}: build it or set TOTESYS_CDC_BIN",
+                exe.display()
+            )
+        })
+        .display()
+        .to_string()
 }
 
 /// The source tables (the simulator's totesys schema).
@@ -375,13 +385,19 @@ pub struct LakeTable {
 pub struct ProcessStack {
     /// Logs, capture state, the lake, the broker's files.
     pub dir: tempfile::TempDir,
+    /// The source database (the simulator's schema and seed).
     pub source: TestDb,
+    /// A client of the source database.
     pub source_client: tokio_postgres::Client,
+    /// The registry's database.
     pub registry_db: TestDb,
+    /// The warehouse database (`totesys-cdc init` done).
     pub warehouse: TestDb,
+    /// The Apache Kafka node or cluster.
     pub kafka: KafkaCluster,
     /// The `totesys-cdc registry` process.
     pub registry: Component,
+    /// Where the registry listens.
     pub registry_addr: SocketAddr,
     /// The lake (a local directory).
     pub lake_dir: PathBuf,

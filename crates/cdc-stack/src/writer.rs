@@ -1,8 +1,6 @@
 //! A lake writer running in the background of a test or a benchmark, over the stack's
 //! topics (prefix `totesys`): started, waited for, stopped gracefully or killed.
 
-#![allow(dead_code, missing_docs, clippy::unwrap_used)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +14,10 @@ use tokio::task::JoinHandle;
 
 /// A lake writer running in the background.
 pub struct Writer {
+    /// The writer's task: its result is the writer's.
     pub task: JoinHandle<Result<LakeTotals, LakeError>>,
     stop: oneshot::Sender<()>,
+    /// The writer's metrics (unregistered).
     pub metrics: LakeMetrics,
 }
 

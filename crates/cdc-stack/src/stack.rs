@@ -2,8 +2,6 @@
 //! schema registry over its own database, capture running into a [`KafkaSink`], and a
 //! plain rdkafka consumer reading the topics back.
 
-#![allow(dead_code, missing_docs)]
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,18 +23,28 @@ use tokio::task::JoinHandle;
 
 /// Source database, broker and registry for one test.
 pub struct Stack {
+    /// The source database.
     pub db: TestDb,
+    /// A client of the source database.
     pub client: tokio_postgres::Client,
+    /// The Apache Kafka broker.
     pub broker: KafkaBroker,
+    /// A client of the stack's registry.
     pub registry: Arc<RegistryClient>,
+    /// The registry's base URL.
     pub registry_url: String,
+    /// The codec capture's sink encodes with.
     pub codec: Arc<AvroCodec>,
+    /// The sink's metrics (unregistered).
     pub metrics: PublishMetrics,
-    registry_db: TestDb,
+    /// Kept so the registry's database lives as long as the stack.
+    _registry_db: TestDb,
     registry_stop: Option<oneshot::Sender<()>>,
-    registry_task: JoinHandle<std::io::Result<()>>,
+    /// Kept so the registry keeps serving until [`Stack::stop_registry`] or the drop.
+    _registry_task: JoinHandle<std::io::Result<()>>,
     state: tempfile::TempDir,
-    broker_dir: tempfile::TempDir,
+    /// Kept so the broker's log directory outlives the broker.
+    _broker_dir: tempfile::TempDir,
 }
 
 impl Stack {
@@ -69,11 +77,11 @@ impl Stack {
             registry_url,
             codec: Arc::new(AvroCodec::new()),
             metrics: PublishMetrics::unregistered().expect("metrics"),
-            registry_db,
+            _registry_db: registry_db,
             registry_stop: Some(registry_stop),
-            registry_task,
+            _registry_task: registry_task,
             state: tempfile::tempdir().expect("state dir"),
-            broker_dir,
+            _broker_dir: broker_dir,
         }
     }
 
@@ -244,9 +252,13 @@ impl Stack {
 /// One Kafka record as read back.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// The partition it is in.
     pub partition: i32,
+    /// Its offset.
     pub offset: i64,
+    /// Its key (`None` when null).
     pub key: Option<Vec<u8>>,
+    /// Its value (`None` for a tombstone).
     pub value: Option<Vec<u8>>,
 }
 
@@ -307,11 +319,13 @@ fn read_topic_blocking(bootstrap: &str, topic: &str) -> Vec<Record> {
 pub struct Capture {
     /// Every event given to the sink, in order (duplicates after a restart included).
     pub recorded: Arc<Mutex<Vec<ChangeEvent>>>,
+    /// The reader's counters.
     pub stats: SharedStats,
     /// The reader's live positions (what the metrics show).
     pub positions: Arc<SlotPositions>,
     error: Arc<Mutex<Option<String>>>,
     stop: watch::Sender<bool>,
+    /// The capture task: its result is capture's.
     pub task: JoinHandle<Result<(), SourceError>>,
 }
 
