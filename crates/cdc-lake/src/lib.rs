@@ -93,3 +93,42 @@ pub enum LakeError {
     #[error("{0}")]
     Registry(String),
 }
+
+impl LakeError {
+    /// Whether a new attempt may succeed: Kafka, the object store and a fatal consumer error
+    /// (a new consumer) may recover; a row or value that does not fit, a Parquet encoding
+    /// failure and a schema the registry refused fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LakeError::Kafka(_) | LakeError::Store(_) | LakeError::ConsumerFatal { .. } => true,
+            LakeError::Shape(_)
+            | LakeError::Value { .. }
+            | LakeError::Parquet(_)
+            | LakeError::Registry(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_a_new_attempt_can_mend_are_retryable() {
+        assert!(LakeError::Kafka("broker down".into()).is_retryable());
+        assert!(LakeError::Store("connection reset".into()).is_retryable());
+        assert!(LakeError::ConsumerFatal {
+            code: "fenced".into(),
+            reason: "x".into()
+        }
+        .is_retryable());
+        assert!(!LakeError::Registry("schema 7 refused".into()).is_retryable());
+        assert!(!LakeError::Parquet("bad level".into()).is_retryable());
+        assert!(!LakeError::Value {
+            table: "t".into(),
+            column: "c".into(),
+            found: "NaN".into()
+        }
+        .is_retryable());
+    }
+}

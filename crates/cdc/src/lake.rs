@@ -77,7 +77,8 @@ pub struct LakeArgs {
     duration: Option<u64>,
 }
 
-/// Runs the lake writer until Ctrl-C or SIGTERM, retrying failures with backoff.
+/// Runs the lake writer until Ctrl-C or SIGTERM, retrying what [`cdc_lake::LakeError::is_retryable`]
+/// allows with backoff; a permanent failure ends the run with its error.
 pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.flush_rows >= 1, "--flush-rows must be at least 1");
     let lake = args.target.open()?;
@@ -164,7 +165,7 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
                 );
                 break Ok(());
             }
-            Err(e) if *stopping_tx.borrow() => break Err(e.into()),
+            Err(e) if *stopping_tx.borrow() || !e.is_retryable() => break Err(e.into()),
             Err(e) => {
                 if attempt_started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_millis(500);
