@@ -31,27 +31,76 @@ pub fn validate_slot_name(slot: &str) -> Result<(), SourceError> {
     }
 }
 
+/// What the source's server and the connected role allow for logical replication: the
+/// one readiness check behind capture's start, `init` and `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The connected role.
+    pub user: String,
+    /// The server's `wal_level`.
+    pub wal_level: String,
+    /// Whether the role has REPLICATION (or is a superuser).
+    pub may_replicate: bool,
+    /// `max_replication_slots`.
+    pub max_replication_slots: i32,
+    /// `max_wal_senders`.
+    pub max_wal_senders: i32,
+}
+
+impl Readiness {
+    /// Reads the settings and the role's attributes in one query.
+    pub async fn read(client: &Client) -> Result<Readiness, SourceError> {
+        let row = client
+            .query_one(
+                "SELECT current_user::text, current_setting('wal_level'),
+                        r.rolreplication OR r.rolsuper,
+                        current_setting('max_replication_slots')::int,
+                        current_setting('max_wal_senders')::int
+                   FROM pg_roles r WHERE r.rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(SourceError::sql("read the source's replication settings"))?;
+        Ok(Readiness {
+            user: row.get(0),
+            wal_level: row.get(1),
+            may_replicate: row.get(2),
+            max_replication_slots: row.get(3),
+            max_wal_senders: row.get(4),
+        })
+    }
+
+    /// The server's setting that rules out logical decoding, if any (`init` needs no more).
+    pub fn server_problem(&self) -> Option<SourceError> {
+        (self.wal_level != "logical").then(|| SourceError::WalLevel {
+            actual: self.wal_level.clone(),
+        })
+    }
+
+    /// The role's missing attribute, if any.
+    pub fn role_problem(&self) -> Option<SourceError> {
+        (!self.may_replicate).then(|| SourceError::NoReplicationPrivilege {
+            user: self.user.clone(),
+        })
+    }
+
+    /// Whether the server has room for a slot and a walsender at all.
+    pub fn has_replication_room(&self) -> bool {
+        self.max_replication_slots >= 1 && self.max_wal_senders >= 1
+    }
+
+    /// The first problem that stops capture, as its one-line error.
+    pub fn require(&self) -> Result<(), SourceError> {
+        match self.server_problem().or_else(|| self.role_problem()) {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Fails with a one-line error when the server or the role cannot do logical replication.
 pub async fn check_source(client: &Client) -> Result<(), SourceError> {
-    let row = client
-        .query_one("SELECT current_setting('wal_level')", &[])
-        .await
-        .map_err(SourceError::sql("read wal_level"))?;
-    let wal_level: String = row.get(0);
-    if wal_level != "logical" {
-        return Err(SourceError::WalLevel { actual: wal_level });
-    }
-    let row = client
-        .query_one(
-            "SELECT current_user::text, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
-        .await
-        .map_err(SourceError::sql("read the role's attributes"))?;
-    if !row.get::<_, bool>(1) {
-        return Err(SourceError::NoReplicationPrivilege { user: row.get(0) });
-    }
-    Ok(())
+    Readiness::read(client).await?.require()
 }
 
 /// The state of an existing slot.
@@ -183,6 +232,40 @@ pub async fn published_tables(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_names_the_first_problem_with_its_fix() {
+        let ready = Readiness {
+            user: "cdc".into(),
+            wal_level: "logical".into(),
+            may_replicate: true,
+            max_replication_slots: 10,
+            max_wal_senders: 10,
+        };
+        assert!(ready.require().is_ok() && ready.has_replication_room());
+        let replica = Readiness {
+            wal_level: "replica".into(),
+            may_replicate: false,
+            ..ready.clone()
+        };
+        let err = replica.require().unwrap_err().to_string();
+        assert!(
+            err.contains("wal_level is \"replica\"") && err.contains("restart"),
+            "{err}"
+        );
+        let no_role = Readiness {
+            may_replicate: false,
+            ..ready.clone()
+        };
+        assert!(no_role.server_problem().is_none());
+        let err = no_role.require().unwrap_err().to_string();
+        assert!(err.contains("ALTER ROLE cdc REPLICATION"), "{err}");
+        let full = Readiness {
+            max_wal_senders: 0,
+            ..ready
+        };
+        assert!(!full.has_replication_room());
+    }
 
     #[test]
     fn quoting_doubles_the_quote_character() {

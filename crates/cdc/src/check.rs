@@ -88,38 +88,23 @@ async fn source(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
         return Ok(vec![Finding::Skipped("--source not set".into())]);
     };
     let mut findings = Vec::new();
-    let row = client
-        .query_one(
-            "SELECT current_user::text, current_setting('wal_level'),
-                    r.rolreplication OR r.rolsuper,
-                    current_setting('max_replication_slots')::int,
-                    current_setting('max_wal_senders')::int
-               FROM pg_roles r WHERE r.rolname = current_user",
-            &[],
-        )
+    let ready = cdc_postgres::setup::Readiness::read(&client)
         .await
         .context("reading the source's settings")?;
-    let user: String = row.get(0);
-    let wal_level: String = row.get(1);
+    let user = &ready.user;
     findings.push(Finding::Ok(format!("connected as {user}")));
-    findings.push(if wal_level == "logical" {
-        Finding::Ok("wal_level = logical".into())
-    } else {
-        Finding::Missing(format!(
-            "wal_level is {wal_level}: set wal_level = logical and restart PostgreSQL"
-        ))
+    findings.push(match ready.server_problem() {
+        None => Finding::Ok("wal_level = logical".into()),
+        Some(problem) => Finding::Missing(problem.to_string()),
     });
-    findings.push(if row.get::<_, bool>(2) {
-        Finding::Ok(format!("{user} may replicate"))
-    } else {
-        Finding::Missing(format!(
-            "{user} lacks the REPLICATION attribute: ALTER ROLE {user} REPLICATION"
-        ))
+    findings.push(match ready.role_problem() {
+        None => Finding::Ok(format!("{user} may replicate")),
+        Some(problem) => Finding::Missing(problem.to_string()),
     });
-    let (slots, senders): (i32, i32) = (row.get(3), row.get(4));
-    if slots < 1 || senders < 1 {
+    if !ready.has_replication_room() {
         findings.push(Finding::Missing(format!(
-            "max_replication_slots = {slots}, max_wal_senders = {senders}: both must be at least 1"
+            "max_replication_slots = {}, max_wal_senders = {}: both must be at least 1",
+            ready.max_replication_slots, ready.max_wal_senders
         )));
     }
     let published = cdc_postgres::setup::published_tables(&client, &args.publication).await?;

@@ -50,15 +50,13 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
 }
 
 async fn source(args: &InitArgs, client: &tokio_postgres::Client) -> anyhow::Result<()> {
-    let wal_level: String = client
-        .query_one("SELECT current_setting('wal_level')", &[])
+    // The role running init need not replicate (capture's role must): the server only.
+    let ready = cdc_postgres::setup::Readiness::read(client)
         .await
-        .context("reading the source's wal_level")?
-        .get(0);
-    anyhow::ensure!(
-        wal_level == "logical",
-        "the source's wal_level is {wal_level}: set wal_level = logical and restart PostgreSQL"
-    );
+        .context("reading the source's settings")?;
+    if let Some(problem) = ready.server_problem() {
+        return Err(problem).context("the source cannot do logical decoding");
+    }
     let tables: Vec<TableName> = if args.tables.is_empty() {
         cdc_postgres::catalog::tables_in_schema(client, "public").await?
     } else {
