@@ -203,7 +203,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
         None => None,
     };
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = cdc_core::Backoff::new();
     let result = loop {
         if *stop_rx.borrow() {
             break Ok(());
@@ -244,18 +244,14 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         }
         match attempt {
             Err(e) if e.is_transient() && !*stop_rx.borrow() => {
-                if attempt_started.elapsed() > Duration::from_secs(60) {
-                    // It ran fine for a while: this is a new incident, not the same one.
-                    backoff = Duration::from_millis(500);
-                }
+                let wait = backoff.after(attempt_started.elapsed());
                 let error = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "capture interrupted; retrying");
+                tracing::warn!(error = format!("{error:#}"), retry_in = ?wait, "capture interrupted; retrying");
                 let mut stop = stop_rx.clone();
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                     _ = stop.wait_for(|stop| *stop) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             other => break other,
         }

@@ -128,7 +128,7 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
     };
     tokio::pin!(stop);
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = cdc_core::Backoff::new();
     let result = loop {
         let attempt_started = tokio::time::Instant::now();
         let mut stopping = stopping_rx.clone();
@@ -167,15 +167,12 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             }
             Err(e) if *stopping_tx.borrow() || !e.is_retryable() => break Err(e.into()),
             Err(e) => {
-                if attempt_started.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_millis(500);
-                }
-                tracing::warn!(error = %e, retry_in = ?backoff, "lake writer interrupted; retrying");
+                let wait = backoff.after(attempt_started.elapsed());
+                tracing::warn!(error = %e, retry_in = ?wait, "lake writer interrupted; retrying");
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                     () = &mut stop => break Ok(()),
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     };

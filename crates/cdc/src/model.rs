@@ -100,8 +100,9 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(lake = %lake.url, "modeler starting");
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = cdc_core::Backoff::new();
     let result = loop {
+        let attempt_started = tokio::time::Instant::now();
         let attempt = async {
             let client = args.warehouse.connect().await?;
             let mut modeler =
@@ -125,13 +126,13 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
                 if !retryable {
                     break Err(e);
                 }
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "modeler interrupted; retrying");
+                let wait = backoff.after(attempt_started.elapsed());
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "modeler interrupted; retrying");
                 let mut stop = stop_rx.clone();
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                     _ = stop.wait_for(|s| *s) => break Ok(()),
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     };
