@@ -227,16 +227,7 @@ mod tests {
 
     /// `unscaled / 10^scale` as PostgreSQL prints a `numeric(p, scale)`.
     fn reference_text(unscaled: i128, scale: u32) -> String {
-        let digits = unscaled.unsigned_abs().to_string();
-        let scale = scale as usize;
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (int_part, frac_part) = padded.split_at(padded.len() - scale);
-        let sign = if unscaled < 0 { "-" } else { "" };
-        if scale == 0 {
-            format!("{sign}{int_part}")
-        } else {
-            format!("{sign}{int_part}.{frac_part}")
-        }
+        cdc_core::decimal_text(unscaled, i32::try_from(scale).unwrap())
     }
 
     #[test]

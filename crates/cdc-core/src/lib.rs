@@ -22,7 +22,7 @@ mod value;
 
 pub use event::{ChangeEvent, Op, Position, TransactionInfo, TruncateOptions};
 pub use lsn::{Lsn, ParseLsnError, Xid};
-pub use pg_text::pg_text;
+pub use pg_text::{decimal_text, pg_text};
 pub use pg_type::{ColumnKind, NumericTypmod, PgType};
 pub use retry::Backoff;
 pub use secret::Secret;

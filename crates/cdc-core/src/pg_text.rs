@@ -212,12 +212,41 @@ fn write_array(out: &mut String, elements: &[Value]) {
     out.push('}');
 }
 
+/// A decimal's unscaled `value` at `scale` as PostgreSQL prints a `numeric(p,scale)`
+/// (a negative scale rounds to tens, hundreds, …: `7` at `-2` is `700`).
+pub fn decimal_text(value: i128, scale: i32) -> String {
+    if scale <= 0 {
+        let digits = value.unsigned_abs().to_string();
+        if value == 0 {
+            return digits;
+        }
+        let zeros = "0".repeat(scale.unsigned_abs() as usize);
+        return format!("{}{digits}{zeros}", if value < 0 { "-" } else { "" });
+    }
+    let scale = scale as usize;
+    let digits = value.unsigned_abs().to_string();
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = digits.split_at(digits.len() - scale);
+    format!("{}{whole}.{fraction}", if value < 0 { "-" } else { "" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn text(value: Value) -> String {
         pg_text(&value).unwrap_or_else(|| "<none>".to_owned())
+    }
+
+    #[test]
+    fn decimals_keep_their_scale() {
+        assert_eq!(decimal_text(1234, 2), "12.34");
+        assert_eq!(decimal_text(-5, 2), "-0.05");
+        assert_eq!(decimal_text(7, 0), "7");
+        assert_eq!(decimal_text(7, -2), "700");
+        assert_eq!(decimal_text(-7, -2), "-700");
+        assert_eq!(decimal_text(0, -2), "0");
+        assert_eq!(decimal_text(i128::MAX, 0), i128::MAX.to_string());
     }
 
     #[test]

@@ -79,9 +79,9 @@ pub fn value_at(array: &dyn Array, i: usize) -> Result<Value, UnreadableValue> {
         DataType::Int64 => Value::Int64(array.as_primitive::<Int64Type>().value(i)),
         DataType::Float32 => Value::Float32(array.as_primitive::<Float32Type>().value(i)),
         DataType::Float64 => Value::Float64(array.as_primitive::<Float64Type>().value(i)),
-        DataType::Decimal128(_, scale) => Value::Numeric(decimal_text(
+        DataType::Decimal128(_, scale) => Value::Numeric(cdc_core::decimal_text(
             array.as_primitive::<Decimal128Type>().value(i),
-            *scale,
+            i32::from(*scale),
         )),
         DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(i).to_vec()),
         DataType::LargeBinary => Value::Bytes(array.as_binary::<i64>().value(i).to_vec()),
@@ -113,23 +113,6 @@ pub fn value_at(array: &dyn Array, i: usize) -> Result<Value, UnreadableValue> {
     })
 }
 
-/// A decimal's unscaled `value` at `scale` as PostgreSQL prints a `numeric(p,scale)`.
-pub(crate) fn decimal_text(value: i128, scale: i8) -> String {
-    if scale <= 0 {
-        let digits = value.unsigned_abs().to_string();
-        if value == 0 {
-            return digits;
-        }
-        let zeros = "0".repeat(usize::from(scale.unsigned_abs()));
-        return format!("{}{digits}{zeros}", if value < 0 { "-" } else { "" });
-    }
-    let scale = scale as usize;
-    let digits = value.unsigned_abs().to_string();
-    let digits = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = digits.split_at(digits.len() - scale);
-    format!("{}{whole}.{fraction}", if value < 0 { "-" } else { "" })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -141,17 +124,6 @@ mod tests {
     };
 
     use super::*;
-
-    #[test]
-    fn decimals_keep_their_scale() {
-        assert_eq!(decimal_text(1234, 2), "12.34");
-        assert_eq!(decimal_text(-5, 2), "-0.05");
-        assert_eq!(decimal_text(7, 0), "7");
-        assert_eq!(decimal_text(7, -2), "700");
-        assert_eq!(decimal_text(-7, -2), "-700");
-        assert_eq!(decimal_text(0, -2), "0");
-        assert_eq!(decimal_text(i128::MAX, 0), i128::MAX.to_string());
-    }
 
     #[test]
     fn cells_read_back_as_values() {

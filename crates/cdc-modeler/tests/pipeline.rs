@@ -160,24 +160,12 @@ impl Pipeline {
 /// JSON, in commit order: the workload runs on one connection), and the tables as they
 /// are now in `audit.initial_<table>`.
 async fn record_history(client: &tokio_postgres::Client) {
-    let mut sql = String::from(
-        "CREATE SCHEMA audit;
-         CREATE TABLE audit.log (id bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-             tbl text NOT NULL, op text NOT NULL, old jsonb, new jsonb);
-         CREATE FUNCTION audit.record() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             INSERT INTO audit.log (tbl, op, old, new) VALUES (TG_TABLE_NAME, TG_OP,
-                 CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
-                 CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
-             RETURN NULL;
-         END $$;",
-    );
+    let mut sql = String::from(cdc_testkit::audit::AUDIT_LOG);
     for table in AUDITED {
         sql.push_str(&format!(
-            "CREATE TABLE audit.initial_{table} AS SELECT * FROM public.\"{table}\";
-             CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON public.\"{table}\"
-                 FOR EACH ROW EXECUTE FUNCTION audit.record();"
+            "CREATE TABLE audit.initial_{table} AS SELECT * FROM public.\"{table}\";\n"
         ));
+        sql.push_str(&cdc_testkit::audit::audit_trigger(table));
     }
     client.batch_execute(&sql).await.unwrap();
 }

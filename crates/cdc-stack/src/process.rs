@@ -703,25 +703,13 @@ impl ProcessStack {
     /// Records, on the source, the row count of every table now (`audit.initial`) and
     /// every row change from now on (`audit.log`, by trigger: independent of decoding).
     pub async fn install_audit(&self) {
-        let mut sql = String::from(
-            "CREATE SCHEMA audit;
-             CREATE TABLE audit.initial (tbl text PRIMARY KEY, n bigint NOT NULL);
-             CREATE TABLE audit.log (id bigserial PRIMARY KEY, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-                 tbl text NOT NULL, op text NOT NULL, old jsonb, new jsonb);
-             CREATE FUNCTION audit.record() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-                 INSERT INTO audit.log (tbl, op, old, new) VALUES (TG_TABLE_NAME, TG_OP,
-                     CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
-                     CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
-                 RETURN NULL;
-             END $$;",
-        );
+        let mut sql = String::from(cdc_testkit::audit::AUDIT_LOG);
+        sql.push_str("CREATE TABLE audit.initial (tbl text PRIMARY KEY, n bigint NOT NULL);\n");
         for table in TABLES {
             let _ = write!(
                 sql,
-                "INSERT INTO audit.initial SELECT '{table}', count(*) FROM public.\"{table}\";
-                 CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON public.\"{table}\"
-                     FOR EACH ROW EXECUTE FUNCTION audit.record();"
+                "INSERT INTO audit.initial SELECT '{table}', count(*) FROM public.\"{table}\";\n{}",
+                cdc_testkit::audit::audit_trigger(table)
             );
         }
         self.source_client.batch_execute(&sql).await.unwrap();

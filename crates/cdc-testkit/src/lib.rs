@@ -10,6 +10,7 @@
 //! cluster under `$TOTESYS_CDC_TEST_PG_DIR` (default `target/test-pg`), guarded by a
 //! file lock so the test processes of one run share it.
 
+pub mod audit;
 mod broker;
 mod cluster;
 pub mod database;
