@@ -12,6 +12,7 @@
 
 mod event;
 mod lsn;
+mod metrics;
 mod pg_text;
 mod pg_type;
 mod retry;
@@ -22,6 +23,7 @@ mod value;
 
 pub use event::{ChangeEvent, Op, Position, TransactionInfo, TruncateOptions};
 pub use lsn::{Lsn, ParseLsnError, Xid};
+pub use metrics::register_all;
 pub use pg_text::{decimal_text, pg_text};
 pub use pg_type::{ColumnKind, NumericTypmod, PgType};
 pub use retry::Backoff;

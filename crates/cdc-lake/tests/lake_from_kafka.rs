@@ -31,13 +31,7 @@ const TRANSACTIONS: &str = "totesys.transaction";
 
 /// A writer of `group` over the stack's topics, writing small files.
 async fn start_writer(stack: &Stack, lake: &LakeStore, group: &str) -> Writer {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
+    cdc_stack::log_to_test_output();
     let mut kafka = stack.settings();
     // The consumer-lag gauge follows librdkafka's statistics; often, for the tests.
     kafka.set("statistics.interval.ms", "300");

@@ -44,13 +44,7 @@ impl Pipeline {
     /// A seeded source with its change history recorded, capture, a lake writer, and an
     /// initialised warehouse.
     async fn start() -> Pipeline {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-            )
-            .with_test_writer()
-            .try_init();
+        cdc_stack::log_to_test_output();
         let stack = Stack::start().await;
         cdc_sim::create_schema(&stack.client, SchemaVariant::default())
             .await

@@ -40,9 +40,7 @@ impl PublishMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self::unregistered()?;
-        for collector in metrics.collectors() {
-            registry.register(collector)?;
-        }
+        cdc_core::register_all(registry, metrics.collectors())?;
         Ok(metrics)
     }
 

@@ -19,3 +19,15 @@ mod writer;
 
 pub use stack::*;
 pub use writer::Writer;
+
+/// Sends the pipeline's `tracing` logs to the test's captured output, at the level
+/// `$TOTESYS_CDC_LOG` sets (default `warn`); a second call is a no-op.
+pub fn log_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -118,19 +118,14 @@ impl Stack {
         .expect("kafka sink");
         let capture = Capture::start(self.capture_config(), sink);
         // From the slot's consistent point on, every commit is streamed, not snapshotted.
-        let start = Instant::now();
-        while confirmed_flush(&self.client, &self.db.name).await == Lsn(0) {
-            assert!(
-                !capture.task.is_finished(),
-                "capture stopped before its slot existed: {:?}",
-                capture.error()
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "slot never appeared"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (client, slot) = (&self.client, &self.db.name);
+        capture
+            .wait_until(
+                "its slot existed",
+                Duration::from_secs(30),
+                move || async move { confirmed_flush(client, slot).await != Lsn(0) },
+            )
+            .await;
         capture
     }
 
@@ -208,19 +203,14 @@ impl Stack {
             .state
             .path()
             .join(format!("{}.snapshot-done", self.db.name));
-        let start = Instant::now();
-        while !checkpoint.exists() {
-            assert!(
-                !capture.task.is_finished(),
-                "capture stopped during the snapshot: {:?}",
-                capture.error()
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "snapshot never finished"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let checkpoint = &checkpoint;
+        capture
+            .wait_until(
+                "its snapshot finished",
+                Duration::from_secs(60),
+                move || async move { checkpoint.exists() },
+            )
+            .await;
     }
 
     /// Runs `changes` simulator changes at `rate` per second in the background.
@@ -330,6 +320,25 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// Polls `ready` every 50 ms until it holds; panics when capture stops or `limit`
+    /// passes before it does ("capture stopped before {what}").
+    pub async fn wait_until<F, R>(&self, what: &str, limit: Duration, mut ready: F)
+    where
+        F: FnMut() -> R,
+        R: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while !ready().await {
+            assert!(
+                !self.task.is_finished(),
+                "capture stopped before {what}: {:?}",
+                self.error()
+            );
+            assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn start(config: CaptureConfig, sink: KafkaSink) -> Capture {
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let mut tee = Tee {

@@ -286,9 +286,7 @@ impl CaptureMetrics {
         positions: &Arc<SlotPositions>,
     ) -> Result<Self, prometheus::Error> {
         let metrics = Self::over(positions.clone())?;
-        for collector in metrics.collectors() {
-            registry.register(collector)?;
-        }
+        cdc_core::register_all(registry, metrics.collectors())?;
         Ok(metrics)
     }
 

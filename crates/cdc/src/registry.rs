@@ -103,9 +103,7 @@ impl RegistryMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self::unregistered()?;
-        for collector in metrics.collectors() {
-            registry.register(collector)?;
-        }
+        cdc_core::register_all(registry, metrics.collectors())?;
         Ok(metrics)
     }
 

@@ -196,13 +196,7 @@ fn lag(metrics: &LakeMetrics) -> (i64, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_warehouse_rebuilt_from_the_topics_equals_the_live_one() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOTESYS_CDC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
+    cdc_stack::log_to_test_output();
 
     // The live pipeline: source, capture, lake writer, modeler.
     let stack = Stack::start().await;
