@@ -177,7 +177,7 @@ impl SourceError {
     }
 
     /// Whether retrying (reconnecting) may help.
-    pub fn is_transient(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         match self {
             SourceError::Connect { .. } | SourceError::Io(_) | SourceError::SlotInUse { .. } => {
                 true

@@ -850,7 +850,7 @@ fn now_micros() -> i64 {
 
 impl From<PublishError> for SinkError {
     fn from(error: PublishError) -> Self {
-        let retry = error.is_transient();
+        let retry = error.is_retryable();
         let text = cdc_core::error_chain(&error);
         if retry {
             SinkError::Write(text)
@@ -886,7 +886,7 @@ impl PublishError {
     }
 
     /// Whether trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         match self {
             PublishError::Kafka(KafkaError::Config(_)) => false,
             PublishError::Kafka(_) => true,

@@ -243,7 +243,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
             metrics.errors.with_label_values(&[kind]).inc();
         }
         match attempt {
-            Err(e) if e.is_transient() && !*stop_rx.borrow() => {
+            Err(e) if e.is_retryable() && !*stop_rx.borrow() => {
                 let wait = backoff.after(attempt_started.elapsed());
                 let error = anyhow::Error::from(e);
                 tracing::warn!(error = format!("{error:#}"), retry_in = ?wait, "capture interrupted; retrying");
