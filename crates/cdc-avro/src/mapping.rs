@@ -297,7 +297,7 @@ mod tests {
     use super::*;
 
     fn typmod(precision: i32, scale: i32) -> i32 {
-        ((precision << 16) | (scale & 0xFFFF)) + 4
+        cdc_core::NumericTypmod::encode(precision, scale).unwrap()
     }
 
     #[test]

@@ -565,7 +565,7 @@ mod tests {
     use crate::mapping::oid;
 
     fn typmod(precision: i32, scale: i32) -> i32 {
-        ((precision << 16) | (scale & 0x7ff)) + 4
+        cdc_core::NumericTypmod::encode(precision, scale).unwrap()
     }
 
     fn parsed(text: &str) -> (u32, i32) {

@@ -22,7 +22,7 @@ const TS: i64 = 1_710_000_002_500_000;
 
 /// PostgreSQL's `atttypmod` of `numeric(p,s)` (11-bit scale, as PostgreSQL 15 stores it).
 fn pg_numeric_typmod(precision: i32, scale: i32) -> i32 {
-    ((precision << 16) | (scale & 0x7ff)) + 4
+    cdc_core::NumericTypmod::encode(precision, scale).unwrap()
 }
 
 fn text(schema: &Schema) -> String {

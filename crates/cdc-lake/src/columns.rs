@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn numeric_typmods_become_decimals_only_when_they_fit() {
         const NUMERIC: u32 = PgType::Numeric.oid();
-        let typmod = |p: i32, s: i32| ((p << 16) | (s & 0xFFFF)) + 4;
+        let typmod = |p, s| cdc_core::NumericTypmod::encode(p, s).unwrap();
         assert_eq!(Kind::of(NUMERIC, typmod(10, 2)), Kind::Decimal(10, 2));
         assert_eq!(Kind::of(NUMERIC, typmod(38, 0)), Kind::Decimal(38, 0));
         assert_eq!(Kind::of(NUMERIC, -1), Kind::Utf8, "unconstrained");

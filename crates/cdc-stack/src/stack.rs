@@ -168,21 +168,21 @@ impl Stack {
         table: &TableSchema,
         value: &[u8],
     ) -> Option<(SchemaId, DecodedEvent)> {
-        let (id, body) = decode_confluent(value).expect("framed value");
-        let text = self
-            .registry
-            .schema_by_id(SchemaId(id))
-            .await
-            .expect("writer schema");
-        let schema = apache_avro::Schema::parse_str(&text).expect("schema parses");
-        let generic = decode_value(&schema, body).expect("value decodes with its writer schema");
-        decode_event(table, &generic)
-            .ok()
-            .map(|event| (SchemaId(id), event))
+        let (id, generic) = self.writer_value(value).await;
+        decode_event(table, &generic).ok().map(|event| (id, event))
     }
 
     /// Decodes a value record with its writer schema from the registry, as `table`.
     pub async fn decode(&self, table: &TableSchema, value: &[u8]) -> (SchemaId, DecodedEvent) {
+        let (id, generic) = self.writer_value(value).await;
+        (
+            id,
+            decode_event(table, &generic).expect("envelope maps to the table"),
+        )
+    }
+
+    /// A framed value record decoded with its writer schema, fetched from the registry.
+    async fn writer_value(&self, value: &[u8]) -> (SchemaId, apache_avro::types::Value) {
         let (id, body) = decode_confluent(value).expect("framed value");
         let text = self
             .registry
@@ -191,10 +191,7 @@ impl Stack {
             .expect("writer schema");
         let schema = apache_avro::Schema::parse_str(&text).expect("schema parses");
         let generic = decode_value(&schema, body).expect("value decodes with its writer schema");
-        (
-            SchemaId(id),
-            decode_event(table, &generic).expect("envelope maps to the table"),
-        )
+        (SchemaId(id), generic)
     }
 
     /// Waits until capture's initial snapshot is complete (its checkpoint is written).
