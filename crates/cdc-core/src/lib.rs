@@ -23,10 +23,10 @@ mod value;
 
 pub use event::{ChangeEvent, Op, Position, TransactionInfo, TruncateOptions};
 pub use lsn::{Lsn, ParseLsnError, Xid};
-pub use metrics::register_all;
+pub use metrics::{register_all, Metric};
 pub use pg_text::{decimal_text, pg_text};
 pub use pg_type::{ColumnKind, NumericTypmod, PgType};
-pub use retry::Backoff;
+pub use retry::{Backoff, Supervisor};
 pub use secret::Secret;
 pub use table::{ColumnSchema, ReplicaIdentity, TableId, TableName, TableSchema};
 pub use value::{Row, Value};

@@ -1,7 +1,34 @@
-//! The one way a component's metrics join a Prometheus registry.
+//! How a component declares its metrics (name beside help, once) and the one way its
+//! metric set joins a Prometheus registry.
 
 use prometheus::core::Collector;
-use prometheus::Registry;
+use prometheus::{HistogramOpts, Opts, Registry};
+
+/// A metric's name and help text, declared together as a constant of its crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// The full name, `totesys_cdc_<component>_<what>_<unit>`.
+    pub name: &'static str,
+    /// What it counts or measures, for `# HELP` and `totesys-cdc metrics`.
+    pub help: &'static str,
+}
+
+impl Metric {
+    /// A metric definition.
+    pub const fn new(name: &'static str, help: &'static str) -> Metric {
+        Metric { name, help }
+    }
+
+    /// Options of a counter or gauge with this name and help.
+    pub fn opts(&self) -> Opts {
+        Opts::new(self.name, self.help)
+    }
+
+    /// Options of a histogram with this name and help (default buckets).
+    pub fn histogram(&self) -> HistogramOpts {
+        HistogramOpts::new(self.name, self.help)
+    }
+}
 
 /// Registers every collector of a component's metric set in `registry`; the first refusal
 /// (a name registered twice) is the error.

@@ -15,20 +15,42 @@ use tokio::sync::oneshot;
 
 use crate::{ChangeEvent, Lsn, TransactionInfo};
 
+/// The error a [`SinkError`] keeps as its source.
+pub type SinkCause = Box<dyn std::error::Error + Send + Sync>;
+
 /// A sink's failure; the reader stops and nothing past the last durable LSN is confirmed.
+/// The backend's own error is kept as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The sink's backend refused or lost the write; writing again later may succeed.
-    #[error("sink write failed: {0}")]
-    Write(String),
+    #[error("sink write failed")]
+    Write(#[source] SinkCause),
     /// The events cannot be written as they are (an incompatible schema change, a value
     /// the sink's format cannot hold); retrying will not help until someone acts.
-    #[error("sink cannot accept the events: {0}")]
-    Rejected(String),
+    #[error("sink cannot accept the events")]
+    Rejected(#[source] SinkCause),
     /// The sink went away before reporting durability.
     #[error("sink dropped an acknowledgement before reporting durability")]
     AckDropped,
 }
+
+impl SinkError {
+    /// A [`SinkError::Write`] whose cause is only a description (no error value to keep).
+    pub fn write_failed(what: impl Into<String>) -> SinkError {
+        SinkError::Write(Box::new(Described(what.into())))
+    }
+
+    /// A [`SinkError::Rejected`] whose cause is only a description.
+    pub fn rejected(what: impl Into<String>) -> SinkError {
+        SinkError::Rejected(Box::new(Described(what.into())))
+    }
+}
+
+/// A cause known only by its description (a sink's own finding, or a failure shared by
+/// several waiting writes).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Described(pub String);
 
 /// Receives change events from capture.
 ///
@@ -176,7 +198,7 @@ impl ChangeSink for MemorySink {
     async fn write(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, SinkError> {
         self.events
             .lock()
-            .map_err(|_| SinkError::Write("memory sink poisoned".into()))?
+            .map_err(|_| SinkError::write_failed("memory sink poisoned"))?
             .extend(batch);
         Ok(WriteAck::durable())
     }

@@ -172,7 +172,7 @@ impl BatchBuilder {
         columns.push(Arc::new(partition.finish()));
         columns.push(Arc::new(offset.finish()));
         RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| LakeError::Shape(format!("batch of {}: {e}", self.table.name)))
+            .map_err(LakeError::shape(format!("batch of {}", self.table.name)))
     }
 
     /// `Err` when an image of `row` does not have the table's width.
@@ -183,7 +183,7 @@ impl BatchBuilder {
             .flatten()
         {
             if image.len() != width {
-                return Err(LakeError::Shape(format!(
+                return Err(LakeError::bad_shape(format!(
                     "a row of {} has {} values, the table has {width} columns",
                     self.table.name,
                     image.len()
@@ -201,7 +201,7 @@ impl BatchBuilder {
         }
         let array =
             StructArray::try_new(self.before_fields.clone(), children, before.valid.finish())
-                .map_err(|e| LakeError::Shape(format!("_before of {}: {e}", self.table.name)))?;
+                .map_err(LakeError::shape(format!("_before of {}", self.table.name)))?;
         Ok(Arc::new(array))
     }
 
@@ -640,7 +640,7 @@ mod reference {
                     .flatten()
                 {
                     if image.len() != width {
-                        return Err(LakeError::Shape(format!(
+                        return Err(LakeError::bad_shape(format!(
                             "a row of {} has {} values, the table has {width} columns",
                             self.table.name,
                             image.len()
@@ -714,7 +714,7 @@ mod reference {
             columns.push(Arc::new(partition.finish()));
             columns.push(Arc::new(offset.finish()));
             RecordBatch::try_new(self.schema.clone(), columns)
-                .map_err(|e| LakeError::Shape(format!("batch of {}: {e}", self.table.name)))
+                .map_err(LakeError::shape(format!("batch of {}", self.table.name)))
         }
 
         /// The `_before` struct column: the old row when the source sent one.
@@ -734,7 +734,7 @@ mod reference {
                     .collect::<Vec<bool>>(),
             );
             let array = StructArray::try_new(fields, children, Some(nulls))
-                .map_err(|e| LakeError::Shape(format!("_before of {}: {e}", self.table.name)))?;
+                .map_err(LakeError::shape(format!("_before of {}", self.table.name)))?;
             Ok(Arc::new(array))
         }
 
@@ -1245,7 +1245,7 @@ mod tests {
         let error = builder
             .build(&[row(Op::Insert, None, Some(values))])
             .unwrap_err();
-        assert!(matches!(error, LakeError::Shape(_)), "{error:?}");
+        assert!(matches!(error, LakeError::Shape { .. }), "{error:?}");
     }
 
     /// A table with a column of every [`Kind`] (and of several element kinds of lists).

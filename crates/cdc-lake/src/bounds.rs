@@ -1,7 +1,7 @@
 //! The partitions of the lake's topics and their offsets: where a bounded run (replay)
 //! starts and where it stops, and the bookkeeping of its own consumer group.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use cdc_kafka::KafkaSettings;
@@ -21,11 +21,7 @@ pub fn parse_time_ms(text: &str) -> Result<i64, LakeError> {
     }
     chrono::DateTime::parse_from_rfc3339(text.trim())
         .map(|t| t.timestamp_millis())
-        .map_err(|e| {
-            LakeError::Shape(format!(
-                "time {text:?} is neither RFC 3339 (2026-11-01T00:00:00Z) nor milliseconds since the epoch: {e}"
-            ))
-        })
+        .map_err(LakeError::shape(format!("time {text:?} is neither RFC 3339 (2026-11-01T00:00:00Z) nor milliseconds since the epoch")))
 }
 
 /// How long a blocking Kafka lookup may take.
@@ -70,7 +66,7 @@ fn client(settings: &KafkaSettings, group: &str) -> Result<BaseConsumer, LakeErr
     config.set("enable.auto.commit", "false");
     config
         .create()
-        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))
+        .map_err(LakeError::kafka("cannot create a Kafka client"))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -79,7 +75,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, LakeError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| LakeError::Kafka(format!("{what} did not finish: {e}")))?
+        .map_err(LakeError::kafka(format!("{what} did not finish")))?
 }
 
 /// Every partition of the lake's topics under `prefix` (see [`is_lake_topic`]) with its
@@ -93,7 +89,7 @@ pub async fn lake_partitions(
     blocking("the watermark lookup", move || {
         let metadata = consumer
             .fetch_metadata(None, LOOKUP_TIMEOUT)
-            .map_err(|e| LakeError::Kafka(format!("cannot read the topic metadata: {e}")))?;
+            .map_err(LakeError::kafka("cannot read the topic metadata"))?;
         let mut found = Vec::new();
         for topic in metadata.topics() {
             if !is_lake_topic(&prefix, topic.name()) {
@@ -102,13 +98,11 @@ pub async fn lake_partitions(
             for partition in topic.partitions() {
                 let (low, high) = consumer
                     .fetch_watermarks(topic.name(), partition.id(), LOOKUP_TIMEOUT)
-                    .map_err(|e| {
-                        LakeError::Kafka(format!(
-                            "cannot read the watermarks of {} partition {}: {e}",
-                            topic.name(),
-                            partition.id()
-                        ))
-                    })?;
+                    .map_err(LakeError::kafka(format!(
+                        "cannot read the watermarks of {} partition {}",
+                        topic.name(),
+                        partition.id()
+                    )))?;
                 found.push(PartitionOffsets {
                     topic: topic.name().to_owned(),
                     partition: partition.id(),
@@ -138,13 +132,14 @@ pub async fn offsets_at_time(
         for p in &partitions {
             wanted
                 .add_partition_offset(&p.topic, p.partition, Offset::Offset(timestamp_ms))
-                .map_err(|e| {
-                    LakeError::Kafka(format!("{} partition {}: {e}", p.topic, p.partition))
-                })?;
+                .map_err(LakeError::kafka(format!(
+                    "{} partition {}",
+                    p.topic, p.partition
+                )))?;
         }
         let found = consumer
             .offsets_for_times(wanted, LOOKUP_TIMEOUT)
-            .map_err(|e| LakeError::Kafka(format!("cannot look up offsets by time: {e}")))?;
+            .map_err(LakeError::kafka("cannot look up offsets by time"))?;
         let mut out = HashMap::new();
         for p in &partitions {
             let offset = match found
@@ -176,15 +171,15 @@ pub async fn commit_group_offsets(
     let mut list = TopicPartitionList::new();
     for ((topic, partition), offset) in offsets {
         list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-            .map_err(|e| LakeError::Kafka(format!("{topic} partition {partition}: {e}")))?;
+            .map_err(LakeError::kafka(format!("{topic} partition {partition}")))?;
     }
     let group = group.to_owned();
     blocking("the offset commit", move || {
-        consumer.commit(&list, CommitMode::Sync).map_err(|e| {
-            LakeError::Kafka(format!(
-                "cannot commit start offsets for group {group}: {e}"
-            ))
-        })
+        consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(LakeError::kafka(format!(
+                "cannot commit start offsets for group {group}"
+            )))
     })
     .await
 }
@@ -194,24 +189,102 @@ pub async fn delete_group(settings: &KafkaSettings, group: &str) -> Result<(), L
     let admin: AdminClient<DefaultClientContext> = settings
         .client_config()
         .create()
-        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka admin client: {e}")))?;
+        .map_err(LakeError::kafka("cannot create a Kafka admin client"))?;
     let options = AdminOptions::new().operation_timeout(Some(LOOKUP_TIMEOUT));
     let results: KafkaResult<_> = admin.delete_groups(&[group], &options).await;
-    let results =
-        results.map_err(|e| LakeError::Kafka(format!("cannot delete group {group}: {e}")))?;
+    let results = results.map_err(LakeError::kafka(format!("cannot delete group {group}")))?;
     for result in results {
         if let Err((name, code)) = result {
-            return Err(LakeError::Kafka(format!(
-                "cannot delete group {name}: {code}"
-            )));
+            return Err(LakeError::kafka(format!("cannot delete group {name}"))(
+                code,
+            ));
         }
     }
     Ok(())
 }
 
+/// Records a consumer group has still to read, per topic: each partition's high watermark
+/// less the group's committed offset (a partition without a commit, or one whose commit
+/// retention has overtaken, counts from its low watermark).
+pub fn records_behind(
+    partitions: &[PartitionOffsets],
+    committed: &HashMap<(String, i32), i64>,
+) -> BTreeMap<String, i64> {
+    let mut behind = BTreeMap::new();
+    for p in partitions {
+        let position = committed
+            .get(&p.key())
+            .map_or(p.low, |offset| (*offset).max(p.low));
+        *behind.entry(p.topic.clone()).or_default() += (p.high - position).max(0);
+    }
+    behind
+}
+
+/// A bounded read of the lake's topics, fixed before it starts: from given start offsets
+/// to every partition's high watermark as it was then (replay).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// Start offset of every partition with records to read.
+    pub starts: HashMap<(String, i32), i64>,
+    /// End offset (exclusive) of the same partitions.
+    pub ends: HashMap<(String, i32), i64>,
+    /// Records between the starts and the ends.
+    pub records: u64,
+    /// Partitions read that no longer begin at offset 0 (retention or deletion removed
+    /// their first records), sorted by topic and partition.
+    pub truncated: Vec<PartitionOffsets>,
+}
+
+impl ReadPlan {
+    /// The plan over `partitions` from `starts` (a partition missing there reads nothing),
+    /// leaving out the topic `skip` when given.
+    pub fn new(
+        partitions: &[PartitionOffsets],
+        starts: &HashMap<(String, i32), i64>,
+        skip: Option<&str>,
+    ) -> ReadPlan {
+        let mut plan = ReadPlan::default();
+        for p in partitions.iter().filter(|p| Some(p.topic.as_str()) != skip) {
+            if p.low > 0 {
+                plan.truncated.push(p.clone());
+            }
+            let Some(start) = starts.get(&p.key()).copied().filter(|s| *s < p.high) else {
+                continue;
+            };
+            plan.records += u64::try_from(p.high - start).unwrap_or(0);
+            plan.starts.insert(p.key(), start);
+            plan.ends.insert(p.key(), p.high);
+        }
+        plan.truncated
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        plan
+    }
+
+    /// Starts at every partition's first record still kept.
+    pub fn from_beginning(partitions: &[PartitionOffsets], skip: Option<&str>) -> ReadPlan {
+        let starts = partitions.iter().map(|p| (p.key(), p.low)).collect();
+        ReadPlan::new(partitions, &starts, skip)
+    }
+
+    /// Read from the beginning, what the truncated partitions lost, in one line (`None`
+    /// when nothing was lost).
+    pub fn lost_from_beginning(&self) -> Option<String> {
+        let first = self.truncated.first()?;
+        let lost: i64 = self.truncated.iter().map(|p| p.low).sum();
+        Some(format!(
+            "{} partitions no longer start at offset 0 ({lost} records removed by retention or \
+             deletion, first {} partition {}): the snapshot and early changes are missing, so \
+             the rebuilt warehouse is PARTIAL",
+            self.truncated.len(),
+            first.topic,
+            first.partition
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{is_lake_topic, parse_time_ms};
+    use super::*;
 
     #[test]
     fn times_are_rfc_3339_or_epoch_milliseconds() {
@@ -230,5 +303,71 @@ mod tests {
         assert!(!is_lake_topic("totesys", "totesysx.public.sales_order"));
         assert!(!is_lake_topic("totesys", "other.public.sales_order"));
         assert!(!is_lake_topic("totesys", "totesys.a.b.c"));
+    }
+
+    fn partition(topic: &str, partition: i32, low: i64, high: i64) -> PartitionOffsets {
+        PartitionOffsets {
+            topic: topic.into(),
+            partition,
+            low,
+            high,
+        }
+    }
+
+    #[test]
+    fn a_group_is_behind_by_what_lies_above_its_commits() {
+        let partitions = [
+            partition("t.public.a", 0, 0, 10),
+            partition("t.public.a", 1, 5, 8),
+            partition("t.public.b", 0, 20, 30),
+        ];
+        let committed = HashMap::from([
+            (("t.public.a".to_owned(), 0), 4),
+            // Retention overtook this commit: counted from the low watermark.
+            (("t.public.b".to_owned(), 0), 12),
+        ]);
+        let behind = records_behind(&partitions, &committed);
+        // a/0: 10 - 4; a/1 (no commit): 8 - 5; b/0: 30 - 20.
+        assert_eq!(
+            behind,
+            BTreeMap::from([("t.public.a".to_owned(), 9), ("t.public.b".to_owned(), 10)])
+        );
+    }
+
+    #[test]
+    fn a_read_plan_stops_at_the_high_watermarks_and_names_what_retention_removed() {
+        let partitions = [
+            partition("t.public.a", 0, 0, 10),
+            partition("t.public.a", 1, 3, 3),
+            partition("t.public.b", 0, 7, 9),
+            partition("t.transaction", 0, 0, 4),
+        ];
+        let plan = ReadPlan::from_beginning(&partitions, Some("t.transaction"));
+        assert_eq!(plan.records, 10 + 2);
+        // An empty partition has nothing to read; the skipped topic is left out.
+        assert_eq!(
+            plan.ends,
+            HashMap::from([
+                (("t.public.a".to_owned(), 0), 10),
+                (("t.public.b".to_owned(), 0), 9)
+            ])
+        );
+        assert_eq!(plan.starts[&("t.public.b".to_owned(), 0)], 7);
+        assert_eq!(
+            plan.truncated.iter().map(|p| p.key()).collect::<Vec<_>>(),
+            [("t.public.a".to_owned(), 1), ("t.public.b".to_owned(), 0)]
+        );
+        let lost = plan.lost_from_beginning().unwrap();
+        assert!(
+            lost.starts_with("2 partitions no longer start at offset 0 (10 records"),
+            "{lost}"
+        );
+        assert!(lost.contains("first t.public.a partition 1"), "{lost}");
+
+        let whole = ReadPlan::from_beginning(&partitions[..1], None);
+        assert_eq!(whole.lost_from_beginning(), None);
+        // From a time: starts past the end read nothing.
+        let starts = HashMap::from([(("t.public.a".to_owned(), 0), 10)]);
+        assert_eq!(ReadPlan::new(&partitions, &starts, None).records, 0);
     }
 }

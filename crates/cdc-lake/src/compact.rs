@@ -93,7 +93,7 @@ async fn list(
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|e| LakeError::Store(format!("cannot list {prefix}: {e}")))?;
+        .map_err(LakeError::store(format!("cannot list {prefix}")))?;
     let mut groups: BTreeMap<_, Vec<Listed>> = BTreeMap::new();
     for object in objects {
         let Some(file) = DataFile::parse(&object.location) else {
@@ -170,9 +170,9 @@ struct Loaded {
 async fn load(lake: &LakeStore, listed: Listed) -> Result<Loaded, LakeError> {
     let path = &listed.path;
     let bytes = lake.read(path).await?;
-    let bad = |what: String| LakeError::Parquet(format!("{path}: {what}"));
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(e.to_string()))?;
+    let unreadable = || format!("cannot read {path}");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(LakeError::parquet(unreadable()))?;
     let footer = |key: &str| -> Result<i64, LakeError> {
         builder
             .metadata()
@@ -181,14 +181,17 @@ async fn load(lake: &LakeStore, listed: Listed) -> Result<Loaded, LakeError> {
             .and_then(|kvs| kvs.iter().find(|kv| kv.key == key))
             .and_then(|kv| kv.value.as_deref())
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad(format!("no {key} in the footer")))
+            .ok_or_else(|| LakeError::Parquet {
+                what: format!("{path}: no {key} in the footer"),
+                source: None,
+            })
     };
     let (first, last) = (footer(FIRST_OFFSET_KEY)?, footer(LAST_OFFSET_KEY)?);
     let batches: Vec<RecordBatch> = builder
         .build()
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(LakeError::parquet(unreadable()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(LakeError::parquet(unreadable()))?;
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
     Ok(Loaded {
         listed,
@@ -312,7 +315,7 @@ async fn merge(
         }
         // Another compactor wrote the same run: it is in place either way.
         Err(object_store::Error::AlreadyExists { .. }) => {}
-        Err(e) => return Err(LakeError::Store(format!("cannot write {path}: {e}"))),
+        Err(e) => return Err(LakeError::store(format!("cannot write {path}"))(e)),
     }
     tracing::info!(path = %path, files = run.len(), "compacted");
     for loaded in &run {
@@ -325,6 +328,6 @@ async fn merge(
 async fn delete(lake: &LakeStore, path: &Path) -> Result<(), LakeError> {
     match lake.store.delete(path).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(LakeError::Store(format!("cannot delete {path}: {e}"))),
+        Err(e) => Err(LakeError::store(format!("cannot delete {path}"))(e)),
     }
 }

@@ -280,7 +280,12 @@ impl LakeWriter {
         registry: Arc<RegistryClient>,
         metrics: LakeMetrics,
     ) -> Result<Self, LakeError> {
-        let kafka = |e: cdc_kafka::KafkaError| LakeError::Kafka(cdc_core::error_chain(&e));
+        let kafka = |e: cdc_kafka::KafkaError| {
+            LakeError::kafka(format!(
+                "cannot set up the dead-letter topic {}",
+                config.dead_letter_topic
+            ))(e)
+        };
         cdc_kafka::ensure_topics(
             &config.kafka,
             &[TopicSpec {
@@ -335,7 +340,7 @@ impl LakeWriter {
                 events: Arc::clone(&events),
                 metrics: metrics.clone(),
             })
-            .map_err(|e| LakeError::Kafka(format!("cannot create the consumer: {e}")))?;
+            .map_err(LakeError::kafka("cannot create the consumer"))?;
         let topics: Vec<&str> = config
             .topics
             .iter()
@@ -344,7 +349,7 @@ impl LakeWriter {
             .collect();
         consumer
             .subscribe(&topics)
-            .map_err(|e| LakeError::Kafka(format!("cannot subscribe to {topics:?}: {e}")))?;
+            .map_err(LakeError::kafka(format!("cannot subscribe to {topics:?}")))?;
         Ok(LakeWriter {
             consumer: Arc::new(consumer),
             events,
@@ -597,13 +602,11 @@ impl LakeWriter {
                     .collect())
             })
             .await
-            .map_err(|e| LakeError::Kafka(format!("committed-offset lookup did not finish: {e}")))?
-            .map_err(|e| {
-                LakeError::Kafka(format!(
-                    "cannot look up committed offsets of group {}: {e}",
-                    self.config.group_id
-                ))
-            })?;
+            .map_err(LakeError::kafka("committed-offset lookup did not finish"))?
+            .map_err(LakeError::kafka(format!(
+                "cannot look up committed offsets of group {}",
+                self.config.group_id
+            )))?;
             self.starts.extend(found);
         }
         Ok(self.starts.remove(&key).flatten().unwrap_or(first))
@@ -648,13 +651,10 @@ impl LakeWriter {
             Ok(delivery) => delivery.await.map(|_| ()),
             Err(e) => Err(e),
         };
-        delivered.map_err(|e| {
-            LakeError::Kafka(format!(
-                "cannot write a dead letter to {}: {}",
-                self.config.dead_letter_topic,
-                cdc_core::error_chain(&e)
-            ))
-        })?;
+        delivered.map_err(LakeError::kafka(format!(
+            "cannot write a dead letter to {}",
+            self.config.dead_letter_topic
+        )))?;
         self.metrics
             .dead_letters
             .with_label_values(&[message.topic(), dead.code])
@@ -788,7 +788,7 @@ pub async fn committed_offsets(
     config.set("group.id", group);
     let consumer: BaseConsumer = config
         .create()
-        .map_err(|e| LakeError::Kafka(format!("cannot create a Kafka client: {e}")))?;
+        .map_err(LakeError::kafka("cannot create a Kafka client"))?;
     let prefix = prefix.to_owned();
     tokio::task::spawn_blocking(move || -> KafkaResult<HashMap<(String, i32), i64>> {
         let metadata = consumer.fetch_metadata(None, LOOKUP_TIMEOUT)?;
@@ -813,12 +813,10 @@ pub async fn committed_offsets(
             .collect())
     })
     .await
-    .map_err(|e| LakeError::Kafka(format!("offset lookup did not finish: {e}")))?
-    .map_err(|e| {
-        LakeError::Kafka(format!(
-            "cannot read the committed offsets of group {group}: {e}"
-        ))
-    })
+    .map_err(LakeError::kafka("offset lookup did not finish"))?
+    .map_err(LakeError::kafka(format!(
+        "cannot read the committed offsets of group {group}"
+    )))
 }
 
 #[cfg(test)]

@@ -202,11 +202,7 @@ impl RecordDecoder {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(10));
                 }
-                Err(e) => {
-                    return Err(LakeError::Registry(format!(
-                        "cannot fetch schema {id}: {e}"
-                    )))
-                }
+                Err(e) => return Err(LakeError::registry(format!("cannot fetch schema {id}"))(e)),
             }
         };
         let parsed = text.and_then(|text| {

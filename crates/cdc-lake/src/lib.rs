@@ -25,7 +25,7 @@ mod writer;
 pub use batch::{BatchBuilder, LakeRow};
 pub use bounds::{
     commit_group_offsets, delete_group, is_lake_topic, lake_partitions, offsets_at_time,
-    parse_time_ms, PartitionOffsets,
+    parse_time_ms, records_behind, PartitionOffsets, ReadPlan,
 };
 pub use columns::lake_schema;
 pub use compact::{compact, live_files, CompactOptions, CompactReport, COMPACTED_FILES_KEY};
@@ -56,12 +56,22 @@ pub fn change_topics_pattern(prefix: &str) -> String {
     pattern
 }
 
-/// Why the lake could not take a change or a file; one line naming what is wrong.
+/// The underlying error a [`LakeError`] keeps as its source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the lake could not take a change or a file; one line naming what is wrong, with
+/// the error that caused it kept as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
-    /// A row does not have its table's shape.
-    #[error("{0}")]
-    Shape(String),
+    /// A row does not have its table's shape, or a setting cannot be read.
+    #[error("{what}")]
+    Shape {
+        /// What is wrong, naming the table or setting.
+        what: String,
+        /// The cause, when another library found it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A value does not fit its column's lake type.
     #[error("column {column} of {table} cannot hold {found}")]
     Value {
@@ -72,15 +82,33 @@ pub enum LakeError {
         /// The value found.
         found: String,
     },
-    /// Writing Parquet failed.
-    #[error("parquet: {0}")]
-    Parquet(String),
+    /// Writing or reading Parquet failed.
+    #[error("parquet: {what}")]
+    Parquet {
+        /// What was being done, naming the file or setting.
+        what: String,
+        /// The cause, when another library found it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The object store refused or failed.
-    #[error("{0}")]
-    Store(String),
+    #[error("{what}")]
+    Store {
+        /// What was being done, naming the object.
+        what: String,
+        /// The cause, when another library found it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// Kafka refused or failed (consumer, offsets, dead-letter topic).
-    #[error("{0}")]
-    Kafka(String),
+    #[error("{what}")]
+    Kafka {
+        /// What was being done, naming the topic or group.
+        what: String,
+        /// The cause, when another library found it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// librdkafka raised a fatal error: the consumer is unusable and must be replaced.
     #[error("fatal Kafka consumer error ({code}): {reason}")]
     ConsumerFatal {
@@ -90,21 +118,87 @@ pub enum LakeError {
         reason: String,
     },
     /// The schema registry refused a request for good.
-    #[error("{0}")]
-    Registry(String),
+    #[error("{what}")]
+    Registry {
+        /// What was asked, naming the schema.
+        what: String,
+        /// The registry's answer.
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+/// `map_err` adapters that keep the cause: `.map_err(LakeError::store(format!("cannot read {path}")))`.
+macro_rules! caused_by {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident,)*) => {
+        impl LakeError {
+            $(
+                $(#[$doc])*
+                pub fn $name<E>(what: impl Into<String>) -> impl FnOnce(E) -> LakeError
+                where
+                    E: std::error::Error + Send + Sync + 'static,
+                {
+                    let what = what.into();
+                    move |source| LakeError::$variant {
+                        what,
+                        source: Some(Box::new(source)),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+caused_by! {
+    /// A [`LakeError::Shape`] caused by the error given to the returned function.
+    shape => Shape,
+    /// A [`LakeError::Parquet`] caused by the error given to the returned function.
+    parquet => Parquet,
+    /// A [`LakeError::Store`] caused by the error given to the returned function.
+    store => Store,
+    /// A [`LakeError::Kafka`] caused by the error given to the returned function.
+    kafka => Kafka,
+    /// A [`LakeError::Registry`] caused by the error given to the returned function.
+    registry => Registry,
 }
 
 impl LakeError {
+    /// A [`LakeError::Shape`] found by the lake itself (no underlying error).
+    pub fn bad_shape(what: impl Into<String>) -> LakeError {
+        LakeError::Shape {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A [`LakeError::Store`] found by the lake itself (no underlying error).
+    pub fn bad_store(what: impl Into<String>) -> LakeError {
+        LakeError::Store {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A [`LakeError::Kafka`] found by the lake itself, or a broker's answer that is not an error type.
+    pub fn bad_kafka(what: impl Into<String>) -> LakeError {
+        LakeError::Kafka {
+            what: what.into(),
+            source: None,
+        }
+    }
+
     /// Whether a new attempt may succeed: Kafka, the object store and a fatal consumer error
     /// (a new consumer) may recover; a row or value that does not fit, a Parquet encoding
     /// failure and a schema the registry refused fail the same way every time.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LakeError::Kafka(_) | LakeError::Store(_) | LakeError::ConsumerFatal { .. } => true,
-            LakeError::Shape(_)
+            LakeError::Kafka { .. } | LakeError::Store { .. } | LakeError::ConsumerFatal { .. } => {
+                true
+            }
+            LakeError::Shape { .. }
             | LakeError::Value { .. }
-            | LakeError::Parquet(_)
-            | LakeError::Registry(_) => false,
+            | LakeError::Parquet { .. }
+            | LakeError::Registry { .. } => false,
         }
     }
 }
@@ -115,20 +209,37 @@ mod tests {
 
     #[test]
     fn only_failures_a_new_attempt_can_mend_are_retryable() {
-        assert!(LakeError::Kafka("broker down".into()).is_retryable());
-        assert!(LakeError::Store("connection reset".into()).is_retryable());
+        let io = || std::io::Error::other("connection reset");
+        assert!(LakeError::bad_kafka("broker down").is_retryable());
+        assert!(LakeError::store("cannot read raw/x.parquet")(io()).is_retryable());
         assert!(LakeError::ConsumerFatal {
             code: "fenced".into(),
             reason: "x".into()
         }
         .is_retryable());
-        assert!(!LakeError::Registry("schema 7 refused".into()).is_retryable());
-        assert!(!LakeError::Parquet("bad level".into()).is_retryable());
+        assert!(!LakeError::registry("cannot fetch schema 7")(io()).is_retryable());
+        assert!(!LakeError::parquet("zstd level 99")(io()).is_retryable());
         assert!(!LakeError::Value {
             table: "t".into(),
             column: "c".into(),
             found: "NaN".into()
         }
         .is_retryable());
+    }
+
+    #[test]
+    fn the_cause_is_kept_as_the_source_not_written_into_the_message() {
+        use std::error::Error;
+        let error =
+            LakeError::store("cannot write raw/a.parquet")(std::io::Error::other("disk full"));
+        assert_eq!(error.to_string(), "cannot write raw/a.parquet");
+        assert_eq!(
+            error.source().map(|s| s.to_string()).as_deref(),
+            Some("disk full")
+        );
+        assert_eq!(
+            cdc_core::error_chain(&error),
+            "cannot write raw/a.parquet: disk full"
+        );
     }
 }

@@ -50,8 +50,10 @@ impl ParquetOptions {
         &self,
         metadata: Vec<(String, String)>,
     ) -> Result<WriterProperties, LakeError> {
-        let level = ZstdLevel::try_new(self.zstd_level)
-            .map_err(|e| LakeError::Parquet(format!("zstd level {}: {e}", self.zstd_level)))?;
+        let level = ZstdLevel::try_new(self.zstd_level).map_err(LakeError::parquet(format!(
+            "zstd level {}",
+            self.zstd_level
+        )))?;
         let mut builder = WriterProperties::builder().set_dictionary_enabled(self.dictionary);
         for name in NO_DICTIONARY {
             builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), false);
@@ -91,7 +93,7 @@ pub(crate) fn encode_all<'b>(
     options: &ParquetOptions,
     metadata: Vec<(String, String)>,
 ) -> Result<Bytes, LakeError> {
-    let parquet = |e: parquet::errors::ParquetError| LakeError::Parquet(e.to_string());
+    let parquet = |e: parquet::errors::ParquetError| LakeError::parquet("cannot encode a file")(e);
     let properties = options.properties(metadata)?;
     let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(parquet)?;
     for batch in batches {
@@ -103,7 +105,7 @@ pub(crate) fn encode_all<'b>(
 /// The footer's key-value metadata of a Parquet file.
 pub fn footer_metadata(file: Bytes) -> Result<Vec<(String, String)>, LakeError> {
     let reader = parquet::file::serialized_reader::SerializedFileReader::new(file)
-        .map_err(|e| LakeError::Parquet(e.to_string()))?;
+        .map_err(LakeError::parquet("cannot read a file's footer"))?;
     use parquet::file::reader::FileReader;
     Ok(reader
         .metadata()

@@ -34,17 +34,18 @@ pub struct LakeStore {
 impl LakeStore {
     /// Opens the store `url` names; cloud credentials come from the environment.
     pub fn open(url: &str) -> Result<LakeStore, LakeError> {
-        let invalid = |reason: String| LakeError::Store(format!("lake URL {url:?}: {reason}"));
+        let invalid = |reason: &str| LakeError::bad_store(format!("lake URL {url:?}: {reason}"));
+        let unusable = || LakeError::store(format!("lake URL {url:?}"));
         let (scheme, rest) = match url.split_once("://") {
             Some((scheme, rest)) => (scheme, rest),
             None => ("file", url),
         };
         let (store, root): (Arc<dyn ObjectStore>, Path) = match scheme {
             "file" => {
-                std::fs::create_dir_all(rest)
-                    .map_err(|e| invalid(format!("cannot create {rest}: {e}")))?;
-                let local =
-                    LocalFileSystem::new_with_prefix(rest).map_err(|e| invalid(e.to_string()))?;
+                std::fs::create_dir_all(rest).map_err(LakeError::store(format!(
+                    "lake URL {url:?}: cannot create {rest}"
+                )))?;
+                let local = LocalFileSystem::new_with_prefix(rest).map_err(unusable())?;
                 (Arc::new(local), Path::default())
             }
             "memory" => (Arc::new(InMemory::new()), prefix_of(rest)),
@@ -53,7 +54,7 @@ impl LakeStore {
                     AmazonS3Builder::from_env()
                         .with_url(url)
                         .build()
-                        .map_err(|e| invalid(e.to_string()))?,
+                        .map_err(unusable())?,
                 ),
                 prefix_of(rest),
             ),
@@ -62,7 +63,7 @@ impl LakeStore {
                     GoogleCloudStorageBuilder::from_env()
                         .with_url(url)
                         .build()
-                        .map_err(|e| invalid(e.to_string()))?,
+                        .map_err(unusable())?,
                 ),
                 prefix_of(rest),
             ),
@@ -71,12 +72,12 @@ impl LakeStore {
                     MicrosoftAzureBuilder::from_env()
                         .with_url(url)
                         .build()
-                        .map_err(|e| invalid(e.to_string()))?,
+                        .map_err(unusable())?,
                 ),
                 prefix_of(rest),
             ),
             other => {
-                return Err(invalid(format!(
+                return Err(invalid(&format!(
                 "unknown scheme {other:?} (use a path, file://, memory://, s3://, gs:// or az://)"
             )))
             }
@@ -101,14 +102,44 @@ impl LakeStore {
 impl LakeStore {
     /// The whole object at `path`.
     pub async fn read(&self, path: &Path) -> Result<bytes::Bytes, LakeError> {
-        let cannot = |e: object_store::Error| LakeError::Store(format!("cannot read {path}: {e}"));
+        let cannot = || LakeError::store(format!("cannot read {path}"));
         self.store
             .get(path)
             .await
-            .map_err(cannot)?
+            .map_err(cannot())?
             .bytes()
             .await
-            .map_err(cannot)
+            .map_err(cannot())
+    }
+
+    /// Writes a probe object under `_check/` and deletes it again: what the lake writer and
+    /// compaction need the store to allow (for `check`).
+    pub async fn check_access(&self) -> Result<(), LakeError> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let probe = self
+            .root
+            .clone()
+            .join("_check")
+            .join(format!("probe-{}-{stamp}", std::process::id()));
+        self.store
+            .put(
+                &probe,
+                object_store::PutPayload::from_static(b"totesys-cdc check"),
+            )
+            .await
+            .map_err(LakeError::store(format!(
+                "cannot write a probe object to {} (the lake writer needs to)",
+                self.url
+            )))?;
+        self.store
+            .delete(&probe)
+            .await
+            .map_err(LakeError::store(format!(
+                "cannot delete the probe object {probe} (compaction needs to)"
+            )))?;
+        Ok(())
     }
 
     /// Some object under the lake's root, if there is any (`None`: the lake is empty).
@@ -118,7 +149,7 @@ impl LakeStore {
         match self.store.list(root).next().await {
             None => Ok(None),
             Some(Ok(meta)) => Ok(Some(meta.location)),
-            Some(Err(e)) => Err(LakeError::Store(format!("cannot list {}: {e}", self.url))),
+            Some(Err(e)) => Err(LakeError::store(format!("cannot list {}", self.url))(e)),
         }
     }
 }

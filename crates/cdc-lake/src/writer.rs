@@ -388,7 +388,7 @@ impl PartitionWriter {
                     duration: started.elapsed(),
                 }
             }
-            Err(e) => return Err(LakeError::Store(format!("cannot write {path}: {e}"))),
+            Err(e) => return Err(LakeError::store(format!("cannot write {path}"))(e)),
         };
         self.next_offset = Some(flushed.last_offset + 1);
         // Drop what the file covers (after adopting a longer file, more than was written).
@@ -418,7 +418,7 @@ impl PartitionWriter {
             .find(|(key, _)| key == LAST_OFFSET_KEY)
             .and_then(|(_, value)| value.parse().ok())
             .ok_or_else(|| {
-                LakeError::Store(format!(
+                LakeError::bad_store(format!(
                     "{path} exists but does not say which offsets it covers"
                 ))
             })

@@ -202,6 +202,63 @@ pub async fn max_commit_lsn(lake: &LakeStore, path: &Path) -> Result<Option<Lsn>
     Ok(max_statistic(&metadata, columns::COMMIT_LSN).map(|max| Lsn(max as u64)))
 }
 
+/// The lake's change files against the warehouse watermark (for `status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Change files in the lake (the transactions table left out).
+    pub change_files: usize,
+    /// Tables they belong to.
+    pub tables: usize,
+    /// Files holding changes above the watermark, when one was given.
+    pub waiting: Option<usize>,
+}
+
+/// Counts the lake's change files and, given the warehouse `watermark`, those still
+/// holding changes the modeler has not applied.
+///
+/// A partition's files hold commit LSNs in offset order (capture produces in commit
+/// order), so reading footers newest first, the first file wholly at or below the
+/// watermark ends that partition's count: a few footer reads, however large the lake.
+pub async fn backlog(lake: &LakeStore, watermark: Option<Lsn>) -> Result<Backlog, ModelerError> {
+    let files = cdc_lake::live_files(lake, None)
+        .await
+        .map_err(ModelerError::lake(format!("list {}", lake.url)))?;
+    let transactions = cdc_lake::table_dir(&cdc_lake::TRANSACTIONS_TABLE.name);
+    let changes: Vec<_> = files.iter().filter(|f| f.table != transactions).collect();
+    let mut backlog = Backlog {
+        change_files: changes.len(),
+        tables: changes
+            .iter()
+            .map(|f| &f.table)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        waiting: None,
+    };
+    let Some(watermark) = watermark else {
+        return Ok(backlog);
+    };
+    let mut partitions: BTreeMap<(&str, i32), Vec<_>> = BTreeMap::new();
+    for file in &changes {
+        partitions
+            .entry((file.topic.as_str(), file.partition))
+            .or_default()
+            .push(*file);
+    }
+    let mut waiting = 0;
+    for files in partitions.values_mut() {
+        files.sort_by_key(|f| std::cmp::Reverse(f.first_offset));
+        for file in files.iter() {
+            let max = max_commit_lsn(lake, &file.path(&lake.root)).await?;
+            if max.is_some_and(|max| max <= watermark) {
+                break;
+            }
+            waiting += 1;
+        }
+    }
+    backlog.waiting = Some(waiting);
+    Ok(backlog)
+}
+
 /// The largest value of Int64 column `name` over every row group, from statistics.
 fn max_statistic(metadata: &ParquetMetaData, name: &str) -> Option<i64> {
     let schema = metadata.file_metadata().schema_descr();
@@ -376,7 +433,7 @@ mod tests {
             cdc_lake::encode(&batch, &cdc_lake::ParquetOptions::default(), Vec::new()).unwrap();
         let err = read_changes("t", bytes, Lsn(0), "raw/t/f.parquet").unwrap_err();
         assert_eq!(
-            err.to_string(),
+            cdc_core::error_chain(&err),
             "lake: raw/t/f.parquet: column tiny: Arrow type Int8 is not one the lake writes"
         );
         assert_eq!(err.kind(), "unreadable_value");

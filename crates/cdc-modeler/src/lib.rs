@@ -32,7 +32,7 @@ use cdc_core::Lsn;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelerError {
     /// The warehouse refused or failed a statement.
-    #[error("warehouse: cannot {what}: {source}")]
+    #[error("warehouse: cannot {what}")]
     Sql {
         /// What the statement was for.
         what: String,
@@ -44,7 +44,7 @@ pub enum ModelerError {
     #[error("warehouse: {0}")]
     Warehouse(String),
     /// A lake file could not be listed, read or decoded, or a processed file written.
-    #[error("lake: {what}: {source}")]
+    #[error("lake: {what}")]
     Lake {
         /// What was being done, naming the file.
         what: String,
@@ -62,7 +62,7 @@ pub enum ModelerError {
     },
     /// A lake cell holds a value the modeler cannot represent; the file stays in the lake
     /// and nothing past its transaction is applied until it is repaired.
-    #[error("lake: {file}: column {column}: {source}")]
+    #[error("lake: {file}: column {column}")]
     UnreadableValue {
         /// The file.
         file: String,

@@ -332,6 +332,22 @@ impl Modeler {
         self.export_processed().await
     }
 
+    /// Runs passes until one finds nothing new (a bounded lake, as replay writes it): every
+    /// complete source transaction applied; what it applied, summed over the passes.
+    pub async fn drain(&mut self) -> Result<PassReport, ModelerError> {
+        let mut total = PassReport::default();
+        loop {
+            let report = self.pass().await?;
+            total.files += report.files;
+            total.skipped += report.skipped;
+            total.transactions += report.transactions;
+            total.changes += report.changes;
+            if report.files == 0 && report.transactions == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Writes the processed zone up to the watermark now.
     pub async fn export_processed(&mut self) -> Result<(), ModelerError> {
         let files =
@@ -351,7 +367,7 @@ impl Modeler {
                 if !e.is_retryable() || self.client.is_closed() {
                     return Err(e);
                 }
-                tracing::warn!(error = %e, "modeler pass failed; retrying");
+                tracing::warn!(error = %cdc_core::error_chain(&e), "modeler pass failed; retrying");
                 // Read everything again: the pending transactions may be half-read.
                 self.seen.clear();
                 self.pending.clear();

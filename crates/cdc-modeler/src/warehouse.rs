@@ -57,6 +57,108 @@ fn parse_lsn(text: &str) -> Result<Lsn, ModelerError> {
         .map_err(|_| ModelerError::Warehouse(format!("the warehouse holds a bad LSN {text:?}")))
 }
 
+/// How fresh the warehouse is (for `status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Freshness {
+    /// The commit LSN of the last source transaction applied.
+    pub watermark: Lsn,
+    /// That transaction's source commit time, as PostgreSQL prints it.
+    pub source_commit: Option<String>,
+    /// Seconds from that commit to now: the freshness while changes flow.
+    pub commit_age_secs: Option<f64>,
+    /// Seconds since the modeler last applied.
+    pub applied_age_secs: f64,
+}
+
+/// The warehouse's freshness; `None` while nothing has been applied.
+pub async fn freshness(client: &Client) -> Result<Option<Freshness>, ModelerError> {
+    let row = client
+        .query_opt(
+            "SELECT commit_lsn::text, source_commit_ts::text,
+                    extract(epoch FROM now() - source_commit_ts)::float8,
+                    extract(epoch FROM now() - applied_at)::float8
+               FROM totesys_cdc.applied",
+            &[],
+        )
+        .await
+        .map_err(ModelerError::sql(
+            "read totesys_cdc.applied (has `init` run?)",
+        ))?;
+    row.map(|row| {
+        Ok(Freshness {
+            watermark: parse_lsn(row.get(0))?,
+            source_commit: row.get(1),
+            commit_age_secs: row.get(2),
+            applied_age_secs: row.get(3),
+        })
+    })
+    .transpose()
+}
+
+/// What the connected role may do in the warehouse, against what the modeler needs
+/// (the grants docs/warehouse.md lists; for `check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// Whether `init` has run (`totesys_cdc.applied` exists); nothing else is read when not.
+    pub initialised: bool,
+    /// Tables of `public` and `totesys_cdc` lacking SELECT, INSERT, UPDATE or DELETE.
+    pub lacking: Vec<String>,
+    /// Whether the role may run `totesys_cdc.add_dates(date[])`.
+    pub can_add_dates: bool,
+}
+
+impl Access {
+    /// Whether the modeler can run with this role.
+    pub fn sufficient(&self) -> bool {
+        self.initialised && self.lacking.is_empty() && self.can_add_dates
+    }
+}
+
+/// Reads the connected role's privileges in the warehouse.
+pub async fn access(client: &Client) -> Result<Access, ModelerError> {
+    let initialised: bool = client
+        .query_one("SELECT to_regclass('totesys_cdc.applied') IS NOT NULL", &[])
+        .await
+        .map_err(ModelerError::sql("look for the warehouse's tables"))?
+        .get(0);
+    if !initialised {
+        return Ok(Access {
+            initialised,
+            lacking: Vec::new(),
+            can_add_dates: false,
+        });
+    }
+    let lacking = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ('public', 'totesys_cdc') AND c.relkind IN ('r', 'p')
+                AND NOT has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(ModelerError::sql("check the table privileges"))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let can_add_dates: bool = client
+        .query_one(
+            "SELECT has_function_privilege('totesys_cdc.add_dates(date[])', 'EXECUTE')",
+            &[],
+        )
+        .await
+        .map_err(ModelerError::sql(
+            "check the privilege on totesys_cdc.add_dates",
+        ))?
+        .get(0);
+    Ok(Access {
+        initialised,
+        lacking,
+        can_add_dates,
+    })
+}
+
 /// The modeler's state as the warehouse holds it.
 pub async fn load_model(client: &Client) -> Result<Model, ModelerError> {
     let mut mirrors: HashMap<String, HashMap<i64, crate::source::Row>> = HashMap::new();

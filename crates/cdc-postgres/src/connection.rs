@@ -23,6 +23,21 @@ use tokio::net::TcpStream;
 
 use crate::error::SourceError;
 
+/// Whether a tokio-postgres connection failed for a reason retrying cannot mend: wrong
+/// credentials, a database or role that does not exist, a configuration it refused.
+pub fn is_settings_error(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match error.code() {
+        Some(code) => [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+        ]
+        .contains(code),
+        None => error.to_string().starts_with("invalid configuration"),
+    }
+}
+
 /// Where and as whom to connect; built from a libpq-style connection string.
 #[derive(Debug, Clone)]
 pub struct ConnectParams {

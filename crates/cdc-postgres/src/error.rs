@@ -187,7 +187,7 @@ impl SourceError {
                 code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
             }
             SourceError::Sql { source, .. } => source.is_closed(),
-            SourceError::Sink(error) => !matches!(error, SinkError::Rejected(_)),
+            SourceError::Sink(error) => !matches!(error, SinkError::Rejected(..)),
             _ => false,
         }
     }

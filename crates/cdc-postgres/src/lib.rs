@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod checkpoint;
 pub mod connection;
 pub mod error;
+pub mod metrics;
 pub mod pgoutput;
 pub mod reader;
 pub mod rows;

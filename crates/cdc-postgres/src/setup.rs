@@ -229,6 +229,77 @@ pub async fn published_tables(
         .collect())
 }
 
+/// A publication's tables the connected role cannot `SELECT` (the snapshot reads them),
+/// as `schema.table`, sorted.
+pub async fn unreadable_published_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<Vec<String>, SourceError> {
+    let rows = client
+        .query(
+            "SELECT format('%s.%s', schemaname, tablename) FROM pg_publication_tables
+              WHERE pubname = $1
+                AND NOT has_table_privilege(format('%I.%I', schemaname, tablename), 'SELECT')
+              ORDER BY 1",
+            &[&publication],
+        )
+        .await
+        .map_err(SourceError::sql(format!(
+            "check the privileges on the tables of publication {publication}"
+        )))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Where a replication slot stands against the server's WAL (for `status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotStatus {
+    /// The walsender streaming from the slot, when one is.
+    pub streaming_pid: Option<i32>,
+    /// The position the slot's reader last confirmed.
+    pub confirmed_flush: Option<Lsn>,
+    /// The server's current WAL position.
+    pub server_lsn: Lsn,
+    /// WAL bytes the server holds beyond the confirmed position.
+    pub lag_bytes: Option<i64>,
+    /// PostgreSQL's `wal_status` of the slot (`reserved`, `extended`, `unreserved`, `lost`).
+    pub wal_status: Option<String>,
+}
+
+/// The slot `slot`'s status, `None` when it does not exist.
+pub async fn slot_status(client: &Client, slot: &str) -> Result<Option<SlotStatus>, SourceError> {
+    let row = client
+        .query_opt(
+            "SELECT active, active_pid, confirmed_flush_lsn::text, pg_current_wal_lsn()::text,
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
+                    wal_status
+               FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(SourceError::sql(format!(
+            "read the status of replication slot {slot}"
+        )))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let lsn = |text: Option<String>| -> Result<Option<Lsn>, SourceError> {
+        text.map(|text| {
+            text.parse().map_err(|_| {
+                SourceError::Protocol(format!("pg_replication_slots gave a bad LSN {text:?}"))
+            })
+        })
+        .transpose()
+    };
+    let active: bool = row.get(0);
+    Ok(Some(SlotStatus {
+        streaming_pid: row.get::<_, Option<i32>>(1).filter(|_| active),
+        confirmed_flush: lsn(row.get(2))?,
+        server_lsn: lsn(row.get(3))?.unwrap_or(Lsn::ZERO),
+        lag_bytes: row.get(4),
+        wal_status: row.get::<_, Option<String>>(5).filter(|s| !s.is_empty()),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

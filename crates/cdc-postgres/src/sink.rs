@@ -127,7 +127,7 @@ mod tests {
         let mut tracker = DurabilityTracker::new(Lsn(1));
         let (ack, tx) = WriteAck::pending();
         tracker.push(Some(Lsn(2)), ack);
-        tx.send(Err(SinkError::Write("disk full".into())));
+        tx.send(Err(SinkError::write_failed("disk full")));
         assert!(matches!(tracker.poll(), Err(SinkError::Write(_))));
     }
 }

@@ -465,7 +465,7 @@ impl KafkaSink {
                     Err(e) => {
                         metrics.delivery_errors.inc();
                         tracing::warn!(error = %cdc_core::error_chain(&e), "Kafka did not acknowledge a record");
-                        result = Err(SinkError::Write(cdc_core::error_chain(&e)));
+                        result = Err(SinkError::Write(Box::new(e)));
                         break;
                     }
                 }
@@ -563,8 +563,8 @@ impl KafkaSink {
             txns.open = None;
         }
         for sender in failed {
-            sender.send(Err(SinkError::Write(
-                "the Kafka transaction was aborted when the sink started again".into(),
+            sender.send(Err(SinkError::write_failed(
+                "the Kafka transaction was aborted when the sink started again",
             )));
         }
         if open {
@@ -675,7 +675,7 @@ impl KafkaSink {
                 let text = cdc_core::error_chain(&e);
                 tracing::warn!(error = %text, "Kafka transaction not committed; none of its records is visible and capture restarts from the slot");
                 for sender in waiting {
-                    sender.send(Err(SinkError::Write(text.clone())));
+                    sender.send(Err(SinkError::write_failed(text.clone())));
                 }
                 Err(e.into())
             }
@@ -850,12 +850,10 @@ fn now_micros() -> i64 {
 
 impl From<PublishError> for SinkError {
     fn from(error: PublishError) -> Self {
-        let retry = error.is_retryable();
-        let text = cdc_core::error_chain(&error);
-        if retry {
-            SinkError::Write(text)
+        if error.is_retryable() {
+            SinkError::Write(Box::new(error))
         } else {
-            SinkError::Rejected(text)
+            SinkError::Rejected(Box::new(error))
         }
     }
 }
@@ -865,15 +863,18 @@ impl From<PublishError> for SinkError {
 /// written as they are, `kafka` otherwise.
 pub fn sink_failure_kind(error: &SinkError) -> &'static str {
     match error {
-        // `From<PublishError>` keeps the error's text, which starts with its own display.
-        SinkError::Write(text) if text.starts_with(REGISTRY_DISPLAY) => "registry",
+        // `From<PublishError>` keeps the error itself as the cause.
+        SinkError::Write(cause)
+            if cause
+                .downcast_ref::<PublishError>()
+                .is_some_and(|e| e.kind() == "registry") =>
+        {
+            "registry"
+        }
         SinkError::Write(_) | SinkError::AckDropped => "kafka",
         SinkError::Rejected(_) => "rejected",
     }
 }
-
-/// How [`PublishError::Registry`] displays itself (its first words).
-const REGISTRY_DISPLAY: &str = "schema registry, subject ";
 
 impl PublishError {
     /// The category of the failure, for metrics: `kafka`, `registry` or `rejected`.
@@ -908,13 +909,15 @@ mod tests {
         };
         assert_eq!(registry.kind(), "registry");
         let text = cdc_core::error_chain(&registry);
+        let error = SinkError::Write(Box::new(registry));
+        assert_eq!(sink_failure_kind(&error), "registry");
+        // The cause is kept whole: the one-line chain still says everything.
         assert_eq!(
-            sink_failure_kind(&SinkError::Write(text)),
-            "registry",
-            "the display of PublishError::Registry changed; update REGISTRY_DISPLAY"
+            cdc_core::error_chain(&error),
+            format!("sink write failed: {text}")
         );
         assert_eq!(
-            sink_failure_kind(&SinkError::Write("broker down".into())),
+            sink_failure_kind(&SinkError::write_failed("broker down")),
             "kafka"
         );
         assert_eq!(sink_failure_kind(&SinkError::AckDropped), "kafka");

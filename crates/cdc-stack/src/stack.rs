@@ -405,7 +405,7 @@ impl ChangeSink for Tee {
     async fn write(&mut self, batch: Vec<ChangeEvent>) -> Result<WriteAck, SinkError> {
         self.recorded
             .lock()
-            .map_err(|_| SinkError::Write("poisoned".into()))?
+            .map_err(|_| SinkError::write_failed("poisoned"))?
             .extend(batch.iter().cloned());
         self.inner.write(batch).await
     }

@@ -16,8 +16,6 @@ use cdc_postgres::snapshot::{ProgressFn, SnapshotProgress};
 use cdc_postgres::walsender::now_unix_micros;
 use cdc_publish::ExactlyOnce;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use prometheus::core::Collector;
-use prometheus::{Gauge, IntCounterVec, IntGauge, Opts};
 
 /// Where captured events go.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -109,7 +107,8 @@ pub struct CaptureArgs {
     no_progress: bool,
 }
 
-/// Runs `capture`, retrying transient source errors with backoff.
+/// Runs `capture` under a [`cdc_core::Supervisor`]: what [`SourceError::is_retryable`]
+/// allows is retried with backoff.
 pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let mut params =
         ConnectParams::parse(&args.source).context("setting --source / TOTESYS_CDC_SOURCE_URL")?;
@@ -194,8 +193,11 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         }
         SinkKind::Count | SinkKind::Jsonl => None,
     };
-    let metrics = CaptureMetrics::register(prometheus::default_registry(), &config.positions)
-        .context("registering capture's metrics")?;
+    let metrics = cdc_postgres::metrics::CaptureMetrics::register(
+        prometheus::default_registry(),
+        &config.positions,
+    )
+    .context("registering capture's metrics")?;
     // Ready while the replication stream is up and no failure is being retried.
     let positions = config.positions.clone();
     let health = crate::telemetry::Health::default().with_check(move || positions.streaming());
@@ -203,59 +205,55 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
         None => None,
     };
-    let mut backoff = cdc_core::Backoff::new();
-    let result = loop {
-        if *stop_rx.borrow() {
-            break Ok(());
-        }
-        health.set_ready(true);
-        let attempt_started = tokio::time::Instant::now();
-        let mut sink_kind = "sink";
-        let attempt = match (&kafka, args.sink) {
-            (Some(publisher), _) => match publisher.sink().await {
-                Ok(sink) => {
-                    sink_kind = "kafka";
-                    run_once(&config, sink, &stop_rx, &stats, &progress).await
+    let mut supervisor = cdc_core::Supervisor::new("capture", stop_rx.clone());
+    let (config, stats, progress, kafka, health, metrics) =
+        (&config, &stats, &progress, &kafka, &health, &metrics);
+    let (stop, sink) = (&stop_rx, args.sink);
+    let result = supervisor
+        .run(
+            || async move {
+                health.set_ready(true);
+                let mut sink_kind = "sink";
+                let attempt = match (kafka, sink) {
+                    (Some(publisher), _) => match publisher.sink().await {
+                        Ok(sink) => {
+                            sink_kind = "kafka";
+                            run_once(config, sink, stop, stats, progress).await
+                        }
+                        Err(e) => {
+                            sink_kind = e.kind();
+                            Err(SourceError::Sink(e.into()))
+                        }
+                    },
+                    (None, SinkKind::Jsonl) => {
+                        let sink = crate::sinks::JsonLinesSink;
+                        run_once(config, sink, stop, stats, progress).await
+                    }
+                    (None, _) => {
+                        let sink = crate::sinks::CountingSink::default();
+                        run_once(config, sink, stop, stats, progress).await
+                    }
+                };
+                if let Err(e) = &attempt {
+                    health.set_ready(false);
+                    let kind = match e {
+                        SourceError::Sink(sink) if sink_kind == "kafka" => {
+                            cdc_publish::sink_failure_kind(sink)
+                        }
+                        SourceError::Sink(_) => sink_kind,
+                        other => other.kind(),
+                    };
+                    metrics.errors.with_label_values(&[kind]).inc();
                 }
-                Err(e) => {
-                    sink_kind = e.kind();
-                    Err(SourceError::Sink(e.into()))
-                }
+                attempt.map_err(anyhow::Error::from)
             },
-            (None, SinkKind::Jsonl) => {
-                let sink = crate::sinks::JsonLinesSink;
-                run_once(&config, sink, &stop_rx, &stats, &progress).await
-            }
-            (None, _) => {
-                let sink = crate::sinks::CountingSink::default();
-                run_once(&config, sink, &stop_rx, &stats, &progress).await
-            }
-        };
-        if let Err(e) = &attempt {
-            health.set_ready(false);
-            let kind = match e {
-                SourceError::Sink(sink) if sink_kind == "kafka" => {
-                    cdc_publish::sink_failure_kind(sink)
-                }
-                SourceError::Sink(_) => sink_kind,
-                other => other.kind(),
-            };
-            metrics.errors.with_label_values(&[kind]).inc();
-        }
-        match attempt {
-            Err(e) if e.is_retryable() && !*stop_rx.borrow() => {
-                let wait = backoff.after(attempt_started.elapsed());
-                let error = anyhow::Error::from(e);
-                tracing::warn!(error = format!("{error:#}"), retry_in = ?wait, "capture interrupted; retrying");
-                let mut stop = stop_rx.clone();
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|stop| *stop) => {}
-                }
-            }
-            other => break other,
-        }
-    };
+            |e| {
+                e.downcast_ref::<SourceError>()
+                    .is_some_and(SourceError::is_retryable)
+            },
+        )
+        .await
+        .map(|_| ());
     health.set_ready(false);
     if let Some(reporter) = reporter {
         reporter.abort();
@@ -267,101 +265,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         eprint!("{}", render_report(&s, &config.positions));
     }
     // main prints the error with its whole cause chain on one line.
-    result.map_err(anyhow::Error::from)
-}
-
-/// Capture's own metrics (the Kafka sink's are [`cdc_publish::PublishMetrics`]); the
-/// position gauges read [`SlotPositions`] when scraped.
-#[derive(Debug, Clone)]
-pub struct CaptureMetrics {
-    /// Capture sessions that failed, by kind (retried when transient).
-    pub errors: IntCounterVec,
-    positions: PositionGauges,
-}
-
-impl CaptureMetrics {
-    /// Creates the metrics over `positions` and registers them in `registry`.
-    pub fn register(
-        registry: &prometheus::Registry,
-        positions: &Arc<SlotPositions>,
-    ) -> Result<Self, prometheus::Error> {
-        let metrics = Self::over(positions.clone())?;
-        cdc_core::register_all(registry, metrics.collectors())?;
-        Ok(metrics)
-    }
-
-    /// Creates the metrics without registering them anywhere (for listing them).
-    pub fn unregistered() -> Result<Self, prometheus::Error> {
-        Self::over(Arc::default())
-    }
-
-    /// Every metric, as collectors.
-    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.errors.clone()),
-            Box::new(self.positions.clone()),
-        ]
-    }
-
-    fn over(positions: Arc<SlotPositions>) -> Result<Self, prometheus::Error> {
-        Ok(CaptureMetrics {
-            errors: IntCounterVec::new(
-                Opts::new(
-                    "totesys_cdc_capture_errors_total",
-                    "Capture sessions that failed, by kind (source, decode, kafka, registry, rejected, sink, state); transient ones are retried.",
-                ),
-                &["kind"],
-            )?,
-            positions: PositionGauges {
-                slot_lag: IntGauge::new(
-                    "totesys_cdc_capture_slot_lag_bytes",
-                    "WAL bytes the server has beyond the position capture confirmed to the slot (server WAL end minus confirmed flush LSN).",
-                )?,
-                confirmed: IntGauge::new(
-                    "totesys_cdc_capture_confirmed_lsn",
-                    "The flush LSN capture last confirmed to the replication slot, as a number.",
-                )?,
-                source_commit: Gauge::new(
-                    "totesys_cdc_capture_source_commit_seconds",
-                    "Source commit time (Unix seconds) of the newest transaction capture read.",
-                )?,
-                positions,
-            },
-        })
-    }
-}
-
-/// Gauges set from [`SlotPositions`] at collection time (one source of truth: the reader's atomics).
-#[derive(Debug, Clone)]
-struct PositionGauges {
-    positions: Arc<SlotPositions>,
-    slot_lag: IntGauge,
-    confirmed: IntGauge,
-    source_commit: Gauge,
-}
-
-impl Collector for PositionGauges {
-    fn desc(&self) -> Vec<&prometheus::core::Desc> {
-        let mut all = self.slot_lag.desc();
-        all.extend(self.confirmed.desc());
-        all.extend(self.source_commit.desc());
-        all
-    }
-
-    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        let positions = &self.positions;
-        self.slot_lag
-            .set(i64::try_from(positions.lag_bytes()).unwrap_or(i64::MAX));
-        self.confirmed
-            .set(i64::try_from(positions.confirmed().0).unwrap_or(i64::MAX));
-        if let Some(micros) = positions.last_commit_micros() {
-            self.source_commit.set(micros as f64 / 1e6);
-        }
-        let mut all = self.slot_lag.collect();
-        all.extend(self.confirmed.collect());
-        all.extend(self.source_commit.collect());
-        all
-    }
+    result
 }
 
 async fn run_once<S: ChangeSink>(

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use object_store::ObjectStoreExt;
 
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
@@ -114,19 +113,8 @@ async fn source(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
             args.publication
         )));
     } else {
-        let unreadable: Vec<String> = client
-            .query(
-                "SELECT format('%s.%s', schemaname, tablename) FROM pg_publication_tables
-                  WHERE pubname = $1
-                    AND NOT has_table_privilege(format('%I.%I', schemaname, tablename), 'SELECT')
-                  ORDER BY 1",
-                &[&args.publication],
-            )
-            .await
-            .context("checking table privileges")?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let unreadable =
+            cdc_postgres::setup::unreadable_published_tables(&client, &args.publication).await?;
         findings.push(if unreadable.is_empty() {
             Finding::Ok(format!(
                 "publication {}: {} tables, all readable (snapshot)",
@@ -189,25 +177,7 @@ async fn lake(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
         return Ok(vec![Finding::Skipped("--lake-url not set".into())]);
     };
     let lake = cdc_lake::LakeStore::open(url)?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let probe = lake
-        .root
-        .clone()
-        .join("_check")
-        .join(format!("probe-{}-{stamp}", std::process::id()));
-    lake.store
-        .put(
-            &probe,
-            object_store::PutPayload::from_static(b"totesys-cdc check"),
-        )
-        .await
-        .with_context(|| format!("writing a probe object to {url} (the lake writer needs to)"))?;
-    lake.store
-        .delete(&probe)
-        .await
-        .with_context(|| format!("deleting the probe object {probe} (compaction needs to)"))?;
+    lake.check_access().await?;
     let files = cdc_lake::live_files(&lake, None).await?;
     Ok(vec![
         Finding::Ok(format!("{url}: write, read and delete allowed")),
@@ -220,47 +190,22 @@ async fn warehouse(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
         return Ok(vec![Finding::Skipped("--warehouse-url not set".into())]);
     };
     let mut findings = vec![Finding::Ok("connected".into())];
-    let initialised: bool = client
-        .query_one("SELECT to_regclass('totesys_cdc.applied') IS NOT NULL", &[])
-        .await
-        .context("looking for the warehouse's tables")?
-        .get(0);
-    if !initialised {
+    let access = cdc_modeler::warehouse::access(&client).await?;
+    if !access.initialised {
         findings.push(Finding::Missing(
             "the warehouse has no totesys_cdc.applied: run `totesys-cdc init` as its owner".into(),
         ));
         return Ok(findings);
     }
-    // The modeler's grants, as docs/warehouse.md lists them.
-    let rows = client
-        .query(
-            "SELECT format('%I.%I', n.nspname, c.relname)
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname IN ('public', 'totesys_cdc') AND c.relkind IN ('r', 'p')
-                AND NOT has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')
-              ORDER BY 1",
-            &[],
-        )
-        .await
-        .context("checking table privileges")?;
-    let lacking: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    findings.push(if lacking.is_empty() {
+    findings.push(if access.lacking.is_empty() {
         Finding::Ok("SELECT, INSERT, UPDATE, DELETE on every warehouse table".into())
     } else {
         Finding::Missing(format!(
             "no SELECT/INSERT/UPDATE/DELETE on {} (see Roles in docs/warehouse.md)",
-            lacking.join(", ")
+            access.lacking.join(", ")
         ))
     });
-    let can_add_dates: bool = client
-        .query_one(
-            "SELECT has_function_privilege('totesys_cdc.add_dates(date[])', 'EXECUTE')",
-            &[],
-        )
-        .await
-        .context("checking totesys_cdc.add_dates")?
-        .get(0);
-    if !can_add_dates {
+    if !access.can_add_dates {
         findings.push(Finding::Missing(
             "no EXECUTE on totesys_cdc.add_dates(date[]) (see Roles in docs/warehouse.md)".into(),
         ));

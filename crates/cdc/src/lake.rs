@@ -77,8 +77,8 @@ pub struct LakeArgs {
     duration: Option<u64>,
 }
 
-/// Runs the lake writer until Ctrl-C or SIGTERM, retrying what [`cdc_lake::LakeError::is_retryable`]
-/// allows with backoff; a permanent failure ends the run with its error.
+/// Runs the lake writer until Ctrl-C or SIGTERM under a [`cdc_core::Supervisor`], retrying
+/// what [`cdc_lake::LakeError::is_retryable`] allows with backoff; a permanent failure ends the run with its error.
 pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.flush_rows >= 1, "--flush-rows must be at least 1");
     let lake = args.target.open()?;
@@ -115,69 +115,48 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
         Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
         None => None,
     };
-    let stop = async {
-        match args.duration {
-            Some(secs) => {
-                tokio::select! {
-                    () = crate::shutdown_signal() => {}
-                    () = tokio::time::sleep(Duration::from_secs(secs)) => {}
+    let stop = crate::stop_on_signal(args.duration);
+    let mut supervisor = cdc_core::Supervisor::new("lake writer", stop.clone());
+    let (config, lake, registry, metrics, health) = (&config, &lake, &registry, &metrics, &health);
+    let result = supervisor
+        .run(
+            || {
+                let mut stop = stop.clone();
+                async move {
+                    let writer = LakeWriter::new(
+                        config.clone(),
+                        lake.clone(),
+                        registry.clone(),
+                        metrics.clone(),
+                    )
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                    health.set_ready(true);
+                    // The writer flushes its buffers and commits before it returns.
+                    let totals = writer
+                        .run(async move {
+                            let _ = stop.wait_for(|stop| *stop).await;
+                        })
+                        .await;
+                    health.set_ready(false);
+                    totals.map_err(anyhow::Error::from)
                 }
-            }
-            None => crate::shutdown_signal().await,
-        }
-    };
-    tokio::pin!(stop);
-    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-    let mut backoff = cdc_core::Backoff::new();
-    let result = loop {
-        let attempt_started = tokio::time::Instant::now();
-        let mut stopping = stopping_rx.clone();
-        let attempt = async {
-            let writer = LakeWriter::new(
-                config.clone(),
-                lake.clone(),
-                registry.clone(),
-                metrics.clone(),
-            )
-            .await?;
-            health.set_ready(true);
-            writer
-                .run(async move {
-                    let _ = stopping.wait_for(|stop| *stop).await;
-                })
-                .await
-        };
-        tokio::pin!(attempt);
-        let outcome = tokio::select! {
-            outcome = &mut attempt => outcome,
-            () = &mut stop => {
-                // Let the writer flush its buffers and commit before leaving.
-                let _ = stopping_tx.send(true);
-                attempt.await
-            }
-        };
-        health.set_ready(false);
-        match outcome {
-            Ok(totals) => {
-                eprintln!(
-                    "lake: {} records read, {} rows in {} files, {} dead letters",
-                    totals.records, totals.rows, totals.files, totals.dead_letters
-                );
-                break Ok(());
-            }
-            Err(e) if *stopping_tx.borrow() || !e.is_retryable() => break Err(e.into()),
-            Err(e) => {
-                let wait = backoff.after(attempt_started.elapsed());
-                tracing::warn!(error = %e, retry_in = ?wait, "lake writer interrupted; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = &mut stop => break Ok(()),
-                }
-            }
-        }
-    };
+            },
+            |e| {
+                e.downcast_ref::<cdc_lake::LakeError>()
+                    .is_some_and(cdc_lake::LakeError::is_retryable)
+            },
+        )
+        .await;
+    health.set_ready(false);
+    if let Ok(Some(totals)) = &result {
+        eprintln!(
+            "lake: {} records read, {} rows in {} files, {} dead letters",
+            totals.records, totals.rows, totals.files, totals.dead_letters
+        );
+    }
     if let Some(telemetry) = telemetry {
         telemetry.abort();
     }
-    result
+    result.map(|_| ())
 }

@@ -111,23 +111,13 @@ async fn connect_postgres(
     Ok(client)
 }
 
-/// Whether a connection failed for a reason retrying cannot mend: wrong credentials, a
-/// database or role that does not exist, a password that is missing.
+/// Whether a connection failed for a reason retrying cannot mend (see
+/// [`cdc_postgres::connection::is_settings_error`]), anywhere in the error's chain.
 fn is_settings_error(error: &anyhow::Error) -> bool {
-    use tokio_postgres::error::SqlState;
     error.chain().any(|cause| {
-        let Some(e) = cause.downcast_ref::<tokio_postgres::Error>() else {
-            return false;
-        };
-        match e.code() {
-            Some(code) => [
-                SqlState::INVALID_PASSWORD,
-                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-                SqlState::INVALID_CATALOG_NAME,
-            ]
-            .contains(code),
-            None => e.to_string().starts_with("invalid configuration"),
-        }
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(cdc_postgres::connection::is_settings_error)
     })
 }
 
@@ -184,6 +174,24 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A stop that turns true at Ctrl-C or SIGTERM, or after `duration_secs` when given.
+fn stop_on_signal(duration_secs: Option<u64>) -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        match duration_secs {
+            Some(secs) => {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    () = tokio::time::sleep(std::time::Duration::from_secs(secs)) => {}
+                }
+            }
+            None => shutdown_signal().await,
+        }
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -16,7 +16,7 @@ pub struct MetricsArgs {
 pub fn all_collectors() -> anyhow::Result<Vec<Box<dyn Collector>>> {
     let mut all = Vec::new();
     all.extend(
-        crate::capture::CaptureMetrics::unregistered()
+        cdc_postgres::metrics::CaptureMetrics::unregistered()
             .context("capture metrics")?
             .collectors(),
     );
@@ -36,7 +36,7 @@ pub fn all_collectors() -> anyhow::Result<Vec<Box<dyn Collector>>> {
             .collectors(),
     );
     all.extend(
-        crate::registry::RegistryMetrics::unregistered()
+        cdc_registry::RegistryMetrics::unregistered()
             .context("schema registry metrics")?
             .collectors(),
     );

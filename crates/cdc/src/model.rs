@@ -61,8 +61,8 @@ pub struct ModelArgs {
     duration: Option<u64>,
 }
 
-/// Runs the modeler until Ctrl-C or SIGTERM, reconnecting with backoff when the
-/// warehouse or the lake is unavailable.
+/// Runs the modeler until Ctrl-C or SIGTERM under a [`cdc_core::Supervisor`], reconnecting
+/// with backoff when the warehouse or the lake is unavailable.
 pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
     let lake =
         LakeStore::open(&args.lake_url).context("setting --lake-url / TOTESYS_CDC_LAKE_URL")?;
@@ -85,59 +85,39 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
         Some(addr) => Some(crate::telemetry::serve(addr, health.clone()).await?),
         None => None,
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let duration = args.duration;
-    tokio::spawn(async move {
-        match duration {
-            Some(secs) => {
-                tokio::select! {
-                    () = crate::shutdown_signal() => {}
-                    () = tokio::time::sleep(Duration::from_secs(secs)) => {}
-                }
-            }
-            None => crate::shutdown_signal().await,
-        }
-        let _ = stop_tx.send(true);
-    });
+    let stop = crate::stop_on_signal(args.duration);
     tracing::info!(lake = %lake.url, "modeler starting");
-    let mut backoff = cdc_core::Backoff::new();
-    let result = loop {
-        let attempt_started = tokio::time::Instant::now();
-        let attempt = async {
-            let client = args.warehouse.connect().await?;
-            let mut modeler =
-                Modeler::new(lake.clone(), client, config.clone(), metrics.clone()).await?;
-            health.set_ready(true);
-            modeler.run(stop_rx.clone()).await?;
-            anyhow::Ok(modeler.watermark())
-        };
-        let outcome = attempt.await;
-        health.set_ready(false);
-        match outcome {
-            Ok(watermark) => {
-                eprintln!("model: applied up to {watermark}");
-                break Ok(());
-            }
-            Err(e) if *stop_rx.borrow() => break Err(e),
-            Err(e) => {
-                let retryable = !crate::is_settings_error(&e)
+    let mut supervisor = cdc_core::Supervisor::new("modeler", stop.clone());
+    let (warehouse, lake, config, metrics, health) =
+        (&args.warehouse, &lake, &config, &metrics, &health);
+    let result = supervisor
+        .run(
+            || {
+                let stop = stop.clone();
+                async move {
+                    let client = warehouse.connect().await?;
+                    let mut modeler =
+                        Modeler::new(lake.clone(), client, config.clone(), metrics.clone()).await?;
+                    health.set_ready(true);
+                    let outcome = modeler.run(stop).await;
+                    health.set_ready(false);
+                    outcome?;
+                    anyhow::Ok(modeler.watermark())
+                }
+            },
+            |e| {
+                !crate::is_settings_error(e)
                     && e.downcast_ref::<cdc_modeler::ModelerError>()
-                        .is_none_or(cdc_modeler::ModelerError::is_retryable);
-                if !retryable {
-                    break Err(e);
-                }
-                let wait = backoff.after(attempt_started.elapsed());
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "modeler interrupted; retrying");
-                let mut stop = stop_rx.clone();
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|s| *s) => break Ok(()),
-                }
-            }
-        }
-    };
+                        .is_none_or(cdc_modeler::ModelerError::is_retryable)
+            },
+        )
+        .await;
+    health.set_ready(false);
+    if let Ok(Some(watermark)) = &result {
+        eprintln!("model: applied up to {watermark}");
+    }
     if let Some(telemetry) = telemetry {
         telemetry.abort();
     }
-    result
+    result.map(|_| ())
 }

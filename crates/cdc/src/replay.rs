@@ -1,16 +1,13 @@
 //! `totesys-cdc replay`: the lake and/or the warehouse rebuilt from the topics into fresh
 //! targets, with the lake writer's and the modeler's own code (docs/replay.md).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cdc_lake::{
-    FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeTotals, LakeWriter, PartitionOffsets,
-};
+use cdc_lake::{FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeTotals, LakeWriter, ReadPlan};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -238,44 +235,27 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if partitions.is_empty() {
         anyhow::bail!("no topics under prefix {prefix:?} (--topic-prefix): nothing to replay");
     }
-    let starts: HashMap<(String, i32), i64> = match args.from_timestamp {
-        Some(ms) => cdc_lake::offsets_at_time(&settings, &partitions, ms).await?,
-        None => partitions.iter().map(|p| (p.key(), p.low)).collect(),
-    };
     let transaction_topic = (!args.no_transactions).then(|| format!("{prefix}.transaction"));
-    let transaction_topic_name = format!("{prefix}.transaction");
-    let read: Vec<&PartitionOffsets> = partitions
-        .iter()
-        .filter(|p| !(args.no_transactions && p.topic == transaction_topic_name))
-        .collect();
-    let ends: HashMap<(String, i32), i64> = read
-        .iter()
-        .filter(|p| starts.get(&p.key()).is_some_and(|start| *start < p.high))
-        .map(|p| (p.key(), p.high))
-        .collect();
-    let total: u64 = read
-        .iter()
-        .map(|p| {
-            u64::try_from(p.high - starts.get(&p.key()).copied().unwrap_or(p.high)).unwrap_or(0)
-        })
-        .sum();
+    let skip = format!("{prefix}.transaction");
+    let skip = args.no_transactions.then_some(skip.as_str());
+    let plan = match args.from_timestamp {
+        Some(ms) => {
+            let starts = cdc_lake::offsets_at_time(&settings, &partitions, ms).await?;
+            ReadPlan::new(&partitions, &starts, skip)
+        }
+        None => ReadPlan::from_beginning(&partitions, skip),
+    };
+    let (ends, total) = (plan.ends.clone(), plan.records);
     // Retention may have removed the oldest records: from the beginning, that is a gap.
-    let truncated: Vec<&&PartitionOffsets> = read.iter().filter(|p| p.low > 0).collect();
-    let gap = if args.from_timestamp.is_none() && !truncated.is_empty() {
-        let lost: i64 = truncated.iter().map(|p| p.low).sum();
-        let line = format!(
-            "{} partitions no longer start at offset 0 ({} records removed by retention or deletion, first {} partition {}): the snapshot and early changes are missing, so the rebuilt warehouse is PARTIAL",
-            truncated.len(),
-            lost,
-            truncated[0].topic,
-            truncated[0].partition
-        );
+    let gap = args
+        .from_timestamp
+        .is_none()
+        .then(|| plan.lost_from_beginning())
+        .flatten();
+    if let Some(line) = &gap {
         tracing::warn!("{line}");
         eprintln!("warning: {line}");
-        Some(line)
-    } else {
-        None
-    };
+    }
 
     // The lake: a bounded run of the lake writer in a consumer group of its own.
     let group = args
@@ -283,11 +263,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{prefix}.replay.{}", now_ms()));
     if args.from_timestamp.is_some() {
-        let from: HashMap<(String, i32), i64> = ends
-            .keys()
-            .filter_map(|k| starts.get(k).map(|start| (k.clone(), *start)))
-            .collect();
-        cdc_lake::commit_group_offsets(&settings, &group, &from)
+        cdc_lake::commit_group_offsets(&settings, &group, &plan.starts)
             .await
             .context("setting the replay group's start offsets")?;
     }
@@ -379,14 +355,9 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
             })
         };
         let drained = async {
-            loop {
-                let report = modeler.pass().await?;
-                applied.transactions += report.transactions;
-                applied.changes += report.changes;
-                if report.files == 0 && report.transactions == 0 {
-                    break;
-                }
-            }
+            let report = modeler.drain().await?;
+            applied.transactions = report.transactions;
+            applied.changes = report.changes;
             if wants_lake {
                 // The processed zone of the new lake, as the live modeler writes it.
                 modeler.export_processed().await?;

@@ -29,10 +29,9 @@ impl ChangeSink for JsonLinesSink {
         let mut out = std::io::BufWriter::new(stdout.lock());
         for event in &batch {
             let line = event_json(event);
-            writeln!(out, "{line}").map_err(|e| SinkError::Rejected(format!("stdout: {e}")))?;
+            writeln!(out, "{line}").map_err(|e| SinkError::Rejected(Box::new(e)))?;
         }
-        out.flush()
-            .map_err(|e| SinkError::Rejected(format!("stdout: {e}")))?;
+        out.flush().map_err(|e| SinkError::Rejected(Box::new(e)))?;
         Ok(WriteAck::durable())
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use cdc_core::Lsn;
 
 /// Arguments of `status`.
@@ -78,43 +77,25 @@ async fn source(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
     let Some(client) = args.source.connect().await? else {
         return Ok(vec!["not configured (--source)".into()]);
     };
-    let row = client
-        .query_opt(
-            "SELECT active, active_pid, confirmed_flush_lsn::text, pg_current_wal_lsn()::text,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
-                    coalesce(wal_status, '')
-               FROM pg_replication_slots WHERE slot_name = $1",
-            &[&args.slot],
-        )
-        .await
-        .context("reading pg_replication_slots")?;
-    let Some(row) = row else {
+    let Some(slot) = cdc_postgres::setup::slot_status(&client, &args.slot).await? else {
         return Ok(vec![format!(
             "slot {} does not exist yet (capture creates it when it first starts)",
             args.slot
         )]);
     };
-    let active: bool = row.get(0);
-    let pid: Option<i32> = row.get(1);
-    let confirmed: Option<String> = row.get(2);
-    let current: String = row.get(3);
-    let lag: Option<i64> = row.get(4);
-    let wal_status: String = row.get(5);
     Ok(vec![format!(
         "slot {}: {}, lag {} (confirmed {}, server at {}){}",
         args.slot,
-        match (active, pid) {
-            (true, Some(pid)) => format!("streaming to pid {pid}"),
-            _ => "NOT streaming (is capture running?)".into(),
+        match slot.streaming_pid {
+            Some(pid) => format!("streaming to pid {pid}"),
+            None => "NOT streaming (is capture running?)".into(),
         },
-        lag.map_or("unknown".into(), bytes),
-        confirmed.as_deref().unwrap_or("none"),
-        current,
-        if wal_status.is_empty() {
-            String::new()
-        } else {
-            format!(", WAL {wal_status}")
-        },
+        slot.lag_bytes.map_or("unknown".into(), bytes),
+        slot.confirmed_flush
+            .map_or("none".into(), |lsn| lsn.to_string()),
+        slot.server_lsn,
+        slot.wal_status
+            .map_or(String::new(), |status| format!(", WAL {status}")),
     )])
 }
 
@@ -125,13 +106,7 @@ async fn kafka(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
     for group in &args.group {
         let committed = cdc_lake::committed_offsets(&settings, group, &args.topic_prefix).await?;
-        // Per topic: records above the group's committed offset (a partition without a
-        // commit counts from its low watermark).
-        let mut behind: std::collections::BTreeMap<&str, i64> = Default::default();
-        for p in &partitions {
-            let position = committed.get(&p.key()).map_or(p.low, |c| (*c).max(p.low));
-            *behind.entry(p.topic.as_str()).or_default() += (p.high - position).max(0);
-        }
+        let behind = cdc_lake::records_behind(&partitions, &committed);
         lines.push(format!(
             "group {group}: {} records behind over {} topics",
             behind.values().sum::<i64>(),
@@ -149,78 +124,37 @@ async fn lake(args: &StatusArgs, watermark: Option<Lsn>) -> anyhow::Result<Vec<S
         return Ok(vec!["not configured (--lake-url)".into()]);
     };
     let lake = cdc_lake::LakeStore::open(url)?;
-    let files = cdc_lake::live_files(&lake, None).await?;
-    let transactions = cdc_lake::table_dir(&cdc_lake::TRANSACTIONS_TABLE.name);
-    let changes: Vec<_> = files.iter().filter(|f| f.table != transactions).collect();
-    let Some(watermark) = watermark else {
-        return Ok(vec![format!(
+    let backlog = cdc_modeler::lake::backlog(&lake, watermark).await?;
+    Ok(vec![match backlog.waiting {
+        None => format!(
             "{} change files ({} tables); files waiting unknown without the warehouse",
-            changes.len(),
-            changes
-                .iter()
-                .map(|f| &f.table)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-        )]);
-    };
-    // A partition's files hold commit LSNs in offset order (capture produces in commit
-    // order), so reading footers newest first, the first file wholly at or below the
-    // watermark ends that partition's count: a few footer reads, however large the lake.
-    let mut partitions: std::collections::BTreeMap<(&str, i32), Vec<_>> = Default::default();
-    for file in &changes {
-        partitions
-            .entry((file.topic.as_str(), file.partition))
-            .or_default()
-            .push(*file);
-    }
-    let mut waiting = 0;
-    for files in partitions.values_mut() {
-        files.sort_by_key(|f| std::cmp::Reverse(f.first_offset));
-        for file in files.iter() {
-            let max = cdc_modeler::lake::max_commit_lsn(&lake, &file.path(&lake.root)).await?;
-            if max.is_some_and(|max| max <= watermark) {
-                break;
-            }
-            waiting += 1;
-        }
-    }
-    Ok(vec![format!(
-        "{} change files, {waiting} waiting for the modeler (changes above its watermark)",
-        changes.len()
-    )])
+            backlog.change_files, backlog.tables
+        ),
+        Some(waiting) => format!(
+            "{} change files, {waiting} waiting for the modeler (changes above its watermark)",
+            backlog.change_files
+        ),
+    }])
 }
 
 async fn warehouse(args: &StatusArgs) -> anyhow::Result<(Vec<String>, Option<Lsn>)> {
     let Some(client) = args.warehouse.connect().await? else {
         return Ok((vec!["not configured (--warehouse-url)".into()], None));
     };
-    let watermark = cdc_modeler::warehouse::watermark(&client).await?;
-    let row = client
-        .query_opt(
-            "SELECT source_commit_ts::text,
-                    extract(epoch FROM now() - source_commit_ts)::float8,
-                    extract(epoch FROM now() - applied_at)::float8
-               FROM totesys_cdc.applied",
-            &[],
-        )
-        .await
-        .context("reading totesys_cdc.applied")?;
-    let line = match row {
-        None => "nothing applied yet (watermark 0/0)".to_owned(),
-        Some(row) => {
-            let commit: Option<String> = row.get(0);
-            let age: Option<f64> = row.get(1);
-            let applied: f64 = row.get(2);
-            format!(
-                "watermark {watermark}: source commit {}, {} ago (the freshness while changes \
-                 flow), applied {} ago",
-                commit.as_deref().unwrap_or("unknown"),
-                age.map_or("?".into(), seconds),
-                seconds(applied),
-            )
-        }
+    let Some(fresh) = cdc_modeler::warehouse::freshness(&client).await? else {
+        return Ok((
+            vec!["nothing applied yet (watermark 0/0)".to_owned()],
+            Some(Lsn::ZERO),
+        ));
     };
-    Ok((vec![line], Some(watermark)))
+    let line = format!(
+        "watermark {}: source commit {}, {} ago (the freshness while changes flow), applied {} ago",
+        fresh.watermark,
+        fresh.source_commit.as_deref().unwrap_or("unknown"),
+        fresh.commit_age_secs.map_or("?".into(), seconds),
+        seconds(fresh.applied_age_secs),
+    );
+    Ok((vec![line], Some(fresh.watermark)))
 }
 
 /// `1.2 MiB`-style.
