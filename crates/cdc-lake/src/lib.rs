@@ -15,7 +15,7 @@ mod compact;
 mod consume;
 mod decode;
 mod layout;
-mod metrics;
+pub mod metrics;
 mod parquet_file;
 mod store;
 mod transactions;

@@ -1,10 +1,84 @@
 //! Prometheus metrics of the lake writer (`totesys_cdc_lake_*`).
 
+use cdc_core::Metric;
 use prometheus::core::Collector;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
+
+/// Rows per lake file written.
+pub const FILE_ROWS: Metric =
+    Metric::new("totesys_cdc_lake_file_rows", "Rows per lake file written.");
+/// Time to encode and store one lake file.
+pub const FLUSH_DURATION_SECONDS: Metric = Metric::new(
+    "totesys_cdc_lake_flush_duration_seconds",
+    "Time to encode and store one lake file.",
+);
+/// Source commit to lake file durable, per streamed row.
+pub const FRESHNESS_SECONDS: Metric = Metric::new(
+    "totesys_cdc_lake_freshness_seconds",
+    "Source commit to lake file durable, per streamed row, by table.",
+);
+/// Kafka records read.
+pub const RECORDS_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_records_total",
+    "Kafka records read, by topic.",
+);
+/// Change rows written to lake files.
+pub const ROWS_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_rows_total",
+    "Change rows written to lake files, by table.",
+);
+/// Lake files written.
+pub const FILES_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_files_total",
+    "Lake files written, by table.",
+);
+/// Parquet bytes written.
+pub const BYTES_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_bytes_total",
+    "Parquet bytes written, by table.",
+);
+/// Streamed changes read again at a later offset.
+pub const DUPLICATE_CHANGES_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_duplicate_changes_total",
+    "Streamed changes read again at a later offset (a position already taken) and left out of the lake, by table.",
+);
+/// Records sent to the dead-letter topic.
+pub const DEAD_LETTERS_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_dead_letters_total",
+    "Records sent to the dead-letter topic, by source topic and reason.",
+);
+/// Records in an owned partition beyond the lake writer's position.
+pub const CONSUMER_LAG_RECORDS: Metric = Metric::new(
+    "totesys_cdc_lake_consumer_lag_records",
+    "Records in an owned partition beyond the lake writer's position (high watermark minus position).",
+);
+/// Files another writer had written first and this one adopted.
+pub const FILES_ADOPTED_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_files_adopted_total",
+    "Files another writer had written first and this one adopted.",
+);
+/// Kafka offset commits that failed.
+pub const OFFSET_COMMIT_ERRORS_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_offset_commit_errors_total",
+    "Kafka offset commits that failed (the records are read again and their files adopted).",
+);
+/// Kafka consumers given up after a fatal error.
+pub const CONSUMER_FATAL_ERRORS_TOTAL: Metric = Metric::new(
+    "totesys_cdc_lake_consumer_fatal_errors_total",
+    "Kafka consumers given up after a fatal error (a static member fenced by its instance id, …); each is replaced by a new one.",
+);
+/// Rows read but not yet in a lake file.
+pub const ROWS_BUFFERED: Metric = Metric::new(
+    "totesys_cdc_lake_rows_buffered",
+    "Rows read but not yet in a lake file.",
+);
+/// Kafka partitions this lake writer owns.
+pub const PARTITIONS_ASSIGNED: Metric = Metric::new(
+    "totesys_cdc_lake_partitions_assigned",
+    "Kafka partitions this lake writer owns.",
+);
 
 /// The lake writer's metrics; cheap to clone (every clone updates the same series).
 #[derive(Debug, Clone)]
@@ -75,82 +149,34 @@ impl LakeMetrics {
     pub fn unregistered() -> Result<Self, prometheus::Error> {
         let by_table = &["table"];
         Ok(LakeMetrics {
-            records: IntCounterVec::new(
-                Opts::new("totesys_cdc_lake_records_total", "Kafka records read, by topic."),
-                &["topic"],
-            )?,
-            rows: IntCounterVec::new(
-                Opts::new("totesys_cdc_lake_rows_total", "Change rows written to lake files, by table."),
-                by_table,
-            )?,
-            files: IntCounterVec::new(
-                Opts::new("totesys_cdc_lake_files_total", "Lake files written, by table."),
-                by_table,
-            )?,
-            bytes: IntCounterVec::new(
-                Opts::new("totesys_cdc_lake_bytes_total", "Parquet bytes written, by table."),
-                by_table,
-            )?,
-            files_adopted: IntCounter::new(
-                "totesys_cdc_lake_files_adopted_total",
-                "Files another writer had written first and this one adopted.",
-            )?,
-            duplicate_changes: IntCounterVec::new(
-                Opts::new(
-                    "totesys_cdc_lake_duplicate_changes_total",
-                    "Streamed changes read again at a later offset (a position already taken) and left out of the lake, by table.",
-                ),
-                &["table"],
-            )?,
-            dead_letters: IntCounterVec::new(
-                Opts::new(
-                    "totesys_cdc_lake_dead_letters_total",
-                    "Records sent to the dead-letter topic, by source topic and reason.",
-                ),
-                &["topic", "reason"],
-            )?,
+            records: IntCounterVec::new(RECORDS_TOTAL.opts(), &["topic"])?,
+            rows: IntCounterVec::new(ROWS_TOTAL.opts(), by_table)?,
+            files: IntCounterVec::new(FILES_TOTAL.opts(), by_table)?,
+            bytes: IntCounterVec::new(BYTES_TOTAL.opts(), by_table)?,
+            files_adopted: IntCounter::with_opts(FILES_ADOPTED_TOTAL.opts())?,
+            duplicate_changes: IntCounterVec::new(DUPLICATE_CHANGES_TOTAL.opts(), &["table"])?,
+            dead_letters: IntCounterVec::new(DEAD_LETTERS_TOTAL.opts(), &["topic", "reason"])?,
             file_rows: Histogram::with_opts(
-                HistogramOpts::new("totesys_cdc_lake_file_rows", "Rows per lake file written.")
+                FILE_ROWS
+                    .histogram()
                     .buckets(prometheus::exponential_buckets(1.0, 4.0, 10)?),
             )?,
             flush_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "totesys_cdc_lake_flush_duration_seconds",
-                    "Time to encode and store one lake file.",
-                )
-                .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
+                FLUSH_DURATION_SECONDS
+                    .histogram()
+                    .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
             )?,
             commit_to_lake_seconds: HistogramVec::new(
-                HistogramOpts::new(
-                    "totesys_cdc_lake_freshness_seconds",
-                    "Source commit to lake file durable, per streamed row, by table.",
-                )
-                .buckets(vec![0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                FRESHNESS_SECONDS.histogram().buckets(vec![
+                    0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ]),
                 by_table,
             )?,
-            commit_errors: IntCounter::new(
-                "totesys_cdc_lake_offset_commit_errors_total",
-                "Kafka offset commits that failed (the records are read again and their files adopted).",
-            )?,
-            consumer_fatal_errors: IntCounter::new(
-                "totesys_cdc_lake_consumer_fatal_errors_total",
-                "Kafka consumers given up after a fatal error (a static member fenced by its instance id, …); each is replaced by a new one.",
-            )?,
-            rows_buffered: IntGauge::new(
-                "totesys_cdc_lake_rows_buffered",
-                "Rows read but not yet in a lake file.",
-            )?,
-            partitions_assigned: IntGauge::new(
-                "totesys_cdc_lake_partitions_assigned",
-                "Kafka partitions this lake writer owns.",
-            )?,
-            consumer_lag: IntGaugeVec::new(
-                Opts::new(
-                    "totesys_cdc_lake_consumer_lag_records",
-                    "Records in an owned partition beyond the lake writer's position (high watermark minus position).",
-                ),
-                &["topic", "partition"],
-            )?,
+            commit_errors: IntCounter::with_opts(OFFSET_COMMIT_ERRORS_TOTAL.opts())?,
+            consumer_fatal_errors: IntCounter::with_opts(CONSUMER_FATAL_ERRORS_TOTAL.opts())?,
+            rows_buffered: IntGauge::with_opts(ROWS_BUFFERED.opts())?,
+            partitions_assigned: IntGauge::with_opts(PARTITIONS_ASSIGNED.opts())?,
+            consumer_lag: IntGaugeVec::new(CONSUMER_LAG_RECORDS.opts(), &["topic", "partition"])?,
         })
     }
 }

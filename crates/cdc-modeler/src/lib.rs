@@ -13,7 +13,7 @@
 
 pub mod iso4217;
 pub mod lake;
-mod metrics;
+pub mod metrics;
 pub mod plan;
 pub mod processed;
 mod run;

@@ -13,7 +13,7 @@
 //! ```
 
 mod config;
-mod metrics;
+pub mod metrics;
 mod sink;
 mod transaction;
 

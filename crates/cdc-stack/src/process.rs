@@ -657,7 +657,7 @@ impl ProcessStack {
         capture.wait_ready(Duration::from_secs(60)).await;
         let start = Instant::now();
         while capture
-            .metric("totesys_cdc_capture_records_acked_total")
+            .metric(cdc_publish::metrics::RECORDS_ACKED_TOTAL.name)
             .await
             < rows as f64
         {
@@ -676,7 +676,11 @@ impl ProcessStack {
         lake.start();
         lake.wait_ready(Duration::from_secs(60)).await;
         let start = Instant::now();
-        while lake.metric("totesys_cdc_lake_partitions_assigned").await < 1.0 {
+        while lake
+            .metric(cdc_lake::metrics::PARTITIONS_ASSIGNED.name)
+            .await
+            < 1.0
+        {
             assert!(lake.is_running(), "the lake writer exited:\n{}", lake.log());
             assert!(
                 start.elapsed() < Duration::from_secs(120),

@@ -267,7 +267,7 @@ pub async fn run(options: &ChaosOptions) -> ChaosReport {
         capture.start();
         let moment = Instant::now();
         while capture
-            .try_metric("totesys_cdc_capture_records_acked_total")
+            .try_metric(cdc_publish::metrics::RECORDS_ACKED_TOTAL.name)
             .await
             .unwrap_or(0.0)
             < 1.0
@@ -412,14 +412,14 @@ async fn stage_lags(pipeline: &Pipeline, freshness: &Mutex<Vec<f64>>) -> [f64; 3
         .as_secs_f64();
     let capture = pipeline
         .capture
-        .try_metric("totesys_cdc_capture_source_commit_seconds")
+        .try_metric(cdc_postgres::metrics::SOURCE_COMMIT.name)
         .await
         .filter(|t| *t > 0.0)
         .map_or(f64::NAN, |t| (now - t).max(0.0));
     let mut lake = 0.0;
     for writer in [&pipeline.lake1, &pipeline.lake2] {
         match writer
-            .try_metric("totesys_cdc_lake_consumer_lag_records")
+            .try_metric(cdc_lake::metrics::CONSUMER_LAG_RECORDS.name)
             .await
         {
             Some(lag) => lake += lag,
