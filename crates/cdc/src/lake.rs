@@ -148,7 +148,6 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             },
         )
         .await;
-    health.set_ready(false);
     if let Ok(Some(totals)) = &result {
         eprintln!(
             "lake: {} records read, {} rows in {} files, {} dead letters",

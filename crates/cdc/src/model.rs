@@ -112,7 +112,6 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
             },
         )
         .await;
-    health.set_ready(false);
     if let Ok(Some(watermark)) = &result {
         eprintln!("model: applied up to {watermark}");
     }
