@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use cdc_avro::AvroCodec;
+use cdc_core::MetricSet;
 use cdc_core::{ChangeEvent, Lsn, TransactionInfo};
 use cdc_kafka::{ensure_topics, Delivery, KafkaSettings, Producer};
 use cdc_postgres::connection::ConnectParams;
@@ -192,10 +193,7 @@ async fn main() -> anyhow::Result<()> {
 /// Slots A, B and C over the same WAL; see the module docs.
 async fn compare(options: &Options) -> anyhow::Result<()> {
     let root = tempfile::tempdir()?;
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
+    cdc_testkit::open_to_postgres(root.path())?;
     std::env::set_var("TOTESYS_CDC_TEST_PG_DIR", root.path().join("pg"));
     let db = TestDb::create().await?;
     let cluster: PgCluster = db.cluster.clone();

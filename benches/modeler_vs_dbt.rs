@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use cdc_core::Lsn;
+use cdc_core::MetricSet;
 use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, Row, SourceTxn};
 use cdc_testkit::{PgCluster, TestDb};
 use serde_json::json;
@@ -101,10 +102,7 @@ async fn main() -> anyhow::Result<()> {
 
     // A cluster of our own in a temporary directory, stopped at the end.
     let root = tempfile::tempdir()?;
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
+    cdc_testkit::open_to_postgres(root.path())?;
     std::env::set_var("TOTESYS_CDC_TEST_PG_DIR", root.path().join("pg"));
     let db = TestDb::create().await?;
     let cluster: PgCluster = db.cluster.clone();

@@ -30,6 +30,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use cdc_core::MetricSet;
 use cdc_lake::{FlushPolicy, LakeStore};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
@@ -148,10 +149,7 @@ async fn main() -> anyhow::Result<()> {
     cdc_sim::create_schema(&stack.client, SchemaVariant::default()).await?;
     let seeded = cdc_sim::seed(&stack.client, 1).await?;
     let capture = stack
-        .start_capture(PublishConfig {
-            transaction_topic: true,
-            ..PublishConfig::default()
-        })
+        .start_capture(PublishConfig::with_transaction_topic())
         .await;
     let lake_dir = tempfile::tempdir()?;
     let lake = LakeStore::open(lake_dir.path().to_str().context("lake path")?)?;

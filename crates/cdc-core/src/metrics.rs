@@ -30,6 +30,35 @@ impl Metric {
     }
 }
 
+/// A component's metrics as one set: created together, listed together, registered together.
+pub trait MetricSet: Sized {
+    /// Creates the metrics without registering them anywhere (tests, embedding, listing).
+    fn unregistered() -> Result<Self, prometheus::Error>;
+
+    /// Every metric of the set, as collectors (for registering, and for listing what is
+    /// exported).
+    fn collectors(&self) -> Vec<Box<dyn Collector>>;
+
+    /// Registers every metric of the set in `registry` and hands the set back.
+    fn registered_in(self, registry: &Registry) -> Result<Self, prometheus::Error> {
+        register_all(registry, self.collectors())?;
+        Ok(self)
+    }
+
+    /// Creates the metrics and registers them in `registry`.
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        Self::unregistered()?.registered_in(registry)
+    }
+}
+
+/// Boxes metrics as the collectors [`MetricSet::collectors`] lists.
+#[macro_export]
+macro_rules! collectors {
+    ($($metric:expr),* $(,)?) => {
+        vec![$(Box::new($metric.clone()) as Box<dyn prometheus::core::Collector>),*]
+    };
+}
+
 /// Registers every collector of a component's metric set in `registry`; the first refusal
 /// (a name registered twice) is the error.
 pub fn register_all(

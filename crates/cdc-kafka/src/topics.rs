@@ -23,6 +23,24 @@ pub struct TopicSpec {
     pub config: Vec<(String, String)>,
 }
 
+impl TopicSpec {
+    /// A topic of `partitions` partitions, replicated as the cluster suggests, with no config.
+    pub fn new(name: impl Into<String>, partitions: i32) -> TopicSpec {
+        TopicSpec {
+            name: name.into(),
+            partitions,
+            replication_factor: None,
+            config: Vec::new(),
+        }
+    }
+
+    /// The same topic with `factor` copies of each partition.
+    pub fn replicated(mut self, factor: i32) -> TopicSpec {
+        self.replication_factor = Some(factor);
+        self
+    }
+}
+
 /// The copies a new topic gets: its replication factor and `min.insync.replicas`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replication {

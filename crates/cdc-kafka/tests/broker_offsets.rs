@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use cdc_kafka::{ensure_topics, KafkaSettings, Producer, TopicSpec};
@@ -24,6 +25,24 @@ fn consumer(settings: &KafkaSettings, group: &str, topic: &str) -> StreamConsume
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
     consumer
+}
+
+/// Sends the numbers of `values` to `topic` (keys `k0`..`k<keys>` in turn) and waits until
+/// the broker acknowledged every one.
+async fn send_numbered(producer: &Producer, topic: &str, values: Range<u64>, keys: u64) {
+    let mut deliveries = Vec::new();
+    for i in values {
+        let key = format!("k{}", i % keys);
+        deliveries.push(
+            producer
+                .send(topic, key.as_bytes(), Some(i.to_string().as_bytes()))
+                .await
+                .unwrap(),
+        );
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
 }
 
 /// Reads up to `n` records (or until `idle` passes without one): (partition, offset, key, value).
@@ -54,32 +73,15 @@ async fn offsets_survive_batches_group_commits_and_a_broker_restart() {
     let topic = "proof";
     ensure_topics(
         &settings,
-        &[TopicSpec {
-            name: topic.into(),
-            partitions: PARTITIONS,
-            replication_factor: Some(1),
-            config: vec![],
-        }],
+        &[TopicSpec::new(topic, PARTITIONS).replicated(1)],
     )
     .await
     .unwrap();
 
     let producer = Producer::new(&settings).unwrap();
     let started = Instant::now();
-    for batch in 0..RECORDS / 1000 {
-        let mut deliveries = Vec::new();
-        for i in batch * 1000..(batch + 1) * 1000 {
-            let key = format!("k{}", i % 97);
-            deliveries.push(
-                producer
-                    .send(topic, key.as_bytes(), Some(i.to_string().as_bytes()))
-                    .await
-                    .unwrap(),
-            );
-        }
-        for delivery in deliveries {
-            delivery.await.unwrap();
-        }
+    for batch in 0..(RECORDS / 1000) as u64 {
+        send_numbered(&producer, topic, batch * 1000..(batch + 1) * 1000, 97).await;
     }
     println!("produced {RECORDS} records in {:?}", started.elapsed());
 
@@ -178,48 +180,21 @@ async fn acknowledged_records_survive_a_crash_while_production_goes_on() {
     let topic = "crash-proof";
     ensure_topics(
         &settings,
-        &[TopicSpec {
-            name: topic.into(),
-            partitions: PARTITIONS,
-            replication_factor: Some(1),
-            config: vec![],
-        }],
+        &[TopicSpec::new(topic, PARTITIONS).replicated(1)],
     )
     .await
     .unwrap();
     let producer = Producer::new(&settings).unwrap();
     let send = |from: u64, to: u64| {
         let producer = producer.clone();
-        async move {
-            let mut deliveries = Vec::new();
-            for i in from..to {
-                let key = format!("k{}", i % 13);
-                deliveries.push(
-                    producer
-                        .send(topic, key.as_bytes(), Some(i.to_string().as_bytes()))
-                        .await
-                        .unwrap(),
-                );
-            }
-            for delivery in deliveries {
-                delivery.await.unwrap();
-            }
-        }
+        async move { send_numbered(&producer, topic, from..to, 13).await }
     };
     send(0, 500).await;
     // A topic created just before the crash keeps its records too.
     let late = "crash-proof-late";
-    ensure_topics(
-        &settings,
-        &[TopicSpec {
-            name: late.into(),
-            partitions: PARTITIONS,
-            replication_factor: Some(1),
-            config: vec![],
-        }],
-    )
-    .await
-    .unwrap();
+    ensure_topics(&settings, &[TopicSpec::new(late, PARTITIONS).replicated(1)])
+        .await
+        .unwrap();
     for i in 0..100u64 {
         producer
             .send(late, b"k", Some(i.to_string().as_bytes()))

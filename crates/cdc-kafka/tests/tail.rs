@@ -34,17 +34,9 @@ async fn a_span_of_aborted_records_is_not_an_empty_partition() {
     let broker = KafkaBroker::start(dir.path()).unwrap();
     let settings = KafkaSettings::new(broker.bootstrap());
     let topic = "tail";
-    ensure_topics(
-        &settings,
-        &[TopicSpec {
-            name: topic.into(),
-            partitions: 1,
-            replication_factor: Some(1),
-            config: vec![],
-        }],
-    )
-    .await
-    .unwrap();
+    ensure_topics(&settings, &[TopicSpec::new(topic, 1).replicated(1)])
+        .await
+        .unwrap();
     let empty = read_tail(&settings, topic, 0, 64, TIMEOUT).await.unwrap();
     assert!(empty.records.is_empty() && empty.whole_partition);
 

@@ -86,18 +86,7 @@ impl BatchBuilder {
         let mut source: Vec<Column> = self.kinds.iter().map(|k| Column::new(k, len)).collect();
         // Created at the first row with an old image, null for the rows before it.
         let mut before: Option<Before> = None;
-        let mut op = StringBuilder::with_capacity(len, len);
-        let mut lsn = Int64Builder::with_capacity(len);
-        let mut commit_lsn = Int64Builder::with_capacity(len);
-        let mut ordinal = Int64Builder::with_capacity(len);
-        let mut xid = Int64Builder::with_capacity(len);
-        let mut commit_ts = TimestampMicrosecondBuilder::with_capacity(len).with_timezone("UTC");
-        let mut snapshot = BooleanBuilder::with_capacity(len);
-        let mut toast = ListBuilder::with_capacity(StringBuilder::new(), len)
-            .with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
-        let mut identity_only = BooleanBuilder::with_capacity(len);
-        let mut partition = Int32Builder::with_capacity(len);
-        let mut offset = Int64Builder::with_capacity(len);
+        let mut metadata = Metadata::with_capacity(len);
         for (at, row) in rows.iter().enumerate() {
             // No earlier row has a shape error or a misfit, so this is the first error.
             self.check_shape(row)?;
@@ -122,31 +111,7 @@ impl BatchBuilder {
                 }
                 (None, None) => {}
             }
-            let source = &event.source;
-            op.append_value(op_code(event.op));
-            lsn.append_value(lsn_i64(source.lsn.0));
-            commit_lsn.append_value(lsn_i64(source.commit_lsn.0));
-            ordinal.append_value(i64::try_from(source.ordinal).unwrap_or(i64::MAX));
-            xid.append_option(source.xid.map(|x| i64::from(x.0)));
-            commit_ts.append_value(source.commit_ts_us);
-            snapshot.append_value(source.snapshot);
-            let mut unchanged = false;
-            if let Some(after) = &event.after {
-                for (value, column) in after.iter().zip(&self.table.columns) {
-                    if matches!(value, Value::UnchangedToast) {
-                        toast.values().append_value(&column.name);
-                        unchanged = true;
-                    }
-                }
-            }
-            if unchanged {
-                toast.append(true);
-            } else {
-                toast.append_null();
-            }
-            identity_only.append_value(event.before_identity_only);
-            partition.append_value(row.partition);
-            offset.append_value(row.offset);
+            metadata.append(row, &self.table);
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (i, column) in source.into_iter().enumerate() {
@@ -156,21 +121,11 @@ impl BatchBuilder {
                     .map_err(|found| self.value_error(i, found))?,
             );
         }
-        columns.push(Arc::new(op.finish()));
-        columns.push(Arc::new(lsn.finish()));
-        columns.push(Arc::new(commit_lsn.finish()));
-        columns.push(Arc::new(ordinal.finish()));
-        columns.push(Arc::new(xid.finish()));
-        columns.push(Arc::new(commit_ts.finish()));
-        columns.push(Arc::new(snapshot.finish()));
-        columns.push(Arc::new(toast.finish()));
-        columns.push(match before {
+        let before = match before {
             Some(before) => self.before(before)?,
             None => Arc::new(StructArray::new_null(self.before_fields.clone(), len)),
-        });
-        columns.push(Arc::new(identity_only.finish()));
-        columns.push(Arc::new(partition.finish()));
-        columns.push(Arc::new(offset.finish()));
+        };
+        metadata.finish(&mut columns, before);
         RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(LakeError::shape(format!("batch of {}", self.table.name)))
     }
@@ -236,6 +191,87 @@ impl BatchBuilder {
             column: self.table.columns[index].name.clone(),
             found,
         }
+    }
+}
+
+/// The builders of the lake's metadata columns (`_op` to `_offset`, around `_before`).
+struct Metadata {
+    op: StringBuilder,
+    lsn: Int64Builder,
+    commit_lsn: Int64Builder,
+    ordinal: Int64Builder,
+    xid: Int64Builder,
+    commit_ts: TimestampMicrosecondBuilder,
+    snapshot: BooleanBuilder,
+    toast: ListBuilder<StringBuilder>,
+    identity_only: BooleanBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+}
+
+impl Metadata {
+    fn with_capacity(len: usize) -> Self {
+        Metadata {
+            op: StringBuilder::with_capacity(len, len),
+            lsn: Int64Builder::with_capacity(len),
+            commit_lsn: Int64Builder::with_capacity(len),
+            ordinal: Int64Builder::with_capacity(len),
+            xid: Int64Builder::with_capacity(len),
+            commit_ts: TimestampMicrosecondBuilder::with_capacity(len).with_timezone("UTC"),
+            snapshot: BooleanBuilder::with_capacity(len),
+            toast: ListBuilder::with_capacity(StringBuilder::new(), len)
+                .with_field(Arc::new(Field::new("item", DataType::Utf8, false))),
+            identity_only: BooleanBuilder::with_capacity(len),
+            partition: Int32Builder::with_capacity(len),
+            offset: Int64Builder::with_capacity(len),
+        }
+    }
+
+    /// Appends the metadata of `row`, a change of `table`.
+    fn append(&mut self, row: &LakeRow, table: &TableSchema) {
+        let event = &row.event;
+        let source = &event.source;
+        self.op.append_value(op_code(event.op));
+        self.lsn.append_value(lsn_i64(source.lsn.0));
+        self.commit_lsn.append_value(lsn_i64(source.commit_lsn.0));
+        self.ordinal
+            .append_value(i64::try_from(source.ordinal).unwrap_or(i64::MAX));
+        self.xid.append_option(source.xid.map(|x| i64::from(x.0)));
+        self.commit_ts.append_value(source.commit_ts_us);
+        self.snapshot.append_value(source.snapshot);
+        let mut unchanged = false;
+        if let Some(after) = &event.after {
+            for (value, column) in after.iter().zip(&table.columns) {
+                if matches!(value, Value::UnchangedToast) {
+                    self.toast.values().append_value(&column.name);
+                    unchanged = true;
+                }
+            }
+        }
+        if unchanged {
+            self.toast.append(true);
+        } else {
+            self.toast.append_null();
+        }
+        self.identity_only.append_value(event.before_identity_only);
+        self.partition.append_value(row.partition);
+        self.offset.append_value(row.offset);
+    }
+
+    /// Pushes the metadata columns onto `columns` (the source columns), `before` in its place.
+    fn finish(mut self, columns: &mut Vec<ArrayRef>, before: ArrayRef) {
+        columns.push(Arc::new(self.op.finish()));
+        columns.push(Arc::new(self.lsn.finish()));
+        columns.push(Arc::new(self.commit_lsn.finish()));
+        columns.push(Arc::new(self.ordinal.finish()));
+        columns.push(Arc::new(self.xid.finish()));
+        columns.push(Arc::new(self.commit_ts.finish()));
+        columns.push(Arc::new(self.snapshot.finish()));
+        columns.push(Arc::new(self.toast.finish()));
+        columns.push(before);
+        columns.push(Arc::new(self.identity_only.finish()));
+        columns.push(Arc::new(self.partition.finish()));
+        columns.push(Arc::new(self.offset.finish()));
     }
 }
 
@@ -611,270 +647,7 @@ pub(crate) fn is_null_at(array: &dyn arrow_array::Array, i: usize) -> bool {
 /// The column-by-column build the one-pass [`BatchBuilder::build`] replaced, kept as the
 /// reference its tests compare with.
 #[cfg(test)]
-mod reference {
-    use std::sync::Arc;
-
-    use arrow_array::builder::{
-        BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-        Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-        Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
-    };
-    use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
-    use arrow_buffer::{NullBuffer, OffsetBuffer};
-    use arrow_schema::{DataType, Field, Fields};
-    use cdc_core::Value;
-
-    use super::{absent, lsn_i64, scaled_decimal, uuid_text, BatchBuilder, LakeRow};
-    use crate::columns::{column_field, Kind};
-    use crate::values::{lake_days, lake_micros};
-    use crate::LakeError;
-
-    impl BatchBuilder {
-        /// [`BatchBuilder::build`] as it was: column by column, the reference the tests hold
-        /// the one-pass build to.
-        pub(crate) fn build_reference(&self, rows: &[LakeRow]) -> Result<RecordBatch, LakeError> {
-            let width = self.table.columns.len();
-            for row in rows {
-                for image in [row.event.before.as_ref(), row.event.after.as_ref()]
-                    .into_iter()
-                    .flatten()
-                {
-                    if image.len() != width {
-                        return Err(LakeError::bad_shape(format!(
-                            "a row of {} has {} values, the table has {width} columns",
-                            self.table.name,
-                            image.len()
-                        )));
-                    }
-                }
-            }
-            let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-            for (i, kind) in self.kinds.iter().enumerate() {
-                let values: Vec<Option<&Value>> =
-                    rows.iter().map(|r| r.image().map(|row| &row[i])).collect();
-                columns.push(self.column_reference(i, kind, &values)?);
-            }
-
-            let mut op = StringBuilder::with_capacity(rows.len(), rows.len());
-            let mut lsn = Int64Builder::with_capacity(rows.len());
-            let mut commit_lsn = Int64Builder::with_capacity(rows.len());
-            let mut ordinal = Int64Builder::with_capacity(rows.len());
-            let mut xid = Int64Builder::with_capacity(rows.len());
-            let mut commit_ts =
-                TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-            let mut snapshot = BooleanBuilder::with_capacity(rows.len());
-            let mut toast = ListBuilder::new(StringBuilder::new())
-                .with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
-            let mut identity_only = BooleanBuilder::with_capacity(rows.len());
-            let mut partition = Int32Builder::with_capacity(rows.len());
-            let mut offset = Int64Builder::with_capacity(rows.len());
-            for row in rows {
-                let source = &row.event.source;
-                op.append_value(row.event.op.code().to_string());
-                lsn.append_value(lsn_i64(source.lsn.0));
-                commit_lsn.append_value(lsn_i64(source.commit_lsn.0));
-                ordinal.append_value(i64::try_from(source.ordinal).unwrap_or(i64::MAX));
-                xid.append_option(source.xid.map(|x| i64::from(x.0)));
-                commit_ts.append_value(source.commit_ts_us);
-                snapshot.append_value(source.snapshot);
-                let unchanged: Vec<&str> = row
-                    .event
-                    .after
-                    .iter()
-                    .flat_map(|after| {
-                        after
-                            .iter()
-                            .zip(&self.table.columns)
-                            .filter(|(v, _)| matches!(v, Value::UnchangedToast))
-                            .map(|(_, c)| c.name.as_str())
-                    })
-                    .collect();
-                if unchanged.is_empty() {
-                    toast.append_null();
-                } else {
-                    for name in unchanged {
-                        toast.values().append_value(name);
-                    }
-                    toast.append(true);
-                }
-                identity_only.append_value(row.event.before_identity_only);
-                partition.append_value(row.partition);
-                offset.append_value(row.offset);
-            }
-            columns.push(Arc::new(op.finish()));
-            columns.push(Arc::new(lsn.finish()));
-            columns.push(Arc::new(commit_lsn.finish()));
-            columns.push(Arc::new(ordinal.finish()));
-            columns.push(Arc::new(xid.finish()));
-            columns.push(Arc::new(commit_ts.finish()));
-            columns.push(Arc::new(snapshot.finish()));
-            columns.push(Arc::new(toast.finish()));
-            columns.push(self.before_reference(rows)?);
-            columns.push(Arc::new(identity_only.finish()));
-            columns.push(Arc::new(partition.finish()));
-            columns.push(Arc::new(offset.finish()));
-            RecordBatch::try_new(self.schema.clone(), columns)
-                .map_err(LakeError::shape(format!("batch of {}", self.table.name)))
-        }
-
-        /// The `_before` struct column: the old row when the source sent one.
-        fn before_reference(&self, rows: &[LakeRow]) -> Result<ArrayRef, LakeError> {
-            let fields: Fields = self.table.columns.iter().map(column_field).collect();
-            let mut children = Vec::with_capacity(self.kinds.len());
-            for (i, kind) in self.kinds.iter().enumerate() {
-                let values: Vec<Option<&Value>> = rows
-                    .iter()
-                    .map(|r| r.event.before.as_ref().map(|row| &row[i]))
-                    .collect();
-                children.push(self.column_reference(i, kind, &values)?);
-            }
-            let nulls = NullBuffer::from(
-                rows.iter()
-                    .map(|r| r.event.before.is_some())
-                    .collect::<Vec<bool>>(),
-            );
-            let array = StructArray::try_new(fields, children, Some(nulls))
-                .map_err(LakeError::shape(format!("_before of {}", self.table.name)))?;
-            Ok(Arc::new(array))
-        }
-
-        fn column_reference(
-            &self,
-            index: usize,
-            kind: &Kind,
-            values: &[Option<&Value>],
-        ) -> Result<ArrayRef, LakeError> {
-            array(kind, values).map_err(|found| LakeError::Value {
-                table: self.table.name.to_string(),
-                column: self.table.columns[index].name.clone(),
-                found,
-            })
-        }
-    }
-
-    /// An Arrow array of `kind` from `values`; `Err` describes the first value that does not fit.
-    pub(crate) fn array(kind: &Kind, values: &[Option<&Value>]) -> Result<ArrayRef, String> {
-        macro_rules! primitive {
-            ($builder:ty, $variant:path) => {
-                primitive!($builder, $variant, |v| v)
-            };
-            ($builder:ty, $variant:path, $lake:expr) => {{
-                let mut builder = <$builder>::with_capacity(values.len());
-                for value in values {
-                    match value {
-                        Some($variant(v)) => builder.append_value($lake(v.clone())),
-                        v if absent(*v) => builder.append_null(),
-                        Some(other) => return Err(format!("{other:?}")),
-                        None => builder.append_null(),
-                    }
-                }
-                Arc::new(builder.finish()) as ArrayRef
-            }};
-        }
-        Ok(match kind {
-            Kind::Bool => primitive!(BooleanBuilder, Value::Bool),
-            Kind::Int16 => primitive!(Int16Builder, Value::Int16),
-            Kind::Int32 => primitive!(Int32Builder, Value::Int32),
-            Kind::Int64 => primitive!(Int64Builder, Value::Int64),
-            Kind::Float32 => primitive!(Float32Builder, Value::Float32),
-            Kind::Float64 => primitive!(Float64Builder, Value::Float64),
-            Kind::Date => primitive!(Date32Builder, Value::Date, lake_days),
-            Kind::Time => primitive!(Time64MicrosecondBuilder, Value::Time),
-            Kind::Timestamp => {
-                primitive!(TimestampMicrosecondBuilder, Value::Timestamp, lake_micros)
-            }
-            Kind::TimestampTz => {
-                let mut builder =
-                    TimestampMicrosecondBuilder::with_capacity(values.len()).with_timezone("UTC");
-                for value in values {
-                    match value {
-                        Some(Value::TimestampTz(v)) => builder.append_value(lake_micros(*v)),
-                        v if absent(*v) => builder.append_null(),
-                        Some(other) => return Err(format!("{other:?}")),
-                        None => builder.append_null(),
-                    }
-                }
-                Arc::new(builder.finish())
-            }
-            Kind::Decimal(precision, scale) => {
-                let mut builder = Decimal128Builder::with_capacity(values.len());
-                for value in values {
-                    match value {
-                        Some(Value::Numeric(text)) => builder.append_value(
-                            scaled_decimal(text, *scale)
-                                .ok_or_else(|| format!("numeric {text:?} for scale {scale}"))?,
-                        ),
-                        v if absent(*v) => builder.append_null(),
-                        Some(other) => return Err(format!("{other:?}")),
-                        None => builder.append_null(),
-                    }
-                }
-                Arc::new(
-                    builder
-                        .finish()
-                        .with_precision_and_scale(*precision, *scale)
-                        .map_err(|e| e.to_string())?,
-                )
-            }
-            Kind::Utf8 => {
-                let mut builder = StringBuilder::with_capacity(values.len(), values.len() * 16);
-                for value in values {
-                    match value {
-                        Some(
-                            Value::Text(s) | Value::Numeric(s) | Value::Json(s) | Value::Other(s),
-                        ) => builder.append_value(s),
-                        Some(Value::Uuid(bytes)) => builder.append_value(uuid_text(bytes)),
-                        v if absent(*v) => builder.append_null(),
-                        Some(other) => return Err(format!("{other:?}")),
-                        None => builder.append_null(),
-                    }
-                }
-                Arc::new(builder.finish())
-            }
-            Kind::Binary => {
-                let mut builder = BinaryBuilder::with_capacity(values.len(), values.len() * 16);
-                for value in values {
-                    match value {
-                        Some(Value::Bytes(bytes)) => builder.append_value(bytes),
-                        v if absent(*v) => builder.append_null(),
-                        Some(other) => return Err(format!("{other:?}")),
-                        None => builder.append_null(),
-                    }
-                }
-                Arc::new(builder.finish())
-            }
-            Kind::List(element) => {
-                let mut offsets = Vec::with_capacity(values.len() + 1);
-                offsets.push(0i32);
-                let mut items: Vec<Option<&Value>> = Vec::new();
-                let mut valid = Vec::with_capacity(values.len());
-                for value in values {
-                    match value {
-                        Some(Value::Array(elements)) => {
-                            items.extend(elements.iter().map(Some));
-                            valid.push(true);
-                        }
-                        v if absent(*v) => valid.push(false),
-                        Some(other) => return Err(format!("{other:?}")),
-                        None => valid.push(false),
-                    }
-                    offsets.push(i32::try_from(items.len()).map_err(|_| "array too large")?);
-                }
-                let child = array(element, &items)?;
-                let field = Arc::new(Field::new("item", element.data_type(), true));
-                Arc::new(
-                    ListArray::try_new(
-                        field,
-                        OffsetBuffer::new(offsets.into()),
-                        child,
-                        Some(NullBuffer::from(valid)),
-                    )
-                    .map_err(|e| e.to_string())?,
-                )
-            }
-        })
-    }
-}
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -1195,9 +968,15 @@ mod tests {
             Value::Null,
         ];
         let builder = BatchBuilder::new(small_table());
-        let error = builder
-            .build(&[row(Op::Insert, None, Some(values.clone()))])
-            .unwrap_err();
+        // The error of a batch inserting `images`.
+        let insert_error = |images: &[&Vec<Value>]| {
+            let rows: Vec<LakeRow> = images
+                .iter()
+                .map(|image| row(Op::Insert, None, Some((*image).clone())))
+                .collect();
+            builder.build(&rows).unwrap_err()
+        };
+        let error = insert_error(&[&values]);
         assert!(
             matches!(&error, LakeError::Value { column, found, .. }
                 if column == "price" && found == "numeric \"1.234\" for scale 2"),
@@ -1205,9 +984,7 @@ mod tests {
         );
         values[1] = Value::Null;
         values[5] = Value::Text("2026-11-28".into());
-        let error = builder
-            .build(&[row(Op::Insert, None, Some(values.clone()))])
-            .unwrap_err();
+        let error = insert_error(&[&values]);
         assert!(
             matches!(&error, LakeError::Value { column, .. } if column == "day"),
             "{error:?}"
@@ -1216,12 +993,7 @@ mod tests {
         // their elements', as the column-by-column build always reported them.
         let mut other = values.clone();
         other[1] = Value::Numeric("NaN".into());
-        let error = builder
-            .build(&[
-                row(Op::Insert, None, Some(values.clone())),
-                row(Op::Insert, None, Some(other)),
-            ])
-            .unwrap_err();
+        let error = insert_error(&[&values, &other]);
         assert!(
             matches!(&error, LakeError::Value { column, .. } if column == "price"),
             "{error:?}"
@@ -1230,21 +1002,14 @@ mod tests {
         let mut other = values.clone();
         values[4] = Value::Array(vec![Value::Int32(1), Value::Text("x".into())]);
         other[4] = Value::Text("y".into());
-        let error = builder
-            .build(&[
-                row(Op::Insert, None, Some(values.clone())),
-                row(Op::Insert, None, Some(other)),
-            ])
-            .unwrap_err();
+        let error = insert_error(&[&values, &other]);
         assert!(
             matches!(&error, LakeError::Value { column, found, .. }
                 if column == "counts" && found == "Text(\"y\")"),
             "{error:?}"
         );
         values.pop();
-        let error = builder
-            .build(&[row(Op::Insert, None, Some(values))])
-            .unwrap_err();
+        let error = insert_error(&[&values]);
         assert!(matches!(error, LakeError::Shape { .. }), "{error:?}");
     }
 

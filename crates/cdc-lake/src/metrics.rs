@@ -1,10 +1,8 @@
 //! Prometheus metrics of the lake writer (`totesys_cdc_lake_*`).
 
-use cdc_core::Metric;
+use cdc_core::{Metric, MetricSet};
 use prometheus::core::Collector;
-use prometheus::{
-    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
-};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
 /// Rows per lake file written.
 pub const FILE_ROWS: Metric =
@@ -116,37 +114,8 @@ pub struct LakeMetrics {
     pub consumer_lag: IntGaugeVec,
 }
 
-impl LakeMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let metrics = Self::unregistered()?;
-        cdc_core::register_all(registry, metrics.collectors())?;
-        Ok(metrics)
-    }
-
-    /// Every metric, as collectors (for registering, and for listing what is exported).
-    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.records.clone()),
-            Box::new(self.rows.clone()),
-            Box::new(self.files.clone()),
-            Box::new(self.bytes.clone()),
-            Box::new(self.files_adopted.clone()),
-            Box::new(self.duplicate_changes.clone()),
-            Box::new(self.dead_letters.clone()),
-            Box::new(self.file_rows.clone()),
-            Box::new(self.flush_seconds.clone()),
-            Box::new(self.commit_to_lake_seconds.clone()),
-            Box::new(self.commit_errors.clone()),
-            Box::new(self.consumer_fatal_errors.clone()),
-            Box::new(self.rows_buffered.clone()),
-            Box::new(self.partitions_assigned.clone()),
-            Box::new(self.consumer_lag.clone()),
-        ]
-    }
-
-    /// Creates the metrics without registering them anywhere (tests, embedding).
-    pub fn unregistered() -> Result<Self, prometheus::Error> {
+impl MetricSet for LakeMetrics {
+    fn unregistered() -> Result<Self, prometheus::Error> {
         let by_table = &["table"];
         Ok(LakeMetrics {
             records: IntCounterVec::new(RECORDS_TOTAL.opts(), &["topic"])?,
@@ -178,5 +147,25 @@ impl LakeMetrics {
             partitions_assigned: IntGauge::with_opts(PARTITIONS_ASSIGNED.opts())?,
             consumer_lag: IntGaugeVec::new(CONSUMER_LAG_RECORDS.opts(), &["topic", "partition"])?,
         })
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        cdc_core::collectors![
+            self.records,
+            self.rows,
+            self.files,
+            self.bytes,
+            self.files_adopted,
+            self.duplicate_changes,
+            self.dead_letters,
+            self.file_rows,
+            self.flush_seconds,
+            self.commit_to_lake_seconds,
+            self.commit_errors,
+            self.consumer_fatal_errors,
+            self.rows_buffered,
+            self.partitions_assigned,
+            self.consumer_lag
+        ]
     }
 }

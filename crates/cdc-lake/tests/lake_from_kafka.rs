@@ -405,10 +405,7 @@ async fn check_against_source(stack: &Stack, dir: &Path, expected: &BTreeSet<(St
 }
 
 async fn start_source(stack: &Stack, variant: SchemaVariant) -> cdc_stack::Capture {
-    cdc_sim::create_schema(&stack.client, variant)
-        .await
-        .unwrap();
-    cdc_sim::seed(&stack.client, 5).await.unwrap();
+    stack.totesys(variant, 5).await;
     stack
         .start_capture(PublishConfig {
             // The transaction topic is not a change topic: the writers must leave it alone.

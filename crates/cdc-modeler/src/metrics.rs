@@ -1,8 +1,8 @@
 //! Prometheus metrics of the modeler (`totesys_cdc_modeler_*`).
 
-use cdc_core::Metric;
+use cdc_core::{Metric, MetricSet};
 use prometheus::core::Collector;
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
 /// Source commit to warehouse commit, per applied change.
 pub const FRESHNESS_SECONDS: Metric = Metric::new(
@@ -115,37 +115,8 @@ pub struct ModelerMetrics {
     pub errors: IntCounterVec,
 }
 
-impl ModelerMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let metrics = Self::unregistered()?;
-        cdc_core::register_all(registry, metrics.collectors())?;
-        Ok(metrics)
-    }
-
-    /// Every metric, as collectors (for registering, and for listing what is exported).
-    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.freshness_seconds.clone()),
-            Box::new(self.transactions.clone()),
-            Box::new(self.changes.clone()),
-            Box::new(self.applies.clone()),
-            Box::new(self.apply_seconds.clone()),
-            Box::new(self.apply_transactions.clone()),
-            Box::new(self.rejected.clone()),
-            Box::new(self.truncates.clone()),
-            Box::new(self.files_read.clone()),
-            Box::new(self.duplicate_changes.clone()),
-            Box::new(self.pending_transactions.clone()),
-            Box::new(self.watermark_lsn.clone()),
-            Box::new(self.watermark_commit_seconds.clone()),
-            Box::new(self.processed_files.clone()),
-            Box::new(self.errors.clone()),
-        ]
-    }
-
-    /// Creates the metrics without registering them anywhere (tests, embedding).
-    pub fn unregistered() -> Result<Self, prometheus::Error> {
+impl MetricSet for ModelerMetrics {
+    fn unregistered() -> Result<Self, prometheus::Error> {
         let seconds = vec![
             0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0,
             120.0, 300.0,
@@ -173,5 +144,25 @@ impl ModelerMetrics {
             processed_files: IntCounter::with_opts(PROCESSED_FILES_TOTAL.opts())?,
             errors: IntCounterVec::new(ERRORS_TOTAL.opts(), &["kind"])?,
         })
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        cdc_core::collectors![
+            self.freshness_seconds,
+            self.transactions,
+            self.changes,
+            self.applies,
+            self.apply_seconds,
+            self.apply_transactions,
+            self.rejected,
+            self.truncates,
+            self.files_read,
+            self.duplicate_changes,
+            self.pending_transactions,
+            self.watermark_lsn,
+            self.watermark_commit_seconds,
+            self.processed_files,
+            self.errors
+        ]
     }
 }

@@ -19,7 +19,7 @@ use crate::source::{int, text, Change, ChangeOp, Row, SourceTxn};
 use crate::spec::{source_key, Dim, Fact, From, JOINED, MIRRORED, UNKNOWN};
 
 /// The address columns `dim_location` and `dim_counterparty` take, in contract order.
-const ADDRESS_COLUMNS: [&str; 7] = [
+pub const ADDRESS_COLUMNS: [&str; 7] = [
     "address_line_1",
     "address_line_2",
     "district",

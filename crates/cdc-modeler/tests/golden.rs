@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use cdc_core::Lsn;
+use cdc_core::MetricSet;
 use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, Row, SourceTxn};
 use cdc_testkit::TestDb;
 use serde_json::Value as Json;

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cdc_core::MetricSet;
 use cdc_lake::LakeStore;
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
@@ -46,16 +47,10 @@ impl Pipeline {
     async fn start() -> Pipeline {
         cdc_stack::log_to_test_output();
         let stack = Stack::start().await;
-        cdc_sim::create_schema(&stack.client, SchemaVariant::default())
-            .await
-            .unwrap();
-        cdc_sim::seed(&stack.client, 3).await.unwrap();
+        stack.totesys(SchemaVariant::default(), 3).await;
         record_history(&stack.client).await;
         let capture = stack
-            .start_capture(PublishConfig {
-                transaction_topic: true,
-                ..PublishConfig::default()
-            })
+            .start_capture(PublishConfig::with_transaction_topic())
             .await;
         let lake_dir = tempfile::tempdir().unwrap();
         let lake = LakeStore::open(lake_dir.path().to_str().unwrap()).unwrap();
@@ -274,15 +269,7 @@ fn dimension_rows(
     state: &HashMap<&str, BTreeMap<i64, serde_json::Map<String, Json>>>,
 ) -> BTreeMap<&'static str, BTreeMap<i64, Vec<Option<String>>>> {
     let mut out: BTreeMap<&'static str, BTreeMap<i64, Vec<Option<String>>>> = BTreeMap::new();
-    let address_columns = [
-        "address_line_1",
-        "address_line_2",
-        "district",
-        "city",
-        "postal_code",
-        "country",
-        "phone",
-    ];
+    let address_columns = cdc_modeler::plan::ADDRESS_COLUMNS;
     for (key, s) in &state["staff"] {
         let d = s["department_id"]
             .as_i64()
@@ -363,15 +350,7 @@ async fn warehouse_dimension_history(
         (
             "dim_location",
             "location_id",
-            &[
-                "address_line_1",
-                "address_line_2",
-                "district",
-                "city",
-                "postal_code",
-                "country",
-                "phone",
-            ],
+            &cdc_modeler::plan::ADDRESS_COLUMNS,
         ),
         (
             "dim_counterparty",

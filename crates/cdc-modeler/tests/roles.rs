@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use cdc_core::Lsn;
+use cdc_core::MetricSet;
 use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, SourceTxn};
 use cdc_testkit::TestDb;
 

@@ -296,10 +296,7 @@ async fn every_type_comes_out_of_every_stage_as_the_source_prints_it() {
     stack.client.batch_execute(SCHEMA).await.unwrap();
     stack.client.batch_execute(ROWS).await.unwrap();
     let capture = stack
-        .start_capture(PublishConfig {
-            transaction_topic: true,
-            ..PublishConfig::default()
-        })
+        .start_capture(PublishConfig::with_transaction_topic())
         .await;
     stack.wait_snapshot_done(&capture).await;
     stack

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cdc_core::Metric;
+use cdc_core::{Metric, MetricSet};
 use prometheus::core::Collector;
 use prometheus::{Gauge, IntCounterVec, IntGauge};
 
@@ -41,26 +41,11 @@ pub struct CaptureMetrics {
 
 impl CaptureMetrics {
     /// Creates the metrics over `positions` and registers them in `registry`.
-    pub fn register(
+    pub fn register_over(
         registry: &prometheus::Registry,
         positions: &Arc<SlotPositions>,
     ) -> Result<Self, prometheus::Error> {
-        let metrics = Self::over(positions.clone())?;
-        cdc_core::register_all(registry, metrics.collectors())?;
-        Ok(metrics)
-    }
-
-    /// Creates the metrics without registering them anywhere (for listing them).
-    pub fn unregistered() -> Result<Self, prometheus::Error> {
-        Self::over(Arc::default())
-    }
-
-    /// Every metric, as collectors.
-    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.errors.clone()),
-            Box::new(self.positions.clone()),
-        ]
+        Self::over(positions.clone())?.registered_in(registry)
     }
 
     fn over(positions: Arc<SlotPositions>) -> Result<Self, prometheus::Error> {
@@ -73,6 +58,17 @@ impl CaptureMetrics {
                 positions,
             },
         })
+    }
+}
+
+impl MetricSet for CaptureMetrics {
+    /// Over positions nothing updates (for listing the metrics).
+    fn unregistered() -> Result<Self, prometheus::Error> {
+        Self::over(Arc::default())
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        cdc_core::collectors![self.errors, self.positions]
     }
 }
 

@@ -1331,45 +1331,51 @@ mod tests {
         )
     }
 
-    fn update_key_change() -> Case {
-        let old = vec![text("1"), TupleValue::Null];
-        let new = vec![text("2"), text("9.99")];
+    /// An update carrying its old row: after `b'K'` the old key, after `b'O'` all of it.
+    fn update_with_old(
+        name: &'static str,
+        old_tag: u8,
+        old: Vec<TupleValue>,
+        new: Vec<TupleValue>,
+    ) -> Case {
+        let wire = Wire::new(b'U')
+            .u32(16_385)
+            .u8(old_tag)
+            .tuple(&old)
+            .u8(b'N')
+            .tuple(&new);
+        let old = match old_tag {
+            b'K' => OldTuple::Key(TupleData(old)),
+            _ => OldTuple::Full(TupleData(old)),
+        };
         case(
-            "update of the key (K then N)",
+            name,
             Decoder::new(1, false),
-            Wire::new(b'U')
-                .u32(16_385)
-                .u8(b'K')
-                .tuple(&old)
-                .u8(b'N')
-                .tuple(&new),
+            wire,
             PgOutputMessage::Update(Update {
                 xid: None,
                 relation: TableId(16_385),
-                old: Some(OldTuple::Key(TupleData(old.clone()))),
-                new: TupleData(new.clone()),
+                old: Some(old),
+                new: TupleData(new),
             }),
         )
     }
 
+    fn update_key_change() -> Case {
+        update_with_old(
+            "update of the key (K then N)",
+            b'K',
+            vec![text("1"), TupleValue::Null],
+            vec![text("2"), text("9.99")],
+        )
+    }
+
     fn update_full_with_toast() -> Case {
-        let old = vec![text("1"), text("a long description")];
-        let new = vec![text("1"), TupleValue::UnchangedToast];
-        case(
+        update_with_old(
             "update under REPLICA IDENTITY FULL with an unchanged TOAST value",
-            Decoder::new(1, false),
-            Wire::new(b'U')
-                .u32(16_385)
-                .u8(b'O')
-                .tuple(&old)
-                .u8(b'N')
-                .tuple(&new),
-            PgOutputMessage::Update(Update {
-                xid: None,
-                relation: TableId(16_385),
-                old: Some(OldTuple::Full(TupleData(old.clone()))),
-                new: TupleData(new.clone()),
-            }),
+            b'O',
+            vec![text("1"), text("a long description")],
+            vec![text("1"), TupleValue::UnchangedToast],
         )
     }
 
@@ -1510,48 +1516,32 @@ mod tests {
         }
     }
 
-    fn begin_prepare() -> Case {
+    /// A message carrying [`PrepareInfo`]: every tag but `b` (begin prepare) has a flags byte.
+    fn prepare_info_case(
+        name: &'static str,
+        tag: u8,
+        message: fn(PrepareInfo) -> PgOutputMessage,
+    ) -> Case {
+        let wire = Wire::new(tag);
+        let wire = if tag == b'b' { wire } else { wire.u8(0) };
         case(
-            "begin prepare",
+            name,
             Decoder::new(3, false),
-            Wire::new(b'b')
-                .u64(3000)
-                .u64(3050)
-                .time(T)
-                .u32(950)
-                .str("tx-950"),
-            PgOutputMessage::BeginPrepare(prepare_info_fields()),
+            wire.u64(3000).u64(3050).time(T).u32(950).str("tx-950"),
+            message(prepare_info_fields()),
         )
+    }
+
+    fn begin_prepare() -> Case {
+        prepare_info_case("begin prepare", b'b', PgOutputMessage::BeginPrepare)
     }
 
     fn prepare() -> Case {
-        case(
-            "prepare",
-            Decoder::new(3, false),
-            Wire::new(b'P')
-                .u8(0)
-                .u64(3000)
-                .u64(3050)
-                .time(T)
-                .u32(950)
-                .str("tx-950"),
-            PgOutputMessage::Prepare(prepare_info_fields()),
-        )
+        prepare_info_case("prepare", b'P', PgOutputMessage::Prepare)
     }
 
     fn stream_prepare() -> Case {
-        case(
-            "stream prepare",
-            Decoder::new(3, false),
-            Wire::new(b'p')
-                .u8(0)
-                .u64(3000)
-                .u64(3050)
-                .time(T)
-                .u32(950)
-                .str("tx-950"),
-            PgOutputMessage::StreamPrepare(prepare_info_fields()),
-        )
+        prepare_info_case("stream prepare", b'p', PgOutputMessage::StreamPrepare)
     }
 
     fn commit_prepared() -> Case {

@@ -186,11 +186,7 @@ async fn a_role_without_replication_gives_a_one_line_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wal_level_replica_gives_a_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    cdc_testkit::open_to_postgres(dir.path()).unwrap();
     let root = dir.path().join("replica");
     let cluster = PgCluster::ensure_running_with(&root, &[("wal_level", "replica")]).unwrap();
     let params = ConnectParams::parse(&cluster.superuser_conn_string("postgres")).unwrap();

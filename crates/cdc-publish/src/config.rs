@@ -78,6 +78,14 @@ impl Default for PublishConfig {
 }
 
 impl PublishConfig {
+    /// The defaults, with transaction boundaries written to the transaction topic.
+    pub fn with_transaction_topic() -> Self {
+        PublishConfig {
+            transaction_topic: true,
+            ..PublishConfig::default()
+        }
+    }
+
     /// The topic of `table`: `<prefix>.<schema>.<table>`, with characters Kafka does not
     /// allow in topic names replaced by `_`.
     pub fn topic_for(&self, table: &TableName) -> String {

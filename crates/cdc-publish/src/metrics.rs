@@ -1,8 +1,8 @@
 //! Prometheus metrics of capture's Kafka sink (`totesys_cdc_capture_*`).
 
-use cdc_core::Metric;
+use cdc_core::{Metric, MetricSet};
 use prometheus::core::Collector;
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 
 /// Time to commit one Kafka transaction.
 pub const KAFKA_COMMIT_SECONDS: Metric = Metric::new(
@@ -103,35 +103,8 @@ pub struct PublishMetrics {
     pub already_published: IntCounter,
 }
 
-impl PublishMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let metrics = Self::unregistered()?;
-        cdc_core::register_all(registry, metrics.collectors())?;
-        Ok(metrics)
-    }
-
-    /// Every metric, as collectors (for registering, and for listing what is exported).
-    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.events.clone()),
-            Box::new(self.records_acked.clone()),
-            Box::new(self.records_in_flight.clone()),
-            Box::new(self.bytes.clone()),
-            Box::new(self.delivery_errors.clone()),
-            Box::new(self.schema_registrations.clone()),
-            Box::new(self.schema_incompatible.clone()),
-            Box::new(self.encode_errors.clone()),
-            Box::new(self.kafka_transactions.clone()),
-            Box::new(self.kafka_transaction_failures.clone()),
-            Box::new(self.kafka_commit_seconds.clone()),
-            Box::new(self.kafka_transaction_sources.clone()),
-            Box::new(self.already_published.clone()),
-        ]
-    }
-
-    /// Creates the metrics without registering them anywhere (tests, embedding).
-    pub fn unregistered() -> Result<Self, prometheus::Error> {
+impl MetricSet for PublishMetrics {
+    fn unregistered() -> Result<Self, prometheus::Error> {
         let table = &["table"];
         Ok(PublishMetrics {
             events: IntCounterVec::new(EVENTS_TOTAL.opts(), &["table", "op"])?,
@@ -158,5 +131,23 @@ impl PublishMetrics {
             )?,
             already_published: IntCounter::with_opts(EVENTS_ALREADY_PUBLISHED_TOTAL.opts())?,
         })
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        cdc_core::collectors![
+            self.events,
+            self.records_acked,
+            self.records_in_flight,
+            self.bytes,
+            self.delivery_errors,
+            self.schema_registrations,
+            self.schema_incompatible,
+            self.encode_errors,
+            self.kafka_transactions,
+            self.kafka_transaction_failures,
+            self.kafka_commit_seconds,
+            self.kafka_transaction_sources,
+            self.already_published
+        ]
     }
 }

@@ -97,15 +97,8 @@ async fn confluent_python_client_reads_every_topic_and_sees_the_source_rows() {
         numeric_10_2: true,
         transaction_type_enum: true,
     };
-    cdc_sim::create_schema(&stack.client, variant)
-        .await
-        .unwrap();
-    cdc_sim::seed(&stack.client, 3).await.unwrap();
-    let publish = PublishConfig {
-        transaction_topic: true,
-        ..PublishConfig::default()
-    };
-    let capture = stack.start_capture(publish.clone()).await;
+    stack.totesys(variant, 3).await;
+    let publish = PublishConfig::with_transaction_topic();
     let workload = WorkloadConfig {
         rate_per_sec: 1_000.0,
         duration: None,
@@ -113,15 +106,7 @@ async fn confluent_python_client_reads_every_topic_and_sees_the_source_rows() {
         seed: 5,
         ..WorkloadConfig::default()
     };
-    let (_stop, never) = tokio::sync::watch::channel(false);
-    cdc_sim::run_workload(&stack.client, &workload, never)
-        .await
-        .unwrap();
-    stack
-        .wait_all_acked(&capture, Duration::from_secs(120))
-        .await;
-    let recorded = capture.events();
-    capture.stop().await.unwrap();
+    let (recorded, _) = stack.capture_workload(publish.clone(), &workload).await;
 
     let mut tables: BTreeMap<String, TableSchema> = BTreeMap::new();
     for event in &recorded {

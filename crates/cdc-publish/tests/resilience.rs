@@ -125,10 +125,7 @@ async fn check_exactly_once_after_dedup(
 /// A source seeded with `seed`, and capture past its initial snapshot (streaming).
 async fn streaming(seed: u64) -> (Stack, cdc_stack::Capture) {
     let stack = Stack::start().await;
-    cdc_sim::create_schema(&stack.client, SchemaVariant::default())
-        .await
-        .unwrap();
-    cdc_sim::seed(&stack.client, seed).await.unwrap();
+    stack.totesys(SchemaVariant::default(), seed).await;
     let capture = stack.start_capture(PublishConfig::default()).await;
     stack.wait_snapshot_done(&capture).await;
     (stack, capture)

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use apache_avro::types::Value as Avro;
 use cdc_avro::{decode_confluent, decode_key};
@@ -17,15 +16,8 @@ use cdc_testkit::rows::{replay, source_rows};
 
 async fn totesys_arrives_exactly(variant: SchemaVariant) {
     let stack = Stack::start().await;
-    cdc_sim::create_schema(&stack.client, variant)
-        .await
-        .unwrap();
-    cdc_sim::seed(&stack.client, 5).await.unwrap();
-    let publish = PublishConfig {
-        transaction_topic: true,
-        ..PublishConfig::default()
-    };
-    let capture = stack.start_capture(publish.clone()).await;
+    stack.totesys(variant, 5).await;
+    let publish = PublishConfig::with_transaction_topic();
     let workload = WorkloadConfig {
         rate_per_sec: 1_500.0,
         duration: None,
@@ -33,15 +25,7 @@ async fn totesys_arrives_exactly(variant: SchemaVariant) {
         seed: 17,
         ..WorkloadConfig::default()
     };
-    let (_stop, never) = tokio::sync::watch::channel(false);
-    let written = cdc_sim::run_workload(&stack.client, &workload, never)
-        .await
-        .unwrap();
-    stack
-        .wait_all_acked(&capture, Duration::from_secs(120))
-        .await;
-    let recorded = capture.events();
-    capture.stop().await.unwrap();
+    let (recorded, written) = stack.capture_workload(publish.clone(), &workload).await;
 
     let streamed = recorded.iter().filter(|e| !e.snapshot).count() as u64;
     let changed: u64 = written
@@ -108,17 +92,8 @@ async fn check_topic(
         let (_, decoded) = stack.decode(table, value).await;
         let position = position(&decoded);
         let key = record.key.clone().expect("every totesys table has a key");
-        let (_, key_row) = {
-            let (id, body) = decode_confluent(&key).unwrap();
-            let text = stack
-                .registry
-                .schema_by_id(cdc_registry::SchemaId(id))
-                .await
-                .unwrap();
-            let schema = apache_avro::Schema::parse_str(&text).unwrap();
-            let generic = cdc_avro::decode_value(&schema, body).unwrap();
-            (id, decode_key(table, &generic).unwrap())
-        };
+        let (_, generic_key) = stack.writer_value(&key).await;
+        let key_row = decode_key(table, &generic_key).unwrap();
         let row = match decoded.op {
             Op::Delete => decoded.before.as_ref(),
             _ => decoded.after.as_ref(),

@@ -35,6 +35,7 @@ impl From<u32> for SchemaId {
 
 /// One version of a subject: what `GET /subjects/{subject}/versions/{version}` returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RegisteredSchema {
     /// The subject.
     pub subject: String,
@@ -45,11 +46,7 @@ pub struct RegisteredSchema {
     /// The schema's JSON text.
     pub schema: String,
     /// `AVRO` when absent (Confluent omits it for Avro).
-    #[serde(
-        rename = "schemaType",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_type: Option<String>,
 }
 
@@ -62,14 +59,11 @@ pub(crate) struct ErrorBody {
 
 /// The body of register, lookup and compatibility requests (extra fields are ignored).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct SchemaRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
-    #[serde(
-        rename = "schemaType",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub references: Option<Vec<serde_json::Value>>,
@@ -85,13 +79,10 @@ pub(crate) struct RegisterResponse {
 
 /// The answer to `GET /schemas/ids/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct SchemaByIdResponse {
     pub schema: String,
-    #[serde(
-        rename = "schemaType",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_type: Option<String>,
 }
 
@@ -112,14 +103,11 @@ pub(crate) struct CompatibilityResponse {
 
 /// The body of `PUT /config`: Confluent's clients send `compatibility`, newer ones may send `compatibilityLevel`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ConfigRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compatibility: Option<serde_json::Value>,
-    #[serde(
-        rename = "compatibilityLevel",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compatibility_level: Option<serde_json::Value>,
 }
 

@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use cdc_core::Metric;
+use cdc_core::{Metric, MetricSet};
 use prometheus::core::Collector;
 use prometheus::{Histogram, IntCounterVec};
 
@@ -34,33 +34,23 @@ pub struct RegistryMetrics {
     pub duration: Histogram,
 }
 
-impl RegistryMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
-        let metrics = Self::unregistered()?;
-        cdc_core::register_all(registry, metrics.collectors())?;
-        Ok(metrics)
-    }
-
-    /// Creates the metrics without registering them anywhere (for listing them).
-    pub fn unregistered() -> Result<Self, prometheus::Error> {
+impl MetricSet for RegistryMetrics {
+    fn unregistered() -> Result<Self, prometheus::Error> {
         Ok(RegistryMetrics {
             requests: IntCounterVec::new(REQUESTS.opts(), &["method", "status"])?,
             duration: Histogram::with_opts(REQUEST_DURATION.histogram())?,
         })
     }
 
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        cdc_core::collectors![self.requests, self.duration]
+    }
+}
+
+impl RegistryMetrics {
     /// `router` with every API request counted and timed (the probes are not).
     pub fn instrument(&self, router: Router) -> Router {
         router.layer(axum::middleware::from_fn_with_state(self.clone(), record))
-    }
-
-    /// Every metric, as collectors.
-    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.requests.clone()),
-            Box::new(self.duration.clone()),
-        ]
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use apache_avro::Schema;
 use cdc_core::Secret;
+use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::GenericClient;
 
 use crate::api::{RegisteredSchema, SchemaId, SubjectVersion};
@@ -273,11 +274,7 @@ impl RegistryStore {
             "SELECT schema_text FROM {} WHERE id = $1",
             self.inner.schemas
         );
-        let row = client
-            .query_opt(&sql, &[&id])
-            .await
-            .map_err(StoreError::sql("read a schema by id"))?;
-        Ok(row.map(|row| row.get(0)))
+        first_column(&*client, &sql, &[&id], "read a schema by id").await
     }
 
     /// The subject versions using schema `id`; `None` when no such schema exists.
@@ -417,11 +414,7 @@ impl RegistryStore {
             "SELECT id FROM {} WHERE fingerprint = sha256(convert_to($1::text, 'UTF8')) AND normalized = $1",
             self.inner.schemas
         );
-        let row = client
-            .query_opt(&sql, &[&normalized])
-            .await
-            .map_err(StoreError::sql("look a schema up"))?;
-        Ok(row.map(|row| row.get(0)))
+        first_column(client, &sql, &[&normalized], "look a schema up").await
     }
 
     /// `POST /subjects/{subject}`: the newest version of `subject` holding `schema`.
@@ -539,11 +532,14 @@ impl RegistryStore {
              LIMIT 1",
             self.inner.schemas, self.inner.versions
         );
-        let row = client
-            .query_opt(&sql, &[&schema.normalized, &subject])
-            .await
-            .map_err(StoreError::sql("look a schema up in a subject"))?;
-        Ok(row.map(|row| to_schema_id(row.get(0))))
+        let id = first_column(
+            client,
+            &sql,
+            &[&schema.normalized, &subject],
+            "look a schema up in a subject",
+        )
+        .await?;
+        Ok(id.map(to_schema_id))
     }
 
     async fn insert_schema(
@@ -753,12 +749,7 @@ impl RegistryStore {
             "SELECT compatibility FROM {} WHERE subject = $1",
             self.inner.config
         );
-        let row = client
-            .query_opt(&sql, &[&key])
-            .await
-            .map_err(StoreError::sql("read a compatibility level"))?;
-        // The CHECK constraint keeps the column to the seven names.
-        Ok(row.and_then(|row| row.get::<_, String>(0).parse().ok()))
+        level_query(client, &sql, key, "read a compatibility level").await
     }
 
     /// Sets the level of `subject`, or the global one for `None`.
@@ -798,12 +789,39 @@ impl RegistryStore {
             "DELETE FROM {} WHERE subject = $1 RETURNING compatibility",
             self.inner.config
         );
-        let row = client
-            .query_opt(&sql, &[&key])
-            .await
-            .map_err(StoreError::sql("delete a compatibility level"))?;
-        Ok(row.and_then(|row| row.get::<_, String>(0).parse().ok()))
+        level_query(client, &sql, key, "delete a compatibility level").await
     }
+}
+
+/// Runs `sql` for the subject `key` (`$1`) and reads the level in the row it returns, if any.
+async fn level_query(
+    client: &impl GenericClient,
+    sql: &str,
+    key: &str,
+    action: &'static str,
+) -> Result<Option<CompatibilityLevel>, StoreError> {
+    let name: Option<String> = first_column(client, sql, &[&key], action).await?;
+    // The CHECK constraint keeps the column to the seven names.
+    Ok(name.and_then(|name| name.parse().ok()))
+}
+
+/// The first column of the row `sql` returns with `params`, if it returns one.
+async fn first_column<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    action: &'static str,
+) -> Result<Option<T>, StoreError>
+where
+    T: for<'a> FromSql<'a>,
+{
+    let row = client
+        .query_opt(sql, params)
+        .await
+        .map_err(StoreError::sql(action))?;
+    row.map(|row| row.try_get(0))
+        .transpose()
+        .map_err(StoreError::sql(action))
 }
 
 /// `name` as a quoted SQL identifier.

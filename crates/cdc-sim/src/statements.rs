@@ -7,7 +7,7 @@
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use crate::params::{Cents, TransactionType};
+use crate::params::TransactionType;
 use crate::values::{NewAddress, NewCounterparty, NewDesign, NewPurchase, NewSale, NewStaff};
 use crate::SimError;
 
@@ -70,6 +70,42 @@ pub(crate) struct Changes<A, B> {
     pub second: Option<B>,
     /// Set `last_updated = now()`, as the application mostly does.
     pub touch: bool,
+}
+
+/// The in-place updates that set two optional columns (see [`Changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PairUpdate {
+    /// `units_sold` and/or `unit_price`.
+    SalesOrder,
+    /// `item_quantity` and/or `item_unit_price`.
+    PurchaseOrder,
+    /// `location` and/or `manager`.
+    Department,
+    /// `phone` and/or `postal_code`.
+    Address,
+    /// `commercial_contact` and/or `delivery_contact`.
+    Counterparty,
+}
+
+/// The statement that inserts an order (`order`, whose key column is `key`), its
+/// transaction and its payment in one round trip, returning the three keys. The order takes
+/// `$1`..`$9`; the transaction's type is `$10`; the payment takes its counterparty from
+/// `$<counterparty>`, its currency from `$6` and the rest from `$11`..`$16`.
+fn order_insert(order: &str, key: &str, counterparty: u8) -> String {
+    format!(
+        "WITH o AS ({order} RETURNING {key}), \
+         t AS (\
+           INSERT INTO transaction (transaction_type, {key}) \
+           VALUES ($10, (SELECT {key} FROM o)) RETURNING transaction_id), \
+         p AS (\
+           INSERT INTO payment (transaction_id, counterparty_id, payment_amount, \
+             currency_id, payment_type_id, paid, payment_date, company_ac_number, \
+             counterparty_ac_number) \
+           VALUES ((SELECT transaction_id FROM t), ${counterparty}, $11, $6, $12, $13, $14, $15, \
+             $16) \
+           RETURNING payment_id) \
+         SELECT o.{key}, t.transaction_id, p.payment_id FROM o, t, p"
+    )
 }
 
 /// Every statement the simulator runs, prepared once per connection.
@@ -183,41 +219,27 @@ impl Statements {
             insert_sale: Stmt::prepare(
                 client,
                 "insert a sale into sales_order, transaction and payment",
-                "WITH o AS (\
-                   INSERT INTO sales_order (design_id, staff_id, counterparty_id, units_sold, \
-                     unit_price, currency_id, agreed_delivery_date, agreed_payment_date, \
-                     agreed_delivery_location_id) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING sales_order_id), \
-                 t AS (\
-                   INSERT INTO transaction (transaction_type, sales_order_id) \
-                   VALUES ($10, (SELECT sales_order_id FROM o)) RETURNING transaction_id), \
-                 p AS (\
-                   INSERT INTO payment (transaction_id, counterparty_id, payment_amount, \
-                     currency_id, payment_type_id, paid, payment_date, company_ac_number, \
-                     counterparty_ac_number) \
-                   VALUES ((SELECT transaction_id FROM t), $3, $11, $6, $12, $13, $14, $15, $16) \
-                   RETURNING payment_id) \
-                 SELECT o.sales_order_id, t.transaction_id, p.payment_id FROM o, t, p",
+                &order_insert(
+                    "INSERT INTO sales_order (design_id, staff_id, counterparty_id, units_sold, \
+                       unit_price, currency_id, agreed_delivery_date, agreed_payment_date, \
+                       agreed_delivery_location_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "sales_order_id",
+                    3,
+                ),
             )
             .await?,
             insert_purchase: Stmt::prepare(
                 client,
                 "insert a purchase into purchase_order, transaction and payment",
-                "WITH o AS (\
-                   INSERT INTO purchase_order (staff_id, counterparty_id, item_code, \
-                     item_quantity, item_unit_price, currency_id, agreed_delivery_date, \
-                     agreed_payment_date, agreed_delivery_location_id) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING purchase_order_id), \
-                 t AS (\
-                   INSERT INTO transaction (transaction_type, purchase_order_id) \
-                   VALUES ($10, (SELECT purchase_order_id FROM o)) RETURNING transaction_id), \
-                 p AS (\
-                   INSERT INTO payment (transaction_id, counterparty_id, payment_amount, \
-                     currency_id, payment_type_id, paid, payment_date, company_ac_number, \
-                     counterparty_ac_number) \
-                   VALUES ((SELECT transaction_id FROM t), $2, $11, $6, $12, $13, $14, $15, $16) \
-                   RETURNING payment_id) \
-                 SELECT o.purchase_order_id, t.transaction_id, p.payment_id FROM o, t, p",
+                &order_insert(
+                    "INSERT INTO purchase_order (staff_id, counterparty_id, item_code, \
+                       item_quantity, item_unit_price, currency_id, agreed_delivery_date, \
+                       agreed_payment_date, agreed_delivery_location_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "purchase_order_id",
+                    2,
+                ),
             )
             .await?,
             update_sales_order: Stmt::prepare(
@@ -545,30 +567,6 @@ impl Statements {
         })
     }
 
-    /// New `units_sold` and/or `unit_price`; returns the rows updated.
-    pub(crate) async fn update_sales_order(
-        &self,
-        client: &Client,
-        id: i32,
-        c: &Changes<i32, Cents>,
-    ) -> Result<u64, SimError> {
-        self.update_sales_order
-            .execute(client, &[&id, &c.first, &c.second, &c.touch])
-            .await
-    }
-
-    /// New `item_quantity` and/or `item_unit_price`; returns the rows updated.
-    pub(crate) async fn update_purchase_order(
-        &self,
-        client: &Client,
-        id: i32,
-        c: &Changes<i32, Cents>,
-    ) -> Result<u64, SimError> {
-        self.update_purchase_order
-            .execute(client, &[&id, &c.first, &c.second, &c.touch])
-            .await
-    }
-
     pub(crate) async fn mark_paid(
         &self,
         client: &Client,
@@ -590,38 +588,26 @@ impl Statements {
             .await
     }
 
-    /// New `location` and/or `manager`.
-    pub(crate) async fn update_department(
+    /// One of the in-place updates of two optional columns; returns the rows updated.
+    pub(crate) async fn update_pair<A, B>(
         &self,
         client: &Client,
+        update: PairUpdate,
         id: i32,
-        c: &Changes<String, String>,
-    ) -> Result<u64, SimError> {
-        self.update_department
-            .execute(client, &[&id, &c.first, &c.second, &c.touch])
-            .await
-    }
-
-    /// New `phone` and/or `postal_code`.
-    pub(crate) async fn update_address(
-        &self,
-        client: &Client,
-        id: i32,
-        c: &Changes<String, String>,
-    ) -> Result<u64, SimError> {
-        self.update_address
-            .execute(client, &[&id, &c.first, &c.second, &c.touch])
-            .await
-    }
-
-    /// New `commercial_contact` and/or `delivery_contact`.
-    pub(crate) async fn update_counterparty(
-        &self,
-        client: &Client,
-        id: i32,
-        c: &Changes<String, String>,
-    ) -> Result<u64, SimError> {
-        self.update_counterparty
+        c: &Changes<A, B>,
+    ) -> Result<u64, SimError>
+    where
+        A: ToSql + Sync,
+        B: ToSql + Sync,
+    {
+        let statement = match update {
+            PairUpdate::SalesOrder => &self.update_sales_order,
+            PairUpdate::PurchaseOrder => &self.update_purchase_order,
+            PairUpdate::Department => &self.update_department,
+            PairUpdate::Address => &self.update_address,
+            PairUpdate::Counterparty => &self.update_counterparty,
+        };
+        statement
             .execute(client, &[&id, &c.first, &c.second, &c.touch])
             .await
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use cdc_avro::{decode_confluent, decode_event, decode_value, AvroCodec, DecodedEvent};
 use cdc_core::sink::{ChangeSink, SinkError, WriteAck};
+use cdc_core::MetricSet;
 use cdc_core::{ChangeEvent, Lsn, Position, TableSchema, TransactionInfo};
 use cdc_kafka::KafkaSettings;
 use cdc_postgres::connection::ConnectParams;
@@ -181,16 +182,16 @@ impl Stack {
         )
     }
 
-    /// A framed value record decoded with its writer schema, fetched from the registry.
-    async fn writer_value(&self, value: &[u8]) -> (SchemaId, apache_avro::types::Value) {
-        let (id, body) = decode_confluent(value).expect("framed value");
+    /// A framed record (key or value) decoded with its writer schema, fetched from the registry.
+    pub async fn writer_value(&self, value: &[u8]) -> (SchemaId, apache_avro::types::Value) {
+        let (id, body) = decode_confluent(value).expect("framed record");
         let text = self
             .registry
             .schema_by_id(SchemaId(id))
             .await
             .expect("writer schema");
         let schema = apache_avro::Schema::parse_str(&text).expect("schema parses");
-        let generic = decode_value(&schema, body).expect("value decodes with its writer schema");
+        let generic = decode_value(&schema, body).expect("record decodes with its writer schema");
         (SchemaId(id), generic)
     }
 
@@ -208,6 +209,34 @@ impl Stack {
                 move || async move { checkpoint.exists() },
             )
             .await;
+    }
+
+    /// Creates the totesys schema of `variant` in the source and seeds it (from `seed`).
+    pub async fn totesys(&self, variant: cdc_sim::SchemaVariant, seed: u64) {
+        cdc_sim::create_schema(&self.client, variant)
+            .await
+            .expect("totesys schema");
+        cdc_sim::seed(&self.client, seed).await.expect("seed rows");
+    }
+
+    /// Runs `workload` under a capture that publishes by `publish`, waits until the broker
+    /// acknowledged all of it and stops the capture: the events it recorded, and what the
+    /// workload wrote.
+    pub async fn capture_workload(
+        &self,
+        publish: PublishConfig,
+        workload: &cdc_sim::WorkloadConfig,
+    ) -> (Vec<ChangeEvent>, cdc_sim::WorkloadStats) {
+        let capture = self.start_capture(publish).await;
+        let (_stop, never) = watch::channel(false);
+        let written = cdc_sim::run_workload(&self.client, workload, never)
+            .await
+            .expect("workload");
+        self.wait_all_acked(&capture, Duration::from_secs(120))
+            .await;
+        let recorded = capture.events();
+        capture.stop().await.expect("capture stops cleanly");
+        (recorded, written)
     }
 
     /// Runs `changes` simulator changes at `rate` per second in the background.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cdc_core::MetricSet;
 use cdc_kafka::KafkaSettings;
 use cdc_lake::{
     FlushPolicy, LakeConfig, LakeError, LakeMetrics, LakeStore, LakeTotals, LakeWriter,

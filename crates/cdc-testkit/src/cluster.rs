@@ -162,6 +162,16 @@ impl PgCluster {
     }
 }
 
+/// Lets other users (the `postgres` user a cluster may run as) into `dir`, a temporary
+/// directory a test or bench keeps its own cluster under.
+pub fn open_to_postgres(dir: &Path) -> Result<(), TestkitError> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|source| TestkitError::Io {
+        op: "open to the postgres user",
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
 /// Finds PostgreSQL's server binaries: `$PG_BIN_DIR`, then the newest `/usr/lib/postgresql/*/bin`.
 pub fn find_bin_dir() -> Result<PathBuf, TestkitError> {
     if let Ok(dir) = std::env::var("PG_BIN_DIR") {

@@ -20,7 +20,8 @@ mod warehouse_check;
 
 pub use broker::{KafkaBroker, KafkaCluster, KafkaInstall, KafkaOptions};
 pub use cluster::{
-    find_bin_dir, free_port, PgCluster, AUTH_ROLES, AUTH_ROLE_PASSWORD, SUPERUSER_PASSWORD,
+    find_bin_dir, free_port, open_to_postgres, PgCluster, AUTH_ROLES, AUTH_ROLE_PASSWORD,
+    SUPERUSER_PASSWORD,
 };
 pub use database::{shared_cluster, TestDb};
 pub use warehouse_check::{check_warehouse, TableCheck};

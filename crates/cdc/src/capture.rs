@@ -193,7 +193,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         }
         SinkKind::Count | SinkKind::Jsonl => None,
     };
-    let metrics = cdc_postgres::metrics::CaptureMetrics::register(
+    let metrics = cdc_postgres::metrics::CaptureMetrics::register_over(
         prometheus::default_registry(),
         &config.positions,
     )

@@ -9,26 +9,13 @@ use anyhow::Context;
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    source: crate::conn::SourceOption,
+    stages: crate::conn::StagesOption,
     /// Publication capture streams (checked when it exists).
     #[arg(long, default_value = "totesys_cdc")]
     publication: String,
-    /// Replication slot capture streams from.
-    #[arg(long, default_value = "totesys_cdc")]
-    slot: String,
-    #[command(flatten)]
-    kafka: crate::kafka::ConnectArgs,
-    /// Prefix of the pipeline's topics.
-    #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
-    topic_prefix: String,
     /// The lake (as for `lake`); a probe object is written and deleted.
     #[arg(long, env = "TOTESYS_CDC_LAKE_URL")]
     lake_url: Option<String>,
-    #[command(flatten)]
-    warehouse: crate::conn::WarehouseOption,
-    /// Seconds each part may take to answer.
-    #[arg(long, default_value_t = 15)]
-    timeout: u64,
 }
 
 /// What one check found.
@@ -41,7 +28,7 @@ enum Finding {
 
 /// Runs every check; fails when anything is missing.
 pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(args.timeout);
+    let timeout = Duration::from_secs(args.stages.timeout);
     let parts: [(&str, _); 5] = [
         ("source", tokio::time::timeout(timeout, source(&args)).await),
         ("kafka", tokio::time::timeout(timeout, kafka(&args)).await),
@@ -83,7 +70,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
 }
 
 async fn source(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
-    let Some(client) = args.source.connect().await? else {
+    let Some(client) = args.stages.source.connect().await? else {
         return Ok(vec![Finding::Skipped("--source not set".into())]);
     };
     let mut findings = Vec::new();
@@ -128,19 +115,19 @@ async fn source(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
             ))
         });
     }
-    match cdc_postgres::setup::slot_info(&client, &args.slot).await? {
-        Some(_) => findings.push(Finding::Ok(format!("slot {} exists", args.slot))),
+    match cdc_postgres::setup::slot_info(&client, &args.stages.slot).await? {
+        Some(_) => findings.push(Finding::Ok(format!("slot {} exists", args.stages.slot))),
         None => findings.push(Finding::Skipped(format!(
             "slot {} does not exist yet (capture creates it when it first starts)",
-            args.slot
+            args.stages.slot
         ))),
     }
     Ok(findings)
 }
 
 async fn kafka(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
-    let settings = args.kafka.settings()?;
-    let topics = cdc_kafka::topic_stats(&settings, &args.topic_prefix)
+    let settings = args.stages.kafka.settings()?;
+    let topics = cdc_kafka::topic_stats(&settings, &args.stages.topic_prefix)
         .await
         .context("reaching the Kafka brokers (--bootstrap-servers, --kafka-property)")?;
     Ok(vec![
@@ -148,13 +135,13 @@ async fn kafka(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
         if topics.is_empty() {
             Finding::Skipped(format!(
                 "no topics {}.* yet (init or capture creates them)",
-                args.topic_prefix
+                args.stages.topic_prefix
             ))
         } else {
             Finding::Ok(format!(
                 "{} topics {}.*, {} records",
                 topics.len(),
-                args.topic_prefix,
+                args.stages.topic_prefix,
                 topics.iter().map(|t| t.records).sum::<i64>()
             ))
         },
@@ -162,7 +149,7 @@ async fn kafka(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
 }
 
 async fn registry(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
-    let client = args.kafka.registry()?;
+    let client = args.stages.kafka.registry()?;
     let level = client
         .compatibility(None)
         .await
@@ -186,7 +173,7 @@ async fn lake(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
 }
 
 async fn warehouse(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
-    let Some(client) = args.warehouse.connect().await? else {
+    let Some(client) = args.stages.warehouse.connect().await? else {
         return Ok(vec![Finding::Skipped("--warehouse-url not set".into())]);
     };
     let mut findings = vec![Finding::Ok("connected".into())];

@@ -60,3 +60,23 @@ impl WarehouseOption {
         .map(Some)
     }
 }
+
+/// Where the pipeline's stages are, for the commands that look at every one of them.
+#[derive(Debug, clap::Args)]
+pub struct StagesOption {
+    #[command(flatten)]
+    pub source: SourceOption,
+    /// Replication slot capture streams from.
+    #[arg(long, default_value = "totesys_cdc")]
+    pub slot: String,
+    #[command(flatten)]
+    pub kafka: crate::kafka::ConnectArgs,
+    /// Prefix of the pipeline's topics.
+    #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
+    pub topic_prefix: String,
+    #[command(flatten)]
+    pub warehouse: WarehouseOption,
+    /// Seconds each part may take to answer.
+    #[arg(long, default_value_t = 15)]
+    pub timeout: u64,
+}

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cdc_core::MetricSet;
 use cdc_lake::{FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeWriter, ParquetOptions};
 
 /// Where the lake is, and the Kafka group of its writers.

@@ -2,6 +2,7 @@
 //! alert rules and their tests.
 
 use anyhow::Context;
+use cdc_core::MetricSet;
 use prometheus::core::Collector;
 
 /// Arguments of `metrics`.
@@ -14,33 +15,20 @@ pub struct MetricsArgs {
 
 /// The metrics of every component, as collectors (nothing registered).
 pub fn all_collectors() -> anyhow::Result<Vec<Box<dyn Collector>>> {
-    let mut all = Vec::new();
-    all.extend(
-        cdc_postgres::metrics::CaptureMetrics::unregistered()
-            .context("capture metrics")?
-            .collectors(),
-    );
-    all.extend(
-        cdc_publish::PublishMetrics::unregistered()
-            .context("capture metrics")?
-            .collectors(),
-    );
-    all.extend(
-        cdc_lake::LakeMetrics::unregistered()
-            .context("lake metrics")?
-            .collectors(),
-    );
-    all.extend(
-        cdc_modeler::ModelerMetrics::unregistered()
-            .context("modeler metrics")?
-            .collectors(),
-    );
-    all.extend(
-        cdc_registry::RegistryMetrics::unregistered()
-            .context("schema registry metrics")?
-            .collectors(),
-    );
-    Ok(all)
+    fn of<M: MetricSet>(component: &str) -> anyhow::Result<Vec<Box<dyn Collector>>> {
+        let metrics = M::unregistered().with_context(|| format!("{component} metrics"))?;
+        Ok(metrics.collectors())
+    }
+    Ok([
+        of::<cdc_postgres::metrics::CaptureMetrics>("capture")?,
+        of::<cdc_publish::PublishMetrics>("publish")?,
+        of::<cdc_lake::LakeMetrics>("lake")?,
+        of::<cdc_modeler::ModelerMetrics>("modeler")?,
+        of::<cdc_registry::RegistryMetrics>("schema registry")?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect())
 }
 
 /// Prints every metric's name, type, labels and help.

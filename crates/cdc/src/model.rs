@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use cdc_core::MetricSet;
 use cdc_lake::LakeStore;
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 

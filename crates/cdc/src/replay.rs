@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use cdc_core::MetricSet;
 use cdc_lake::{FlushPolicy, LakeConfig, LakeMetrics, LakeStore, LakeTotals, LakeWriter, ReadPlan};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use indicatif::{ProgressBar, ProgressStyle};

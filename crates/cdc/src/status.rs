@@ -9,15 +9,7 @@ use cdc_core::Lsn;
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    source: crate::conn::SourceOption,
-    /// Replication slot capture streams from.
-    #[arg(long, default_value = "totesys_cdc")]
-    slot: String,
-    #[command(flatten)]
-    kafka: crate::kafka::ConnectArgs,
-    /// Prefix of the pipeline's topics.
-    #[arg(long, env = "TOTESYS_CDC_TOPIC_PREFIX", default_value = cdc_publish::DEFAULT_PREFIX)]
-    topic_prefix: String,
+    stages: crate::conn::StagesOption,
     /// Consumer groups to report the lag of (comma-separated): the lake writers', and
     /// any of your own that read the topics.
     #[arg(
@@ -30,16 +22,11 @@ pub struct StatusArgs {
     /// The lake (as for `lake`), for the files the modeler has not applied yet.
     #[arg(long, env = "TOTESYS_CDC_LAKE_URL")]
     lake_url: Option<String>,
-    #[command(flatten)]
-    warehouse: crate::conn::WarehouseOption,
-    /// Seconds each part may take to answer.
-    #[arg(long, default_value_t = 15)]
-    timeout: u64,
 }
 
 /// Prints the summary; a part that cannot be reached says why on its line.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(args.timeout);
+    let timeout = Duration::from_secs(args.stages.timeout);
     let within = |what: &'static str| {
         move |r: Result<anyhow::Result<Vec<String>>, tokio::time::error::Elapsed>| match r {
             Ok(Ok(lines)) => lines,
@@ -74,18 +61,18 @@ fn print_section(name: &str, lines: Vec<String>) {
 }
 
 async fn source(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
-    let Some(client) = args.source.connect().await? else {
+    let Some(client) = args.stages.source.connect().await? else {
         return Ok(vec!["not configured (--source)".into()]);
     };
-    let Some(slot) = cdc_postgres::setup::slot_status(&client, &args.slot).await? else {
+    let Some(slot) = cdc_postgres::setup::slot_status(&client, &args.stages.slot).await? else {
         return Ok(vec![format!(
             "slot {} does not exist yet (capture creates it when it first starts)",
-            args.slot
+            args.stages.slot
         )]);
     };
     Ok(vec![format!(
         "slot {}: {}, lag {} (confirmed {}, server at {}){}",
-        args.slot,
+        args.stages.slot,
         match slot.streaming_pid {
             Some(pid) => format!("streaming to pid {pid}"),
             None => "NOT streaming (is capture running?)".into(),
@@ -100,12 +87,13 @@ async fn source(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
 }
 
 async fn kafka(args: &StatusArgs) -> anyhow::Result<Vec<String>> {
-    let settings = args.kafka.settings()?;
+    let settings = args.stages.kafka.settings()?;
     // The lake's topics (changes and transactions), as the lake writers read them.
-    let partitions = cdc_lake::lake_partitions(&settings, &args.topic_prefix).await?;
+    let partitions = cdc_lake::lake_partitions(&settings, &args.stages.topic_prefix).await?;
     let mut lines = Vec::new();
     for group in &args.group {
-        let committed = cdc_lake::committed_offsets(&settings, group, &args.topic_prefix).await?;
+        let committed =
+            cdc_lake::committed_offsets(&settings, group, &args.stages.topic_prefix).await?;
         let behind = cdc_lake::records_behind(&partitions, &committed);
         lines.push(format!(
             "group {group}: {} records behind over {} topics",
@@ -138,7 +126,7 @@ async fn lake(args: &StatusArgs, watermark: Option<Lsn>) -> anyhow::Result<Vec<S
 }
 
 async fn warehouse(args: &StatusArgs) -> anyhow::Result<(Vec<String>, Option<Lsn>)> {
-    let Some(client) = args.warehouse.connect().await? else {
+    let Some(client) = args.stages.warehouse.connect().await? else {
         return Ok((vec!["not configured (--warehouse-url)".into()], None));
     };
     let Some(fresh) = cdc_modeler::warehouse::freshness(&client).await? else {

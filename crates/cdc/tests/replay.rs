@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use cdc_core::MetricSet;
 use cdc_lake::{LakeMetrics, LakeStore};
 use cdc_modeler::{Modeler, ModelerConfig, ModelerMetrics};
 use cdc_publish::PublishConfig;
@@ -200,15 +201,9 @@ async fn a_warehouse_rebuilt_from_the_topics_equals_the_live_one() {
 
     // The live pipeline: source, capture, lake writer, modeler.
     let stack = Stack::start().await;
-    cdc_sim::create_schema(&stack.client, SchemaVariant::default())
-        .await
-        .unwrap();
-    cdc_sim::seed(&stack.client, 3).await.unwrap();
+    stack.totesys(SchemaVariant::default(), 3).await;
     let capture = stack
-        .start_capture(PublishConfig {
-            transaction_topic: true,
-            ..PublishConfig::default()
-        })
+        .start_capture(PublishConfig::with_transaction_topic())
         .await;
     let lake_dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(lake_dir.path().to_str().unwrap()).unwrap();

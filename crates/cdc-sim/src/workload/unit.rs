@@ -4,7 +4,7 @@ use tokio_postgres::Client;
 
 use super::stats::WorkloadStats;
 use crate::params::Cents;
-use crate::statements::{Changes, OrderIds, Statements};
+use crate::statements::{Changes, OrderIds, PairUpdate, Statements};
 use crate::values::{NewAddress, NewCounterparty, NewDesign, NewPurchase, NewSale, NewStaff};
 use crate::{SimError, Table};
 
@@ -141,12 +141,14 @@ impl Unit {
         Ok(match self {
             Unit::Sale(sale) => Done::Order(st.insert_sale(client, sale).await?),
             Unit::Purchase(purchase) => Done::Order(st.insert_purchase(client, purchase).await?),
-            Unit::UpdateSalesOrder(id, c) => {
-                Done::Updated(st.update_sales_order(client, *id, c).await?)
-            }
-            Unit::UpdatePurchaseOrder(id, c) => {
-                Done::Updated(st.update_purchase_order(client, *id, c).await?)
-            }
+            Unit::UpdateSalesOrder(id, c) => Done::Updated(
+                st.update_pair(client, PairUpdate::SalesOrder, *id, c)
+                    .await?,
+            ),
+            Unit::UpdatePurchaseOrder(id, c) => Done::Updated(
+                st.update_pair(client, PairUpdate::PurchaseOrder, *id, c)
+                    .await?,
+            ),
             Unit::MarkPaid { payment_id, touch } => {
                 Done::Updated(st.mark_paid(client, *payment_id, *touch).await?)
             }
@@ -158,13 +160,17 @@ impl Unit {
                 st.move_staff(client, *staff_id, *department_id, *touch)
                     .await?,
             ),
-            Unit::UpdateDepartment(id, c) => {
-                Done::Updated(st.update_department(client, *id, c).await?)
+            Unit::UpdateDepartment(id, c) => Done::Updated(
+                st.update_pair(client, PairUpdate::Department, *id, c)
+                    .await?,
+            ),
+            Unit::UpdateAddress(id, c) => {
+                Done::Updated(st.update_pair(client, PairUpdate::Address, *id, c).await?)
             }
-            Unit::UpdateAddress(id, c) => Done::Updated(st.update_address(client, *id, c).await?),
-            Unit::UpdateCounterparty(id, c) => {
-                Done::Updated(st.update_counterparty(client, *id, c).await?)
-            }
+            Unit::UpdateCounterparty(id, c) => Done::Updated(
+                st.update_pair(client, PairUpdate::Counterparty, *id, c)
+                    .await?,
+            ),
             Unit::NewDesign(design) => Done::Created(st.insert_design(client, design).await?),
             Unit::MoveDesign {
                 design_id,
