@@ -32,8 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use cdc_avro::AvroCodec;
-use cdc_core::MetricSet;
-use cdc_core::{ChangeEvent, Lsn, TransactionInfo};
+use cdc_core::{ChangeEvent, Lsn, MetricSet, TransactionInfo};
 use cdc_kafka::{ensure_topics, Delivery, KafkaSettings, Producer};
 use cdc_postgres::connection::ConnectParams;
 use cdc_postgres::reader::{self, CaptureConfig, CaptureStats, SharedStats, SnapshotMode};

@@ -28,9 +28,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use cdc_core::Lsn;
-use cdc_core::MetricSet;
-use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, Row, SourceTxn};
+use cdc_core::{Lsn, MetricSet, Op};
+use cdc_modeler::{Change, Modeler, ModelerMetrics, SourceTxn, TextRow};
 use cdc_testkit::{PgCluster, TestDb};
 use serde_json::json;
 use tokio_postgres::Client;
@@ -253,16 +252,12 @@ async fn source_txn(client: &Client, round: u64) -> anyhow::Result<SourceTxn> {
         "created_at",
         "last_updated",
     ];
-    let op = if round == 0 {
-        ChangeOp::Insert
-    } else {
-        ChangeOp::Update
-    };
+    let op = if round == 0 { Op::Insert } else { Op::Update };
     let changes = rows
         .iter()
         .enumerate()
         .map(|(ordinal, row)| {
-            let after: Row = COLUMNS
+            let after: TextRow = COLUMNS
                 .iter()
                 .enumerate()
                 .map(|(i, name)| Ok(((*name).to_owned(), row.try_get(i)?)))

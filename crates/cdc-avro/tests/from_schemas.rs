@@ -1183,13 +1183,7 @@ async fn postgres_type_names_give_back_the_catalog_types() -> Result<(), Box<dyn
     // The totesys tables, in both variants of the simulator's DDL.
     for (schema, variant) in [
         ("plain", cdc_sim::SchemaVariant::default()),
-        (
-            "deployment",
-            cdc_sim::SchemaVariant {
-                numeric_10_2: true,
-                transaction_type_enum: true,
-            },
-        ),
+        ("deployment", cdc_sim::SchemaVariant::BOTH),
     ] {
         let db = cdc_testkit::TestDb::create().await?;
         let client = db.client().await?;

@@ -111,11 +111,7 @@ fn differences(a: &Json, b: &Json, path: &str, out: &mut Vec<String>) {
 #[tokio::test]
 async fn the_deployment_variant_differs_only_where_expected() -> TestResult {
     let default = derive(SchemaVariant::default()).await?;
-    let variant = derive(SchemaVariant {
-        numeric_10_2: true,
-        transaction_type_enum: true,
-    })
-    .await?;
+    let variant = derive(SchemaVariant::BOTH).await?;
     let mut found = Vec::new();
     for (name, text) in &default {
         let a: Json = serde_json::from_str(text)?;

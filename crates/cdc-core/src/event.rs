@@ -28,6 +28,29 @@ impl Op {
             Op::Truncate => 't',
         }
     }
+
+    /// [`Op::code`] as a string (the lake's `_op` column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Read => "r",
+            Op::Insert => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Truncate => "t",
+        }
+    }
+
+    /// The operation of a one-letter code; `None` for any other text.
+    pub fn from_code(code: &str) -> Option<Op> {
+        Some(match code {
+            "r" => Op::Read,
+            "c" => Op::Insert,
+            "u" => Op::Update,
+            "d" => Op::Delete,
+            "t" => Op::Truncate,
+            _ => return None,
+        })
+    }
 }
 
 /// Where an event stands in the source's commit order: a total order and a dedup key.
@@ -88,4 +111,19 @@ pub struct ChangeEvent {
     pub after: Option<Row>,
     /// Set for truncates.
     pub truncate: Option<TruncateOptions>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Op;
+
+    #[test]
+    fn op_codes_are_one_letter_and_read_back() {
+        for op in [Op::Read, Op::Insert, Op::Update, Op::Delete, Op::Truncate] {
+            assert_eq!(op.as_str(), op.code().to_string());
+            assert_eq!(Op::from_code(op.as_str()), Some(op));
+        }
+        assert_eq!(Op::from_code("x"), None);
+        assert_eq!(Op::from_code("cc"), None);
+    }
 }

@@ -27,6 +27,13 @@ fn consumer(settings: &KafkaSettings, group: &str, topic: &str) -> StreamConsume
     consumer
 }
 
+/// Creates `topic` with [`PARTITIONS`] partitions on the one broker.
+async fn create_topic(settings: &KafkaSettings, topic: &str) {
+    ensure_topics(settings, &[TopicSpec::new(topic, PARTITIONS).replicated(1)])
+        .await
+        .unwrap();
+}
+
 /// Sends the numbers of `values` to `topic` (keys `k0`..`k<keys>` in turn) and waits until
 /// the broker acknowledged every one.
 async fn send_numbered(producer: &Producer, topic: &str, values: Range<u64>, keys: u64) {
@@ -71,12 +78,7 @@ async fn offsets_survive_batches_group_commits_and_a_broker_restart() {
     let mut broker = KafkaBroker::start(dir.path()).unwrap();
     let settings = KafkaSettings::new(broker.bootstrap());
     let topic = "proof";
-    ensure_topics(
-        &settings,
-        &[TopicSpec::new(topic, PARTITIONS).replicated(1)],
-    )
-    .await
-    .unwrap();
+    create_topic(&settings, topic).await;
 
     let producer = Producer::new(&settings).unwrap();
     let started = Instant::now();
@@ -178,12 +180,7 @@ async fn acknowledged_records_survive_a_crash_while_production_goes_on() {
     let mut settings = KafkaSettings::new(broker.bootstrap());
     settings.set("linger.ms", "1");
     let topic = "crash-proof";
-    ensure_topics(
-        &settings,
-        &[TopicSpec::new(topic, PARTITIONS).replicated(1)],
-    )
-    .await
-    .unwrap();
+    create_topic(&settings, topic).await;
     let producer = Producer::new(&settings).unwrap();
     let send = |from: u64, to: u64| {
         let producer = producer.clone();
@@ -192,9 +189,7 @@ async fn acknowledged_records_survive_a_crash_while_production_goes_on() {
     send(0, 500).await;
     // A topic created just before the crash keeps its records too.
     let late = "crash-proof-late";
-    ensure_topics(&settings, &[TopicSpec::new(late, PARTITIONS).replicated(1)])
-        .await
-        .unwrap();
+    create_topic(&settings, late).await;
     for i in 0..100u64 {
         producer
             .send(late, b"k", Some(i.to_string().as_bytes()))

@@ -231,7 +231,7 @@ impl Metadata {
     fn append(&mut self, row: &LakeRow, table: &TableSchema) {
         let event = &row.event;
         let source = &event.source;
-        self.op.append_value(op_code(event.op));
+        self.op.append_value(event.op.as_str());
         self.lsn.append_value(lsn_i64(source.lsn.0));
         self.commit_lsn.append_value(lsn_i64(source.commit_lsn.0));
         self.ordinal
@@ -272,17 +272,6 @@ impl Metadata {
         columns.push(Arc::new(self.identity_only.finish()));
         columns.push(Arc::new(self.partition.finish()));
         columns.push(Arc::new(self.offset.finish()));
-    }
-}
-
-/// `_op`'s value: [`Op::code`] as a static string.
-fn op_code(op: Op) -> &'static str {
-    match op {
-        Op::Read => "r",
-        Op::Insert => "c",
-        Op::Update => "u",
-        Op::Delete => "d",
-        Op::Truncate => "t",
     }
 }
 
@@ -1292,13 +1281,6 @@ mod tests {
             }
         }
         Ok(())
-    }
-
-    #[test]
-    fn ops_are_their_codes() {
-        for op in [Op::Read, Op::Insert, Op::Update, Op::Delete, Op::Truncate] {
-            assert_eq!(op_code(op), op.code().to_string());
-        }
     }
 
     #[test]

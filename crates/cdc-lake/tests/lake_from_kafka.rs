@@ -419,10 +419,7 @@ async fn start_source(stack: &Stack, variant: SchemaVariant) -> cdc_stack::Captu
 async fn totesys_lands_in_the_lake_exactly_once_and_duckdb_reads_it() {
     let stack = Stack::start().await;
     // numeric(10,2) and an enum column, beside the plain schema's types.
-    let variant = SchemaVariant {
-        numeric_10_2: true,
-        transaction_type_enum: true,
-    };
+    let variant = SchemaVariant::BOTH;
     let capture = start_source(&stack, variant).await;
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();

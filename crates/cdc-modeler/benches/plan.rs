@@ -10,18 +10,18 @@
 
 use std::hint::black_box;
 
-use cdc_core::Lsn;
-use cdc_modeler::{Change, ChangeOp, Model, Row, SourceTxn};
+use cdc_core::{Lsn, Op};
+use cdc_modeler::{Change, Model, SourceTxn, TextRow};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-fn row(pairs: &[(&str, String)]) -> Row {
+fn row(pairs: &[(&str, String)]) -> TextRow {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), Some(v.clone())))
         .collect()
 }
 
-fn change(table: &str, op: ChangeOp, ordinal: u64, after: Row) -> Change {
+fn change(table: &str, op: Op, ordinal: u64, after: TextRow) -> Change {
     Change {
         table: table.to_owned(),
         op,
@@ -33,7 +33,7 @@ fn change(table: &str, op: ChangeOp, ordinal: u64, after: Row) -> Change {
 
 const TS: &str = "2026-11-28 10:15:00.123456";
 
-fn department(id: i64, location: &str) -> Row {
+fn department(id: i64, location: &str) -> TextRow {
     row(&[
         ("department_id", id.to_string()),
         ("department_name", format!("Department {id}")),
@@ -42,7 +42,7 @@ fn department(id: i64, location: &str) -> Row {
     ])
 }
 
-fn staff(id: i64, department: i64) -> Row {
+fn staff(id: i64, department: i64) -> TextRow {
     row(&[
         ("staff_id", id.to_string()),
         ("first_name", format!("First{id}")),
@@ -55,7 +55,7 @@ fn staff(id: i64, department: i64) -> Row {
     ])
 }
 
-fn address(id: i64, phone: &str) -> Row {
+fn address(id: i64, phone: &str) -> TextRow {
     row(&[
         ("address_id", id.to_string()),
         ("address_line_1", format!("{id} High Street")),
@@ -66,7 +66,7 @@ fn address(id: i64, phone: &str) -> Row {
     ])
 }
 
-fn sales_order(id: i64, units: i64) -> Row {
+fn sales_order(id: i64, units: i64) -> TextRow {
     row(&[
         ("sales_order_id", id.to_string()),
         ("created_at", TS.into()),
@@ -86,9 +86,9 @@ fn sales_order(id: i64, units: i64) -> Row {
 /// The reference data, as one snapshot transaction.
 fn reference() -> SourceTxn {
     let mut changes = Vec::new();
-    let mut push = |table: &str, after: Row| {
+    let mut push = |table: &str, after: TextRow| {
         let ordinal = changes.len() as u64;
-        changes.push(change(table, ChangeOp::Read, ordinal, after));
+        changes.push(change(table, Op::Read, ordinal, after));
     };
     for id in 1..=3 {
         push(
@@ -149,33 +149,28 @@ fn workload(n: usize) -> Vec<SourceTxn> {
         let changes = match i % 10 {
             0 => vec![change(
                 "department",
-                ChangeOp::Update,
+                Op::Update,
                 0,
                 department(i % 8 + 1, &format!("City {i}")),
             )],
             1 => vec![change(
                 "address",
-                ChangeOp::Update,
+                Op::Update,
                 0,
                 address(i % 30 + 1, &format!("0113 {i}")),
             )],
-            2 => vec![change(
-                "staff",
-                ChangeOp::Update,
-                0,
-                staff(i % 20 + 1, i % 8 + 1),
-            )],
+            2 => vec![change("staff", Op::Update, 0, staff(i % 20 + 1, i % 8 + 1))],
             3 | 4 => vec![change(
                 "sales_order",
-                ChangeOp::Update,
+                Op::Update,
                 0,
                 sales_order(i - 1, 2000 + i),
             )],
             _ => vec![
-                change("sales_order", ChangeOp::Insert, 0, sales_order(i, 1000 + i)),
+                change("sales_order", Op::Insert, 0, sales_order(i, 1000 + i)),
                 change(
                     "transaction",
-                    ChangeOp::Insert,
+                    Op::Insert,
                     1,
                     row(&[
                         ("transaction_id", i.to_string()),

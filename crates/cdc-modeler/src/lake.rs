@@ -7,7 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch, StructArray};
 use bytes::Bytes;
-use cdc_core::{pg_text, Lsn};
+use cdc_core::{pg_text, Lsn, Op};
 use cdc_lake::columns;
 use cdc_lake::{value_at, LakeStore};
 use object_store::path::Path;
@@ -17,7 +17,7 @@ use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader
 use parquet::file::statistics::Statistics;
 use parquet::file::FOOTER_SIZE;
 
-use crate::source::{Change, ChangeOp, Row};
+use crate::source::{Change, TextRow};
 use crate::ModelerError;
 
 /// A change read from the lake with its transaction's position and time.
@@ -105,15 +105,15 @@ pub fn read_changes(
             if commit_lsn <= after {
                 continue;
             }
-            let op = ChangeOp::from_code(ops.value(i))
+            let op = Op::from_code(ops.value(i))
                 .ok_or_else(|| bad(&format!("unknown _op {:?}", ops.value(i))))?;
-            let row = |cols: &[(String, &dyn Array)]| -> Result<Row, ModelerError> {
+            let row = |cols: &[(String, &dyn Array)]| -> Result<TextRow, ModelerError> {
                 cols.iter()
                     .map(|(n, c)| Ok((n.clone(), cell(*c, i, n, what)?)))
                     .collect()
             };
-            let after_row = matches!(op, ChangeOp::Read | ChangeOp::Insert | ChangeOp::Update)
-                .then(|| -> Result<Row, ModelerError> {
+            let after_row = matches!(op, Op::Read | Op::Insert | Op::Update)
+                .then(|| -> Result<TextRow, ModelerError> {
                     let mut r = row(&sources)?;
                     if let Some(list) = toast.filter(|l| l.is_valid(i)) {
                         let names = list.value(i);
@@ -146,7 +146,7 @@ pub fn read_changes(
     Ok(out)
 }
 
-fn struct_row(array: &StructArray, i: usize, what: &str) -> Result<Row, ModelerError> {
+fn struct_row(array: &StructArray, i: usize, what: &str) -> Result<TextRow, ModelerError> {
     array
         .column_names()
         .into_iter()

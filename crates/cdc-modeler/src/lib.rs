@@ -24,7 +24,7 @@ pub mod warehouse;
 pub use metrics::ModelerMetrics;
 pub use plan::{Model, Plan};
 pub use run::{Modeler, ModelerConfig, PassReport};
-pub use source::{Change, ChangeOp, Row, SourceTxn};
+pub use source::{Change, SourceTxn, TextRow};
 
 use cdc_core::Lsn;
 

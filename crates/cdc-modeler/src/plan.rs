@@ -13,9 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cdc_core::Lsn;
+use cdc_core::{Lsn, Op};
 
-use crate::source::{int, text, Change, ChangeOp, Row, SourceTxn};
+use crate::source::{int, text, Change, SourceTxn, TextRow};
 use crate::spec::{source_key, Dim, Fact, From, JOINED, MIRRORED, UNKNOWN};
 
 /// The address columns `dim_location` and `dim_counterparty` take, in contract order.
@@ -128,7 +128,7 @@ pub struct Plan {
     /// New fact rows.
     pub fact_versions: Vec<FactVersion>,
     /// The final mirror row of every source key the plan touched (`None`: deleted).
-    pub mirror: BTreeMap<(String, i64), Option<Row>>,
+    pub mirror: BTreeMap<(String, i64), Option<TextRow>>,
     /// Mirrored tables truncated by the plan (emptied before `mirror` is written).
     pub mirror_truncated: BTreeSet<String>,
     /// Every date a fact row refers to (`dim_date` must hold them).
@@ -145,7 +145,7 @@ pub struct Plan {
 /// key's current row, as the warehouse holds them.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
-    mirrors: HashMap<String, HashMap<i64, Row>>,
+    mirrors: HashMap<String, HashMap<i64, TextRow>>,
     dims: HashMap<Dim, HashMap<i64, DimRow>>,
 }
 
@@ -161,7 +161,7 @@ struct Open {
 impl Model {
     /// A model from the warehouse's mirrors and current dimension rows.
     pub fn new(
-        mirrors: HashMap<String, HashMap<i64, Row>>,
+        mirrors: HashMap<String, HashMap<i64, TextRow>>,
         dims: HashMap<Dim, HashMap<i64, DimRow>>,
     ) -> Model {
         Model { mirrors, dims }
@@ -190,18 +190,14 @@ impl Model {
             ts_us: txn.commit_ts_us,
         };
         plan.transactions += 1;
-        let streamed = txn
-            .changes
-            .iter()
-            .filter(|c| c.op != ChangeOp::Read)
-            .count();
+        let streamed = txn.changes.iter().filter(|c| c.op != Op::Read).count();
         plan.commits.push((txn.commit_ts_us, streamed as u64));
         plan.watermark = Some(stamp(0));
         // Mirrored tables first; the dimension keys they touch, with the last ordinal.
         let mut touched: BTreeMap<(Dim, i64), u64> = BTreeMap::new();
         for change in &txn.changes {
             *plan.changes.entry(change.table.clone()).or_default() += 1;
-            if change.op == ChangeOp::Truncate {
+            if change.op == Op::Truncate {
                 *plan.truncates.entry(change.table.clone()).or_default() += 1;
             }
             if MIRRORED.contains(&change.table.as_str()) {
@@ -232,7 +228,7 @@ impl Model {
         let mirror = self.mirrors.entry(table.to_owned()).or_default();
         let mut keys = Vec::new();
         match change.op {
-            ChangeOp::Truncate => {
+            Op::Truncate => {
                 keys.extend(mirror.keys().copied());
                 mirror.clear();
                 if kept {
@@ -240,7 +236,7 @@ impl Model {
                     plan.mirror_truncated.insert(table.to_owned());
                 }
             }
-            ChangeOp::Delete => {
+            Op::Delete => {
                 if let Some(key) = change.before_key(&key_column).or(change.key(&key_column)) {
                     mirror.remove(&key);
                     if kept {
@@ -249,7 +245,7 @@ impl Model {
                     keys.push(key);
                 }
             }
-            ChangeOp::Insert | ChangeOp::Update | ChangeOp::Read => {
+            Op::Insert | Op::Update | Op::Read => {
                 let Some(after) = &change.after else {
                     return Vec::new();
                 };
@@ -281,7 +277,7 @@ impl Model {
         for key in keys {
             self.dependents(table, key, &mut touched);
         }
-        if change.op == ChangeOp::Truncate {
+        if change.op == Op::Truncate {
             // Every row of the dimensions whose own table it is, inferred members
             // included (rows that only join the table were found through the mirror).
             for dim in Dim::ALL.into_iter().filter(|d| d.source() == table) {
@@ -330,15 +326,16 @@ impl Model {
         }
     }
 
-    fn mirrored(&self, table: &str, key: i64) -> Option<&Row> {
+    fn mirrored(&self, table: &str, key: i64) -> Option<&TextRow> {
         self.mirrors.get(table)?.get(&key)
     }
 
     /// A dimension row recomputed from the mirrors; `None` when its source row is gone.
     fn compute(&self, dim: Dim, key: i64) -> Option<DimRow> {
         let own = |table: &str| self.mirrored(table, key);
-        let get =
-            |row: Option<&Row>, column: &str| row.and_then(|r| text(r, column)).map(str::to_owned);
+        let get = |row: Option<&TextRow>, column: &str| {
+            row.and_then(|r| text(r, column)).map(str::to_owned)
+        };
         let values: Vec<Option<String>> = match dim {
             Dim::Staff => {
                 let staff = own("staff")?;
@@ -452,7 +449,7 @@ impl Model {
         open: &mut Open,
     ) {
         match change.op {
-            ChangeOp::Truncate => {
+            Op::Truncate => {
                 let keys: Vec<(Fact, i64)> = open
                     .facts
                     .keys()
@@ -470,12 +467,12 @@ impl Model {
                     });
                 }
             }
-            ChangeOp::Delete => {
+            Op::Delete => {
                 if let Some(key) = change.before_key(fact.key()).or(change.key(fact.key())) {
                     close_fact(fact, key, at, plan, open);
                 }
             }
-            ChangeOp::Insert | ChangeOp::Update | ChangeOp::Read => {
+            Op::Insert | Op::Update | Op::Read => {
                 let Some(after) = &change.after else {
                     return;
                 };
@@ -505,7 +502,7 @@ impl Model {
         &mut self,
         fact: Fact,
         change: &Change,
-        after: &Row,
+        after: &TextRow,
         at: Stamp,
         plan: &mut Plan,
         open: &mut Open,
@@ -633,7 +630,7 @@ pub fn fit_numeric(s: &str, precision: usize, scale: usize) -> Option<String> {
 }
 
 /// A source row as a JSON object (for `totesys_cdc.repair` and the mirrors).
-pub fn row_json(row: &Row) -> serde_json::Value {
+pub fn row_json(row: &TextRow) -> serde_json::Value {
     serde_json::Value::Object(
         row.iter()
             .map(|(k, v)| {
@@ -649,7 +646,7 @@ pub fn row_json(row: &Row) -> serde_json::Value {
 }
 
 /// A source row from its JSON object.
-pub fn row_from_json(value: &serde_json::Value) -> Option<Row> {
+pub fn row_from_json(value: &serde_json::Value) -> Option<TextRow> {
     let object = value.as_object()?;
     Some(
         object
@@ -708,7 +705,7 @@ mod tests {
         }
     }
 
-    fn row(pairs: &[(&str, String)]) -> Row {
+    fn row(pairs: &[(&str, String)]) -> TextRow {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Some(v.clone())))
@@ -763,10 +760,10 @@ mod tests {
             source_key(name)
         };
         let (op, after, before) = match op {
-            0 => (ChangeOp::Insert, Some(after), None),
-            1 => (ChangeOp::Update, Some(after), None),
+            0 => (Op::Insert, Some(after), None),
+            1 => (Op::Update, Some(after), None),
             _ => (
-                ChangeOp::Delete,
+                Op::Delete,
                 None,
                 Some(row(&[(key_column.as_str(), key.to_string())])),
             ),

@@ -3,50 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use cdc_core::Lsn;
+use cdc_core::{Lsn, Op};
 
 /// A source row: column name → value in PostgreSQL's text form (`None` is SQL null).
-pub type Row = BTreeMap<String, Option<String>>;
-
-/// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChangeOp {
-    /// A row read by the initial snapshot.
-    Read,
-    /// An insert.
-    Insert,
-    /// An update (possibly of the key).
-    Update,
-    /// A delete.
-    Delete,
-    /// A truncate of the whole table.
-    Truncate,
-}
-
-impl ChangeOp {
-    /// The lake's `_op` code of this operation.
-    pub fn code(self) -> &'static str {
-        match self {
-            ChangeOp::Read => "r",
-            ChangeOp::Insert => "c",
-            ChangeOp::Update => "u",
-            ChangeOp::Delete => "d",
-            ChangeOp::Truncate => "t",
-        }
-    }
-
-    /// The operation of a lake `_op` code.
-    pub fn from_code(code: &str) -> Option<ChangeOp> {
-        Some(match code {
-            "r" => ChangeOp::Read,
-            "c" => ChangeOp::Insert,
-            "u" => ChangeOp::Update,
-            "d" => ChangeOp::Delete,
-            "t" => ChangeOp::Truncate,
-            _ => return None,
-        })
-    }
-}
+pub type TextRow = BTreeMap<String, Option<String>>;
 
 /// One row change of a source transaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,14 +14,14 @@ pub struct Change {
     /// The source table's name in `public` (`staff`), `schema.table` elsewhere.
     pub table: String,
     /// What the change did.
-    pub op: ChangeOp,
+    pub op: Op,
     /// Its place in the transaction.
     pub ordinal: u64,
     /// The row after the change (inserts, updates, snapshot reads).
-    pub after: Option<Row>,
+    pub after: Option<TextRow>,
     /// The row before it when the source sent one (deletes, key changes); may hold only
     /// the key columns.
-    pub before: Option<Row>,
+    pub before: Option<TextRow>,
 }
 
 /// A whole source transaction: every change it made, in order.
@@ -91,11 +51,11 @@ impl Change {
 }
 
 /// The integer value of `column` in `row`, if it has one that parses.
-pub fn int(row: &Row, column: &str) -> Option<i64> {
+pub fn int(row: &TextRow, column: &str) -> Option<i64> {
     row.get(column)?.as_deref()?.parse().ok()
 }
 
 /// The text value of `column` in `row` (`None` when null or absent).
-pub fn text<'a>(row: &'a Row, column: &str) -> Option<&'a str> {
+pub fn text<'a>(row: &'a TextRow, column: &str) -> Option<&'a str> {
     row.get(column)?.as_deref()
 }

@@ -161,7 +161,7 @@ pub async fn access(client: &Client) -> Result<Access, ModelerError> {
 
 /// The modeler's state as the warehouse holds it.
 pub async fn load_model(client: &Client) -> Result<Model, ModelerError> {
-    let mut mirrors: HashMap<String, HashMap<i64, crate::source::Row>> = HashMap::new();
+    let mut mirrors: HashMap<String, HashMap<i64, crate::source::TextRow>> = HashMap::new();
     for row in client
         .query(
             "SELECT source_table, key, row FROM totesys_cdc.source_rows WHERE source_table = ANY($1)",

@@ -9,9 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use cdc_core::Lsn;
-use cdc_core::MetricSet;
-use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, Row, SourceTxn};
+use cdc_core::{Lsn, MetricSet, Op};
+use cdc_modeler::{Change, Modeler, ModelerMetrics, SourceTxn, TextRow};
 use cdc_testkit::TestDb;
 use serde_json::Value as Json;
 
@@ -56,7 +55,7 @@ fn text(value: &Json) -> Option<String> {
     }
 }
 
-fn row(value: Option<&Json>) -> Option<Row> {
+fn row(value: Option<&Json>) -> Option<TextRow> {
     let object = value?.as_object()?;
     Some(object.iter().map(|(k, v)| (k.clone(), text(v))).collect())
 }
@@ -81,7 +80,7 @@ fn transactions(case: &Json) -> Vec<SourceTxn> {
                 .enumerate()
                 .map(|(ordinal, c)| Change {
                     table: c["table"].as_str().expect("table").to_owned(),
-                    op: ChangeOp::from_code(c["op"].as_str().expect("op")).expect("op code"),
+                    op: Op::from_code(c["op"].as_str().expect("op")).expect("op code"),
                     ordinal: ordinal as u64,
                     after: row(c.get("after")),
                     before: row(c.get("before")),

@@ -2,9 +2,8 @@
 //! (docs/warehouse.md, Roles); `init` runs as the owner.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use cdc_core::Lsn;
-use cdc_core::MetricSet;
-use cdc_modeler::{Change, ChangeOp, Modeler, ModelerMetrics, SourceTxn};
+use cdc_core::{Lsn, MetricSet, Op};
+use cdc_modeler::{Change, Modeler, ModelerMetrics, SourceTxn};
 use cdc_testkit::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +46,7 @@ async fn the_modeler_needs_only_the_documented_grants() {
     let changes = vec![
         Change {
             table: "design".into(),
-            op: ChangeOp::Insert,
+            op: Op::Insert,
             ordinal: 0,
             after: Some(row(&[
                 ("design_id", "1"),
@@ -59,7 +58,7 @@ async fn the_modeler_needs_only_the_documented_grants() {
         },
         Change {
             table: "sales_order".into(),
-            op: ChangeOp::Insert,
+            op: Op::Insert,
             ordinal: 1,
             after: Some(row(&[
                 ("sales_order_id", "1"),

@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod checkpoint;
 pub mod connection;
+mod cursor;
 pub mod error;
 pub mod metrics;
 pub mod pgoutput;

@@ -124,11 +124,24 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, 
         )
         .await
         .map_err(SourceError::sql(format!("look up replication slot {slot}")))?;
-    Ok(row.map(|row| SlotInfo {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(SlotInfo {
         active_pid: row.get(0),
-        confirmed_flush_lsn: row.get::<_, Option<String>>(1).and_then(|s| s.parse().ok()),
+        confirmed_flush_lsn: slot_lsn(row.get(1))?,
         plugin: row.get(2),
     }))
+}
+
+/// An LSN column of `pg_replication_slots` (as text); a text that is no LSN is an error.
+fn slot_lsn(text: Option<String>) -> Result<Option<Lsn>, SourceError> {
+    text.map(|text| {
+        text.parse().map_err(|_| {
+            SourceError::Protocol(format!("pg_replication_slots gave a bad LSN {text:?}"))
+        })
+    })
+    .transpose()
 }
 
 /// Fails with [`SourceError::SlotInUse`] when another process reads the slot.
@@ -282,19 +295,11 @@ pub async fn slot_status(client: &Client, slot: &str) -> Result<Option<SlotStatu
     let Some(row) = row else {
         return Ok(None);
     };
-    let lsn = |text: Option<String>| -> Result<Option<Lsn>, SourceError> {
-        text.map(|text| {
-            text.parse().map_err(|_| {
-                SourceError::Protocol(format!("pg_replication_slots gave a bad LSN {text:?}"))
-            })
-        })
-        .transpose()
-    };
     let active: bool = row.get(0);
     Ok(Some(SlotStatus {
         streaming_pid: row.get::<_, Option<i32>>(1).filter(|_| active),
-        confirmed_flush: lsn(row.get(2))?,
-        server_lsn: lsn(row.get(3))?.unwrap_or(Lsn::ZERO),
+        confirmed_flush: slot_lsn(row.get(2))?,
+        server_lsn: slot_lsn(row.get(3))?.unwrap_or(Lsn::ZERO),
         lag_bytes: row.get(4),
         wal_status: row.get::<_, Option<String>>(5).filter(|s| !s.is_empty()),
     }))

@@ -24,7 +24,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use cdc_core::Lsn;
 
-use crate::pgoutput::{DecodeError, Reader};
+use crate::cursor::Reader;
+use crate::pgoutput::DecodeError;
 
 /// Microseconds from the Unix epoch (1970-01-01) to PostgreSQL's epoch (2000-01-01).
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;

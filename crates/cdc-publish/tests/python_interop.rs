@@ -93,10 +93,7 @@ async fn confluent_python_client_reads_every_topic_and_sees_the_source_rows() {
     let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
     let stack = Stack::start().await;
     // numeric(10,2) travels as an Avro decimal: the stock deserializer must make it exact.
-    let variant = SchemaVariant {
-        numeric_10_2: true,
-        transaction_type_enum: true,
-    };
+    let variant = SchemaVariant::BOTH;
     stack.totesys(variant, 3).await;
     let publish = PublishConfig::with_transaction_topic();
     let workload = WorkloadConfig {

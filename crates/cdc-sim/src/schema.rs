@@ -22,6 +22,12 @@ const TIMESTAMPS: &str = "created_at timestamp NOT NULL DEFAULT now(),\n    \
      last_updated timestamp NOT NULL DEFAULT now()";
 
 impl SchemaVariant {
+    /// Both deviations from the spec: `numeric(10,2)` and the transaction-type enum.
+    pub const BOTH: SchemaVariant = SchemaVariant {
+        numeric_10_2: true,
+        transaction_type_enum: true,
+    };
+
     fn numeric(self) -> &'static str {
         if self.numeric_10_2 {
             "numeric(10,2)"
@@ -230,10 +236,7 @@ mod tests {
     #[test]
     fn variants_change_only_numeric_and_transaction_type() {
         let spec = SchemaVariant::default();
-        let both = SchemaVariant {
-            numeric_10_2: true,
-            transaction_type_enum: true,
-        };
+        let both = SchemaVariant::BOTH;
         for table in Table::ALL {
             let a = spec.create_table_sql(table);
             let b = both.create_table_sql(table);

@@ -53,10 +53,7 @@ async fn bulk_load_of_100_000_orders_writes_what_it_reports() -> TestResult {
 
 #[tokio::test]
 async fn bulk_load_fills_the_variant_schema_in_batches() -> TestResult {
-    let both = SchemaVariant {
-        numeric_10_2: true,
-        transaction_type_enum: true,
-    };
+    let both = SchemaVariant::BOTH;
     let (_db, client) = fixture::totesys(both, Some(2)).await?;
     let mut seen = Vec::new();
     let summary =

@@ -48,13 +48,11 @@ async fn seed_writes_the_reference_sizes_and_obeys_the_spec() -> TestResult {
     );
     // Every counterparty has its own legal address, and a few hundred orders are a mix of
     // paid (due in the past) and unpaid payments.
-    let distinct_addresses: i64 = client
-        .query_one(
-            "SELECT count(DISTINCT legal_address_id) FROM counterparty",
-            &[],
-        )
-        .await?
-        .get(0);
+    let distinct_addresses = fixture::number(
+        &client,
+        "SELECT count(DISTINCT legal_address_id) FROM counterparty",
+    )
+    .await?;
     assert_eq!(distinct_addresses, 20);
     let (paid, unpaid): (i64, i64) = {
         let row = client
@@ -63,13 +61,11 @@ async fn seed_writes_the_reference_sizes_and_obeys_the_spec() -> TestResult {
         (row.get(0), row.get(1))
     };
     assert!(paid > 100 && unpaid > 50, "paid {paid}, unpaid {unpaid}");
-    let paid_in_future: i64 = client
-        .query_one(
-            "SELECT count(*) FROM payment WHERE paid AND payment_date::date >= current_date",
-            &[],
-        )
-        .await?
-        .get(0);
+    let paid_in_future = fixture::number(
+        &client,
+        "SELECT count(*) FROM payment WHERE paid AND payment_date::date >= current_date",
+    )
+    .await?;
     assert_eq!(
         paid_in_future, 0,
         "only payments due in the past are paid at seed time"
@@ -91,10 +87,7 @@ async fn the_same_seed_writes_the_same_rows() -> TestResult {
 
 #[tokio::test]
 async fn seed_fills_the_variant_schema_with_exact_amounts() -> TestResult {
-    let both = SchemaVariant {
-        numeric_10_2: true,
-        transaction_type_enum: true,
-    };
+    let both = SchemaVariant::BOTH;
     let (_v, variant) = fixture::totesys(both, Some(5)).await?;
     let (_s, spec) = fixture::totesys(SchemaVariant::default(), Some(5)).await?;
     assert_eq!(fixture::row_counts(&variant).await?, SEED_ROWS);
@@ -109,13 +102,11 @@ async fn seed_fills_the_variant_schema_with_exact_amounts() -> TestResult {
         .split(':')
         .next()
         .is_some_and(|n| n.len() > 3 && n.as_bytes()[n.len() - 3] == b'.')));
-    let sales: i64 = variant
-        .query_one(
-            "SELECT count(*) FROM transaction WHERE transaction_type = 'SALE'",
-            &[],
-        )
-        .await?
-        .get(0);
+    let sales = fixture::number(
+        &variant,
+        "SELECT count(*) FROM transaction WHERE transaction_type = 'SALE'",
+    )
+    .await?;
     assert_eq!(sales, 300);
     Ok(())
 }

@@ -228,10 +228,7 @@ async fn stop_ends_a_run_without_limits() -> TestResult {
 
 #[tokio::test]
 async fn the_workload_runs_on_the_variant_schema() -> TestResult {
-    let both = SchemaVariant {
-        numeric_10_2: true,
-        transaction_type_enum: true,
-    };
+    let both = SchemaVariant::BOTH;
     let (_db, client) = fixture::totesys(both, Some(6)).await?;
     let stats = run_workload(&client, &unpaced(6, 1_000), never()).await?;
     assert_eq!(stats.changes(), 1_000);

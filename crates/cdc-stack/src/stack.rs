@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use cdc_avro::{decode_confluent, decode_event, decode_value, AvroCodec, DecodedEvent};
 use cdc_core::sink::{ChangeSink, SinkError, WriteAck};
-use cdc_core::MetricSet;
-use cdc_core::{ChangeEvent, Lsn, Position, TableSchema, TransactionInfo};
+use cdc_core::{ChangeEvent, Lsn, MetricSet, Position, TableSchema, TransactionInfo};
 use cdc_kafka::KafkaSettings;
 use cdc_postgres::connection::ConnectParams;
 use cdc_postgres::error::SourceError;

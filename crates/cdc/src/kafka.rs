@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cdc_avro::AvroCodec;
-use cdc_core::MetricSet;
-use cdc_core::Secret;
+use cdc_core::{MetricSet, Secret};
 use cdc_kafka::KafkaSettings;
 use cdc_publish::{
     ExactlyOnce, KafkaSink, PublishConfig, PublishError, PublishMetrics, RETAIN_FOREVER_MS,

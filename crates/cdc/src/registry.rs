@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::routing::get;
-use cdc_core::MetricSet;
-use cdc_core::Secret;
+use cdc_core::{MetricSet, Secret};
 use cdc_registry::{RegistryMetrics, RegistryStore, StoreConfig, DEFAULT_SCHEMA};
 
 /// How long requests under way may take to finish after SIGTERM before the registry exits anyway.

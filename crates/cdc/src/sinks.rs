@@ -29,10 +29,22 @@ impl ChangeSink for JsonLinesSink {
         let mut out = std::io::BufWriter::new(stdout.lock());
         for event in &batch {
             let line = event_json(event);
-            writeln!(out, "{line}").map_err(|e| SinkError::Rejected(Box::new(e)))?;
+            writeln!(out, "{line}").map_err(StdoutClosed::rejected)?;
         }
-        out.flush().map_err(|e| SinkError::Rejected(Box::new(e)))?;
+        out.flush().map_err(StdoutClosed::rejected)?;
         Ok(WriteAck::durable())
+    }
+}
+
+/// Standard output refused a line (closed, a full disk behind a redirect); retrying will
+/// not help, so the sink rejects the events.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write events to standard output")]
+struct StdoutClosed(#[source] std::io::Error);
+
+impl StdoutClosed {
+    fn rejected(error: std::io::Error) -> SinkError {
+        SinkError::Rejected(Box::new(StdoutClosed(error)))
     }
 }
 
