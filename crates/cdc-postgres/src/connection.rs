@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use cdc_pgtls::SslMode;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
@@ -57,19 +58,24 @@ pub struct ConnectParams {
     pub options: Vec<(String, String)>,
     /// How long to wait for the TCP connection.
     pub connect_timeout: Duration,
+    /// TLS as `sslmode`, `sslrootcert`, `sslcert` and `sslkey` (or `PGSSL*`) set it.
+    pub tls: cdc_pgtls::PgTls,
 }
 
 impl ConnectParams {
-    /// Parses a libpq key/value string or a `postgres://` URL.
+    /// Parses a libpq key/value string or a `postgres://` URL, its TLS settings with it
+    /// (a missing one from `PGSSL*`).
     pub fn parse(conn: &str) -> Result<Self, SourceError> {
-        let config: tokio_postgres::Config = conn.parse().map_err(|e: tokio_postgres::Error| {
-            SourceError::Protocol(format!("invalid source connection string: {e}"))
-        })?;
-        Ok(Self::from_config(&config))
+        let split = cdc_pgtls::split_conn_string(conn)?;
+        let config: tokio_postgres::Config =
+            split.rest.parse().map_err(|e: tokio_postgres::Error| {
+                SourceError::Protocol(format!("invalid source connection string: {e}"))
+            })?;
+        Ok(Self::from_config(&config, split.tls.connector()?))
     }
 
     /// Takes host, port, user, password and database from a `tokio_postgres::Config`.
-    pub fn from_config(config: &tokio_postgres::Config) -> Self {
+    pub fn from_config(config: &tokio_postgres::Config, tls: cdc_pgtls::PgTls) -> Self {
         let host = config
             .get_hosts()
             .first()
@@ -97,6 +103,7 @@ impl ConnectParams {
                 .get_connect_timeout()
                 .copied()
                 .unwrap_or(Duration::from_secs(10)),
+            tls,
         }
     }
 
@@ -122,19 +129,12 @@ pub async fn connect_regular(
     params: &ConnectParams,
     purpose: &str,
 ) -> Result<tokio_postgres::Client, SourceError> {
-    let (client, connection) = params
-        .to_config()
-        .connect(tokio_postgres::NoTls)
+    cdc_pgtls::connect(&params.to_config(), &params.tls)
         .await
-        .map_err(SourceError::sql(format!(
-            "connect to the source database for {purpose}"
-        )))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "source connection closed");
-        }
-    });
-    Ok(client)
+        .map_err(|source| SourceError::Connection {
+            what: format!("cannot connect to the source database for {purpose}"),
+            source,
+        })
 }
 
 /// The session settings capture relies on for the text form of values.
@@ -151,15 +151,42 @@ pub type TextRows = Vec<Vec<Option<String>>>;
 
 /// One replication connection.
 pub struct ReplicationConnection {
-    stream: TcpStream,
+    stream: cdc_pgtls::MaybeTls,
     read_buf: BytesMut,
     write_buf: BytesMut,
     params: ConnectParams,
 }
 
 impl ReplicationConnection {
-    /// Connects, authenticates and waits until the server is ready for queries.
+    /// Connects (over TLS as `params.tls` says), authenticates and waits until the server
+    /// is ready for queries.
     pub async fn connect(params: &ConnectParams) -> Result<Self, SourceError> {
+        let stream = Self::tcp(params).await?;
+        let stream = params.tls.start_tls(&params.host, stream).await?;
+        let encrypted = stream.is_tls();
+        match Self::session(params, stream).await {
+            // allow: plain first, TLS when pg_hba.conf has no line for a plain session.
+            Err(e) if !encrypted && refused_plain(&e) && params.tls.mode() == SslMode::Allow => {
+                let stream = Self::tcp(params).await?;
+                let stream = params.tls.upgrade(&params.host, stream).await?;
+                Self::session(params, stream).await
+            }
+            Err(SourceError::Server {
+                context,
+                code,
+                message,
+                detail,
+            }) if !encrypted => Err(SourceError::Server {
+                context: format!("{context} without TLS ({})", params.tls.settings()),
+                code,
+                message,
+                detail,
+            }),
+            other => other,
+        }
+    }
+
+    async fn tcp(params: &ConnectParams) -> Result<TcpStream, SourceError> {
         let addr = format!("{}:{}", params.host, params.port);
         let stream = tokio::time::timeout(params.connect_timeout, TcpStream::connect(&addr))
             .await
@@ -172,6 +199,13 @@ impl ReplicationConnection {
                 source,
             })?;
         stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    async fn session(
+        params: &ConnectParams,
+        stream: cdc_pgtls::MaybeTls,
+    ) -> Result<Self, SourceError> {
         let mut conn = ReplicationConnection {
             stream,
             read_buf: BytesMut::with_capacity(64 * 1024),
@@ -428,6 +462,12 @@ impl ReplicationConnection {
         }
         Ok(())
     }
+}
+
+/// Whether the server refused the session for its lack of TLS (no `pg_hba.conf` line
+/// but `hostssl` ones for it).
+fn refused_plain(error: &SourceError) -> bool {
+    matches!(error, SourceError::Server { code, .. } if code == "28000")
 }
 
 fn server_error(context: &str, body: &ErrorResponseBody) -> SourceError {

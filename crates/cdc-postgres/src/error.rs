@@ -20,6 +20,19 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
+    /// TLS to the server could not be set up or failed: a setting, a certificate file,
+    /// the handshake, or a server that refuses TLS where the mode requires it.
+    #[error(transparent)]
+    Tls(#[from] cdc_pgtls::TlsError),
+    /// A regular (non-replication) connection could not be opened.
+    #[error("{what}")]
+    Connection {
+        /// What the connection was for.
+        what: String,
+        /// Why it failed, with the TLS settings in force.
+        #[source]
+        source: cdc_pgtls::ConnectError,
+    },
     /// The connection broke while in use.
     #[error("connection to PostgreSQL lost")]
     Io(#[from] io::Error),
@@ -157,6 +170,8 @@ impl SourceError {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceError::Connect { .. }
+            | SourceError::Tls(_)
+            | SourceError::Connection { .. }
             | SourceError::Io(_)
             | SourceError::Server { .. }
             | SourceError::UnsupportedAuth(_)
@@ -187,6 +202,7 @@ impl SourceError {
                 code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
             }
             SourceError::Sql { source, .. } => source.is_closed(),
+            SourceError::Connection { source, .. } => source.is_retryable(),
             SourceError::Sink(error) => !matches!(error, SinkError::Rejected(..)),
             _ => false,
         }

@@ -138,7 +138,10 @@ pub enum StoreError {
     SchemaName(String),
     /// Opening a connection failed.
     #[error("cannot connect to PostgreSQL for the schema registry")]
-    Connect(#[source] tokio_postgres::Error),
+    Connect(#[source] cdc_pgtls::ConnectError),
+    /// The store's TLS settings cannot be used (`sslmode`, a certificate file).
+    #[error("the schema registry store's TLS settings")]
+    Tls(#[source] cdc_pgtls::TlsError),
     /// A statement failed.
     #[error("schema registry store: cannot {what}")]
     Sql {

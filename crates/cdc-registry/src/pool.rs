@@ -7,8 +7,9 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use cdc_pgtls::PgTls;
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::error::StoreError;
 
@@ -16,15 +17,17 @@ use crate::error::StoreError;
 #[derive(Debug)]
 pub(crate) struct Pool {
     config: Config,
+    tls: PgTls,
     idle: Mutex<Vec<Client>>,
     permits: Semaphore,
 }
 
 impl Pool {
-    /// A pool of at most `size` connections (at least one) made from `config`.
-    pub fn new(config: Config, size: usize) -> Arc<Self> {
+    /// A pool of at most `size` connections (at least one) made from `config` over `tls`.
+    pub fn new(config: Config, tls: PgTls, size: usize) -> Arc<Self> {
         Arc::new(Pool {
             config,
+            tls,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(size.max(1)),
         })
@@ -55,16 +58,9 @@ impl Pool {
                 None => break,
             }
         }
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
+        let client = cdc_pgtls::connect(&self.config, &self.tls)
             .await
             .map_err(StoreError::Connect)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "schema registry store connection ended");
-            }
-        });
         Ok(Pooled {
             client: Some(client),
             pool: self,

@@ -152,11 +152,10 @@ impl RegistryStore {
         if schema.is_empty() || schema.len() > 63 || schema.contains('\0') {
             return Err(StoreError::SchemaName(schema));
         }
-        let mut pg: tokio_postgres::Config = config
-            .conn
-            .expose()
-            .parse()
-            .map_err(StoreError::ConnectionString)?;
+        let split = cdc_pgtls::split_conn_string(config.conn.expose()).map_err(StoreError::Tls)?;
+        let tls = split.tls.connector().map_err(StoreError::Tls)?;
+        let mut pg: tokio_postgres::Config =
+            split.rest.parse().map_err(StoreError::ConnectionString)?;
         if let Some(password) = &config.password {
             pg.password(password.expose());
         }
@@ -166,7 +165,7 @@ impl RegistryStore {
         let quoted = quote_ident(&schema);
         let store = RegistryStore {
             inner: Arc::new(Inner {
-                pool: Pool::new(pg, config.pool_size),
+                pool: Pool::new(pg, tls, config.pool_size),
                 schemas: format!("{quoted}.\"schemas\""),
                 versions: format!("{quoted}.\"subject_versions\""),
                 config: format!("{quoted}.\"subject_config\""),

@@ -80,7 +80,7 @@ impl PgCluster {
 
     /// Starts the stopped cluster on its port, waiting up to `timeout_secs`; a failure
     /// says `what` and ends with the server log's last lines.
-    fn start(&self, what: &str, timeout_secs: u32) -> Result<(), TestkitError> {
+    pub(crate) fn start(&self, what: &str, timeout_secs: u32) -> Result<(), TestkitError> {
         let data = self.root.join("data");
         let log = self.root.join("postgres.log");
         let options = format!("-p {} -k {}", self.port, data.display());
@@ -278,6 +278,20 @@ pub fn free_port() -> Result<u16, TestkitError> {
 }
 
 /// When running as root: the uid and gid of the `postgres` system user.
+/// Hands `root` and everything under it to the `postgres` user when we run as root.
+pub(crate) fn give_to_owner(root: &Path) -> Result<(), TestkitError> {
+    match owner_ids() {
+        Some((uid, gid)) => chown_tree(root, uid, gid),
+        None => Ok(()),
+    }
+}
+
+/// Makes `path` readable by its owner only (the server refuses a key others can read).
+pub(crate) fn own_private(path: &Path) -> Result<(), TestkitError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(|e| TestkitError::io("chmod 0600", path, e))
+}
+
 fn owner_ids() -> Option<(u32, u32)> {
     if !is_root() {
         return None;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::{PgCluster, TestkitError, AUTH_ROLES, AUTH_ROLE_PASSWORD};
 
@@ -87,15 +87,20 @@ impl Drop for TestDb {
     }
 }
 
-/// Connects with `tokio_postgres`, driving the connection on the current runtime.
+/// Connects with `tokio_postgres` (over TLS when the cluster requires it), driving the
+/// connection on the current runtime.
 pub async fn connect(conn_string: &str) -> Result<Client, TestkitError> {
-    let (client, connection) = tokio_postgres::connect(conn_string, NoTls)
-        .await
-        .map_err(TestkitError::sql("connect to the test cluster"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    let failed = |error: cdc_pgtls::ConnectError| {
+        let mut what = String::from("connect to the test cluster");
+        let mut cause: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(error) = cause {
+            what.push_str(&format!(": {error}"));
+            cause = error.source();
+        }
+        TestkitError::Command { what }
+    };
+    let connect = cdc_pgtls::PgConnect::parse(conn_string).map_err(failed)?;
+    connect.connect().await.map_err(failed)
 }
 
 async fn drop_database(admin: &Client, name: &str) -> Result<(), tokio_postgres::Error> {

@@ -16,6 +16,7 @@ mod cluster;
 pub mod database;
 pub mod python;
 pub mod rows;
+mod tls;
 mod warehouse_check;
 
 pub use broker::{KafkaBroker, KafkaCluster, KafkaInstall, KafkaOptions};
@@ -24,6 +25,7 @@ pub use cluster::{
     SUPERUSER_PASSWORD,
 };
 pub use database::{shared_cluster, TestDb};
+pub use tls::{TestCerts, CERT_ROLE};
 pub use warehouse_check::{check_warehouse, TableCheck};
 
 use std::path::Path;

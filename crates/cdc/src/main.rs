@@ -80,9 +80,10 @@ fn password_from(
     Ok(vars.iter().find_map(|v| std::env::var(v).ok()))
 }
 
-/// Connects to a PostgreSQL database given by `url` (setting `setting`), the password
-/// from `password_file` or the first of `vars` set when the URL has none; the connection
-/// is driven on the current runtime.
+/// Connects to a PostgreSQL database given by `url` (setting `setting`), over TLS as its
+/// `ssl*` keys or the `PGSSL*` environment ask, the password from `password_file` or the
+/// first of `vars` set when the URL has none; the connection is driven on the current
+/// runtime.
 async fn connect_postgres(
     url: &str,
     setting: &str,
@@ -90,34 +91,32 @@ async fn connect_postgres(
     vars: &[&str],
 ) -> anyhow::Result<tokio_postgres::Client> {
     use anyhow::Context;
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .with_context(|| format!("setting {setting} is not a connection string"))?;
+    let not_a_string = || format!("setting {setting} is not a connection string");
+    let split = cdc_pgtls::split_conn_string(url).with_context(not_a_string)?;
+    let mut config: tokio_postgres::Config = split.rest.parse().with_context(not_a_string)?;
     if config.get_password().is_none() {
         let flag = format!("{setting} password file");
         if let Some(password) = password_from(password_file, &flag, vars)? {
             config.password(password);
         }
     }
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+    let tls = split
+        .tls
+        .connector()
+        .with_context(|| format!("the TLS settings of {setting}"))?;
+    cdc_pgtls::connect(&config, &tls)
         .await
-        .with_context(|| format!("connecting to {setting}"))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "database connection closed");
-        }
-    });
-    Ok(client)
+        .with_context(|| format!("connecting to {setting}"))
 }
 
 /// Whether a connection failed for a reason retrying cannot mend (see
 /// [`cdc_postgres::connection::is_settings_error`]), anywhere in the error's chain.
 fn is_settings_error(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<tokio_postgres::Error>()
-            .is_some_and(cdc_postgres::connection::is_settings_error)
+        cause.is::<cdc_pgtls::TlsError>()
+            || cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(cdc_postgres::connection::is_settings_error)
     })
 }
 

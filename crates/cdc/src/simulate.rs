@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cdc_sim::{SchemaVariant, WorkloadConfig};
-use tokio_postgres::NoTls;
 
 /// Arguments of `simulate`.
 #[derive(Debug, clap::Args)]
@@ -40,22 +39,14 @@ pub struct SimulateArgs {
 
 /// Runs `simulate`.
 pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let mut config: tokio_postgres::Config = args
-        .target
-        .parse()
-        .context("setting --target / TOTESYS_CDC_SOURCE_URL")?;
-    if config.get_password().is_none() {
-        if let Ok(password) = std::env::var("PGPASSWORD") {
-            config.password(password);
-        }
-    }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .context("connecting to the simulation database")?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let client = crate::connect_postgres(
+        &args.target,
+        "--target / TOTESYS_CDC_SOURCE_URL",
+        None,
+        &["PGPASSWORD"],
+    )
+    .await
+    .context("connecting to the simulation database")?;
     if args.init {
         let variant = SchemaVariant {
             numeric_10_2: args.numeric_10_2,
