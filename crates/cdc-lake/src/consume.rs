@@ -540,7 +540,7 @@ impl LakeWriter {
             match decoded {
                 Decoded::NoRow => {
                     writer.skip(offset);
-                    None
+                    Vec::new()
                 }
                 Decoded::Dead(dead) => {
                     self.dead_letter(&message, &dead).await?;
@@ -548,7 +548,7 @@ impl LakeWriter {
                     if let Some(writer) = self.partitions.get_mut(&key) {
                         writer.skip(offset);
                     }
-                    None
+                    Vec::new()
                 }
                 Decoded::Change(event, table) => {
                     let row = LakeRow {
@@ -562,7 +562,7 @@ impl LakeWriter {
                 }
             }
         };
-        if let Some(flushed) = flushed {
+        for flushed in flushed {
             self.flushed(&key, flushed, totals);
         }
         Ok(())

@@ -199,27 +199,34 @@ impl PartitionWriter {
         Some(last + 1)
     }
 
-    /// Takes a change read at `row.offset`, `size` bytes as encoded. Returns the file
-    /// written first when the change cannot share the buffer (another table shape or
-    /// another commit date).
+    /// Takes a change read at `row.offset`, `size` bytes as encoded. Returns the files
+    /// written (or adopted) first when the change cannot share the buffer (another table
+    /// shape or another commit date).
     pub async fn push(
         &mut self,
         table: &TableSchema,
         row: LakeRow,
         size: usize,
-    ) -> Result<Option<Flushed>, LakeError> {
+    ) -> Result<Vec<Flushed>, LakeError> {
+        let mut flushed = Vec::new();
         if self.seen(row.offset) {
-            return Ok(None);
+            return Ok(flushed);
         }
-        let mut flushed = None;
         let same_shape = self.builder.as_ref().is_some_and(|b| b.table() == table);
         let same_date = self.rows.first().is_none_or(|first| {
             commit_date(first.event.source.commit_ts_us)
                 == commit_date(row.event.source.commit_ts_us)
         });
         if !self.rows.is_empty() && (!same_shape || !same_date) {
-            // The row starts the next file: the current one ends just before it.
-            flushed = self.flush_until(row.offset - 1).await?;
+            // The row starts the next file: the buffered rows end just before it. A file
+            // another writer made first may cover only some of them (it flushed at another
+            // row), so files are written until none is left in the old shape.
+            while !self.rows.is_empty() {
+                match self.flush_until(row.offset - 1).await? {
+                    Some(file) => flushed.push(file),
+                    None => break,
+                }
+            }
             if self.already_written(row.offset) {
                 return Ok(flushed);
             }

@@ -20,6 +20,7 @@ async fn suite(lake: LakeStore) {
     a_restarted_writer_adopts_what_it_wrote_before(&lake).await;
     racing_writers_leave_each_row_once(&lake, &[3, 9, 14], &[5, 12]).await;
     dates_and_shapes_split_files(&lake).await;
+    a_new_shape_after_a_shorter_adopted_file_keeps_the_old_rows_whole(&lake).await;
     compaction_swaps_small_files_for_one(&lake).await;
     rowless_tails_redeliveries_and_restarts(&lake).await;
     repeated_changes_are_left_out_and_the_chain_agrees(&lake).await;
@@ -198,7 +199,7 @@ async fn typed_rows_round_trip(lake: &LakeStore) {
     let mut writer = writer(lake, topic, 0);
     let rows = sample_rows(&table, 0..6);
     for row in rows.clone() {
-        assert!(writer.push(&table, row, 100).await.unwrap().is_none());
+        assert!(writer.push(&table, row, 100).await.unwrap().is_empty());
     }
     writer.skip(6); // a tombstone
     let flushed = writer.flush().await.unwrap().unwrap();
@@ -300,6 +301,43 @@ async fn dates_and_shapes_split_files(lake: &LakeStore) {
     assert_eq!(names, ["2026-11-21+0", "2026-11-22+2", "2026-11-22+4"]);
     let files = list(lake, topic).await;
     assert_eq!(files.len(), 3, "{files:?}");
+}
+
+/// A writer whose first file turns out to be another's shorter one (it flushed at an
+/// earlier row) still writes the rest of its old-shape rows before a new shape starts:
+/// every row once, none written in the wrong shape.
+async fn a_new_shape_after_a_shorter_adopted_file_keeps_the_old_rows_whole(lake: &LakeStore) {
+    let topic = "t.public.adopt_then_widen";
+    let table = staff_table();
+    let wider = wider_staff_table();
+    let rows = sample_rows(&table, 0..8);
+    // Another writer got to offsets 0..=3 first.
+    let mut other = writer(lake, topic, 3);
+    for row in rows[..4].iter().cloned() {
+        other.push(&table, row, 10).await.unwrap();
+    }
+    other.flush().await.unwrap().unwrap();
+    let mut late = writer(lake, topic, 3);
+    for row in rows.iter().cloned() {
+        assert!(late.push(&table, row, 10).await.unwrap().is_empty());
+    }
+    let widened = sample_rows(&wider, 8..10);
+    let mut flushed = Vec::new();
+    for row in widened {
+        flushed.extend(late.push(&wider, row, 10).await.unwrap());
+    }
+    flushed.extend(late.flush().await.unwrap());
+    let ranges: Vec<(i64, i64, bool)> = flushed
+        .iter()
+        .map(|f| (f.first_offset, f.last_offset, f.adopted))
+        .collect();
+    assert_eq!(ranges, [(0, 3, true), (4, 7, false), (8, 9, false)]);
+    let offsets: Vec<i64> = read_rows(lake, topic)
+        .await
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "each row once");
 }
 
 fn writer(lake: &LakeStore, topic: &str, partition: i32) -> PartitionWriter {
