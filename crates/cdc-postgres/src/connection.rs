@@ -131,9 +131,24 @@ pub async fn connect_regular(
 ) -> Result<tokio_postgres::Client, SourceError> {
     cdc_pgtls::connect(&params.to_config(), &params.tls)
         .await
-        .map_err(|source| SourceError::Connection {
-            what: format!("cannot connect to the source database for {purpose}"),
-            source,
+        .map_err(|source| {
+            let what = format!("connect to the source database for {purpose}");
+            match source
+                .postgres()
+                .and_then(tokio_postgres::Error::as_db_error)
+            {
+                // The server's own answer (a refused login, no pg_hba.conf line) in one line.
+                Some(db) => SourceError::Server {
+                    context: format!("{what} ({})", params.tls.settings()),
+                    code: db.code().code().to_owned(),
+                    message: db.message().to_owned(),
+                    detail: db.detail().map(str::to_owned),
+                },
+                None => SourceError::Connection {
+                    what: format!("cannot {what}"),
+                    source,
+                },
+            }
         })
 }
 
