@@ -4,23 +4,12 @@
 
 use cdc_core::{Lsn, MetricSet, Op};
 use cdc_modeler::{Change, Modeler, ModelerMetrics, SourceTxn};
-use cdc_testkit::{PgCluster, TestCerts, TestDb, SUPERUSER_PASSWORD};
+use cdc_testkit::TlsCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_modeler_applies_changes_to_a_warehouse_over_verify_full_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    cdc_testkit::open_to_postgres(dir.path()).unwrap();
-    let certs = TestCerts::generate(&dir.path().join("certs")).unwrap();
-    let cluster = PgCluster::ensure_running(&dir.path().join("pg")).unwrap();
-    cluster.require_tls(&certs).unwrap();
-    let db = TestDb::create_in(cluster.clone()).await.unwrap();
-    let conn = format!(
-        "host=localhost port={} user=postgres password={SUPERUSER_PASSWORD} dbname={} \
-         sslmode=verify-full sslrootcert={}",
-        cluster.port,
-        db.name,
-        certs.ca.display()
-    );
+    let tls = TlsCluster::start().await.unwrap();
+    let conn = tls.verify_full();
     let warehouse = cdc_pgtls::PgConnect::parse(&conn)
         .unwrap()
         .connect()
@@ -74,6 +63,4 @@ async fn the_modeler_applies_changes_to_a_warehouse_over_verify_full_tls() {
         .unwrap()
         .get(0);
     assert_eq!(code, "GBP");
-    drop(db);
-    cluster.stop().unwrap();
 }

@@ -95,10 +95,16 @@ impl TlsOptions {
                 if self.mode == SslMode::VerifyFull {
                     chain
                 } else {
-                    Arc::new(verify::ChainOnly(chain))
+                    Arc::new(verify::Lenient {
+                        chain: Some(chain),
+                        provider: provider.clone(),
+                    })
                 }
             }
-            None => Arc::new(verify::Unchecked(provider.clone())),
+            None => Arc::new(verify::Lenient {
+                chain: None,
+                provider: provider.clone(),
+            }),
         };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -10,47 +10,8 @@ mod support;
 use std::error::Error;
 
 use cdc_postgres::connection::{connect_regular, ConnectParams, ReplicationConnection};
-use cdc_testkit::{PgCluster, TestCerts, TestDb, CERT_ROLE, SUPERUSER_PASSWORD};
+use cdc_testkit::{TlsCluster, CERT_ROLE};
 use support::*;
-
-/// A TLS-only cluster of the test's own, its certificates, and a database in it.
-struct TlsCluster {
-    _dir: tempfile::TempDir,
-    cluster: PgCluster,
-    certs: TestCerts,
-    db: TestDb,
-}
-
-impl TlsCluster {
-    async fn start() -> TlsCluster {
-        let dir = tempfile::tempdir().unwrap();
-        cdc_testkit::open_to_postgres(dir.path()).unwrap();
-        let certs = TestCerts::generate(&dir.path().join("certs")).unwrap();
-        let cluster = PgCluster::ensure_running(&dir.path().join("pg")).unwrap();
-        cluster.require_tls(&certs).unwrap();
-        let db = TestDb::create_in(cluster.clone()).await.unwrap();
-        TlsCluster {
-            _dir: dir,
-            cluster,
-            certs,
-            db,
-        }
-    }
-
-    /// A superuser connection string to the test database with `tls` settings.
-    fn conn(&self, host: &str, tls: &str) -> String {
-        format!(
-            "host={host} port={} user=postgres password={SUPERUSER_PASSWORD} dbname={} {tls}",
-            self.cluster.port, self.db.name
-        )
-    }
-}
-
-impl Drop for TlsCluster {
-    fn drop(&mut self) {
-        let _ = self.cluster.stop();
-    }
-}
 
 /// The error and its causes on one line, as the binary prints them.
 fn chain(error: &dyn Error) -> String {
@@ -65,7 +26,7 @@ fn chain(error: &dyn Error) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_full_streams_the_snapshot_and_changes_over_tls() {
-    let tls = TlsCluster::start().await;
+    let tls = TlsCluster::start().await.unwrap();
     let client = tls.db.client().await.unwrap();
     client
         .batch_execute(
@@ -74,8 +35,7 @@ async fn verify_full_streams_the_snapshot_and_changes_over_tls() {
         )
         .await
         .unwrap();
-    let verify_full = format!("sslmode=verify-full sslrootcert={}", tls.certs.ca.display());
-    let params = ConnectParams::parse(&tls.conn("localhost", &verify_full)).unwrap();
+    let params = ConnectParams::parse(&tls.verify_full()).unwrap();
     let state = tempfile::tempdir().unwrap();
     let mut config = config(&tls.db, &state);
     config.connection = params;
@@ -108,7 +68,7 @@ async fn verify_full_streams_the_snapshot_and_changes_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_settings_that_cannot_work_fail_in_one_line_naming_the_setting() {
-    let tls = TlsCluster::start().await;
+    let tls = TlsCluster::start().await.unwrap();
     let ca = tls.certs.ca.display().to_string();
     let other_ca = tls.certs.other_ca.display().to_string();
     let attempt = |host: &str, settings: String| {
@@ -186,7 +146,7 @@ async fn tls_settings_that_cannot_work_fail_in_one_line_naming_the_setting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_logs_in_where_pg_hba_asks_for_one() {
-    let tls = TlsCluster::start().await;
+    let tls = TlsCluster::start().await.unwrap();
     let admin = tls.db.client().await.unwrap();
     admin
         .batch_execute(&format!(

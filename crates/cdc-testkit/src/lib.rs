@@ -25,7 +25,7 @@ pub use cluster::{
     SUPERUSER_PASSWORD,
 };
 pub use database::{shared_cluster, TestDb};
-pub use tls::{TestCerts, CERT_ROLE};
+pub use tls::{TestCerts, TlsCluster, CERT_ROLE};
 pub use warehouse_check::{check_warehouse, TableCheck};
 
 use std::path::Path;

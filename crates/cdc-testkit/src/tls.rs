@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{PgCluster, TestkitError};
+use crate::{PgCluster, TestDb, TestkitError};
 
 /// The role that logs in with a client certificate (`cert` in `pg_hba.conf`).
 pub const CERT_ROLE: &str = "cdc_cert_user";
@@ -165,5 +165,65 @@ impl PgCluster {
         crate::cluster::give_to_owner(&self.root)?;
         self.stop()?;
         self.start("pg_ctl start with TLS required", 60)
+    }
+}
+
+/// A TLS-only cluster of one test's own, in a temporary directory, with its certificates
+/// and a database; stopped when dropped.
+#[derive(Debug)]
+pub struct TlsCluster {
+    /// The cluster.
+    pub cluster: PgCluster,
+    /// The certificates it was set up with.
+    pub certs: TestCerts,
+    /// A database in it.
+    pub db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsCluster {
+    /// Makes certificates, starts a cluster that requires TLS and creates a database.
+    pub async fn start() -> Result<TlsCluster, TestkitError> {
+        let dir =
+            tempfile::tempdir().map_err(|e| TestkitError::io("create", Path::new("/tmp"), e))?;
+        crate::open_to_postgres(dir.path())?;
+        let certs = TestCerts::generate(&dir.path().join("certs"))?;
+        let cluster = PgCluster::ensure_running(&dir.path().join("pg"))?;
+        cluster.require_tls(&certs)?;
+        let db = TestDb::create_in(cluster.clone()).await?;
+        Ok(TlsCluster {
+            cluster,
+            certs,
+            db,
+            _dir: dir,
+        })
+    }
+
+    /// A superuser connection string to the database through `host`, with `tls` settings
+    /// (`sslmode=… sslrootcert=…`) added.
+    pub fn conn(&self, host: &str, tls: &str) -> String {
+        format!(
+            "host={host} port={} user=postgres password={} dbname={} {tls}",
+            self.cluster.port,
+            crate::SUPERUSER_PASSWORD,
+            self.db.name
+        )
+    }
+
+    /// [`TlsCluster::conn`] through `localhost` under `sslmode=verify-full` with the test CA.
+    pub fn verify_full(&self) -> String {
+        self.conn(
+            "localhost",
+            &format!(
+                "sslmode=verify-full sslrootcert={}",
+                self.certs.ca.display()
+            ),
+        )
+    }
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
     }
 }
