@@ -227,3 +227,39 @@ async fn bad_settings_and_credentials_give_one_line_naming_the_setting() {
     );
     assert!(!out.contains("not-the-password"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_reaches_a_tls_only_warehouse_with_verify_full_and_names_a_wrong_ca() {
+    let tls = cdc_testkit::TlsCluster::start().await.unwrap();
+    let url = tls.verify_full();
+    let (code, _, err) = run(&["init", "--warehouse-url", &url], &[]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let client = tls.db.client().await.unwrap();
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'fact_sales_order'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1, "init created the star schemas over TLS");
+
+    let wrong_ca = tls.conn(
+        "localhost",
+        &format!(
+            "sslmode=verify-full sslrootcert={}",
+            tls.certs.other_ca.display()
+        ),
+    );
+    let (code, _, err) = run(&["init", "--warehouse-url", &wrong_ca], &[]).await;
+    assert_eq!(code, Some(1), "{err}");
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: connecting to --warehouse-url")
+            && last.contains("sslmode=verify-full")
+            && last.contains("UnknownIssuer"),
+        "{err}"
+    );
+    assert!(!err.contains("password="), "no secret printed: {err}");
+}
