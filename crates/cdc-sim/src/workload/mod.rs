@@ -49,7 +49,7 @@ pub use stats::{TableCounts, WorkloadStats};
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::watch;
@@ -326,7 +326,8 @@ async fn run_batch(
         .batch_execute("BEGIN")
         .await
         .map_err(SimError::sql("begin a workload transaction"))?;
-    match try_join_all(units.iter().map(|unit| unit.execute(st, client))).await {
+    let results = join_all(units.iter().map(|unit| unit.execute(st, client))).await;
+    match first_cause(results) {
         Ok(done) => {
             client
                 .batch_execute("COMMIT")
@@ -341,6 +342,35 @@ async fn run_batch(
         }
     }
 }
+
+/// The units' results, or the error that aborted the transaction. Once one statement
+/// fails, every statement pipelined after it fails with `in_failed_sql_transaction`
+/// (25P02), and such a follower may finish first; it is never the one reported.
+fn first_cause(results: Vec<Result<Done, SimError>>) -> Result<Vec<Done>, SimError> {
+    let mut done = Vec::with_capacity(results.len());
+    let mut failure: Option<SimError> = None;
+    for result in results {
+        match result {
+            Ok(unit) => done.push(unit),
+            Err(error) => {
+                let follows = |e: &SimError| e.sqlstate() == Some(IN_FAILED_TRANSACTION);
+                if failure
+                    .as_ref()
+                    .is_none_or(|first| follows(first) && !follows(&error))
+                {
+                    failure = Some(error);
+                }
+            }
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(done),
+    }
+}
+
+/// SQLSTATE of a statement sent after its transaction failed.
+const IN_FAILED_TRANSACTION: &str = "25P02";
 
 #[cfg(test)]
 mod tests {
