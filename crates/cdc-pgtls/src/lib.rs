@@ -115,15 +115,9 @@ impl TlsOptions {
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         let config = match self.client_identity()? {
-            Some((certs, key)) => {
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .map_err(|e| TlsError::File {
-                        setting: "sslkey",
-                        path: self.describe(),
-                        source: Box::new(e),
-                    })?
-            }
+            Some((certs, key, key_path)) => builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| file_error("sslkey", &key_path, e))?,
             None => builder.with_no_client_auth(),
         };
         Ok(PgTls {
@@ -173,10 +167,9 @@ impl TlsOptions {
         Ok(Some(store))
     }
 
-    /// The client certificate chain and key, when set or in libpq's default place.
-    fn client_identity(
-        &self,
-    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
+    /// The client certificate chain and key (and the key's file, for errors), when set or
+    /// in libpq's default place.
+    fn client_identity(&self) -> Result<Option<ClientIdentity>, TlsError> {
         let Some(cert) = self
             .cert
             .clone()
@@ -193,10 +186,17 @@ impl TlsOptions {
                 problem: format!("sslcert={} has no key (set sslkey)", cert.display()),
             })?;
         let certs = read_certs("sslcert", &cert)?;
-        let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| file_error("sslkey", &key, e))?;
-        Ok(Some((certs, key)))
+        let der = PrivateKeyDer::from_pem_file(&key).map_err(|e| file_error("sslkey", &key, e))?;
+        Ok(Some((certs, der, key)))
     }
 }
+
+/// A client certificate chain, its private key, and the key's file.
+type ClientIdentity = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    std::path::PathBuf,
+);
 
 /// Every certificate of the PEM file at `path`; an empty file is an error.
 fn read_certs(

@@ -138,12 +138,7 @@ pub async fn connect_regular(
                 .and_then(tokio_postgres::Error::as_db_error)
             {
                 // The server's own answer (a refused login, no pg_hba.conf line) in one line.
-                Some(db) => SourceError::Server {
-                    context: format!("{what} ({})", params.tls.settings()),
-                    code: db.code().code().to_owned(),
-                    message: db.message().to_owned(),
-                    detail: db.detail().map(str::to_owned),
-                },
+                Some(db) => SourceError::server(format!("{what} ({})", params.tls.settings()), db),
                 None => SourceError::Connection {
                     what: format!("cannot {what}"),
                     source,

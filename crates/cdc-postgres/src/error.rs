@@ -151,16 +151,19 @@ impl SourceError {
     /// well-known causes (missing table, insufficient privilege) to their own kinds.
     pub fn sql(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SourceError {
         let what = what.into();
-        move |source| {
-            if let Some(db) = source.as_db_error() {
-                return SourceError::Server {
-                    context: what,
-                    code: db.code().code().to_owned(),
-                    message: db.message().to_owned(),
-                    detail: db.detail().map(str::to_owned),
-                };
-            }
-            SourceError::Sql { what, source }
+        move |source| match source.as_db_error() {
+            Some(db) => SourceError::server(what, db),
+            None => SourceError::Sql { what, source },
+        }
+    }
+
+    /// The server's own error (its SQLSTATE, message and detail) while doing `context`.
+    pub fn server(context: impl Into<String>, db: &tokio_postgres::error::DbError) -> SourceError {
+        SourceError::Server {
+            context: context.into(),
+            code: db.code().code().to_owned(),
+            message: db.message().to_owned(),
+            detail: db.detail().map(str::to_owned),
         }
     }
 
