@@ -12,11 +12,13 @@
 //! producer's own retries, so a record acknowledged is written once; records that
 //! capture re-sends after a crash are recognised downstream by their position.
 
+mod context;
 mod producer;
 mod settings;
 mod tail;
 mod topics;
 
+pub use context::{is_refusal, KafkaContext};
 pub use producer::{Delivery, Producer};
 pub use settings::{is_secret_property, KafkaSettings};
 pub use tail::{read_tail, Tail, TailRecord};
@@ -63,6 +65,12 @@ pub enum KafkaError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// The cluster refused this client's SASL credentials or TLS.
+    #[error("the Kafka cluster refused this client: {reason}")]
+    Refused {
+        /// librdkafka's account of the refusal (it names the broker, never a secret).
+        reason: String,
+    },
     /// Reading a partition failed.
     #[error("cannot read {topic} partition {partition}: {reason}")]
     Read {
@@ -76,6 +84,11 @@ pub enum KafkaError {
 }
 
 impl KafkaError {
+    /// Whether trying again may succeed: not for bad settings or refused credentials.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, KafkaError::Config(_) | KafkaError::Refused { .. })
+    }
+
     /// Whether this producer can never be used again: it was fenced by a newer one with
     /// its transactional id (another capture on the same slot), or librdkafka raised a
     /// fatal error.

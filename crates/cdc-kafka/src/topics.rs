@@ -1,10 +1,9 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::{KafkaError, KafkaSettings};
+use crate::{KafkaContext, KafkaError, KafkaSettings};
 
 /// The topic setting that says how many replicas must have a write before `acks=all`.
 const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -82,9 +81,9 @@ pub async fn ensure_topics(
     if topics.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = settings
+    let admin: AdminClient<KafkaContext> = settings
         .client_config()
-        .create()
+        .create_with_context(KafkaContext::default())
         .map_err(KafkaError::Config)?;
     let cluster_default = if topics.iter().any(|t| t.replication_factor.is_none()) {
         Replication::for_brokers(broker_count(settings).await?)
@@ -124,7 +123,7 @@ pub async fn ensure_topics(
     let results = admin
         .create_topics(&new_topics, &options)
         .await
-        .map_err(KafkaError::Admin)?;
+        .map_err(|e| admin.inner().context().explain(KafkaError::Admin(e)))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -139,18 +138,29 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// `error`, or the cluster's refusal of `consumer` behind it: a consumer hands its
+/// context librdkafka's error events only when polled, so it is polled once here.
+fn explained(
+    consumer: &rdkafka::consumer::BaseConsumer<KafkaContext>,
+    error: KafkaError,
+) -> KafkaError {
+    use rdkafka::consumer::Consumer;
+    let _ = consumer.poll(Duration::ZERO);
+    consumer.context().explain(error)
+}
+
 /// How many live brokers the cluster's metadata lists.
 pub async fn broker_count(settings: &KafkaSettings) -> Result<usize, KafkaError> {
-    let consumer: rdkafka::consumer::BaseConsumer = settings
+    let consumer: rdkafka::consumer::BaseConsumer<KafkaContext> = settings
         .client_config()
-        .create()
+        .create_with_context(KafkaContext::default())
         .map_err(KafkaError::Config)?;
     tokio::task::spawn_blocking(move || {
         use rdkafka::consumer::Consumer;
         consumer
             .fetch_metadata(None, Duration::from_secs(10))
             .map(|metadata| metadata.brokers().len())
-            .map_err(KafkaError::Admin)
+            .map_err(|e| explained(&consumer, KafkaError::Admin(e)))
     })
     .await
     .map_err(|e| KafkaError::Topic {
@@ -175,10 +185,10 @@ pub async fn topic_stats(
     settings: &KafkaSettings,
     prefix: &str,
 ) -> Result<Vec<TopicStats>, KafkaError> {
-    let consumer: rdkafka::consumer::BaseConsumer = settings
+    let consumer: rdkafka::consumer::BaseConsumer<KafkaContext> = settings
         .client_config()
         .set("group.id", "totesys-cdc-topic-stats")
-        .create()
+        .create_with_context(KafkaContext::default())
         .map_err(KafkaError::Config)?;
     let prefix = prefix.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -186,7 +196,7 @@ pub async fn topic_stats(
         let timeout = Duration::from_secs(10);
         let metadata = consumer
             .fetch_metadata(None, timeout)
-            .map_err(KafkaError::Admin)?;
+            .map_err(|e| explained(&consumer, KafkaError::Admin(e)))?;
         let mut stats = Vec::new();
         for topic in metadata.topics() {
             if !topic.name().starts_with(&prefix) {

@@ -192,6 +192,16 @@ impl LakeError {
     /// failure and a schema the registry refused fail the same way every time.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // Refused credentials or TLS stay refused.
+            LakeError::Kafka {
+                source: Some(cause),
+                ..
+            } if cause
+                .downcast_ref::<cdc_kafka::KafkaError>()
+                .is_some_and(|e| !e.is_retryable()) =>
+            {
+                false
+            }
             LakeError::Kafka { .. } | LakeError::Store { .. } | LakeError::ConsumerFatal { .. } => {
                 true
             }

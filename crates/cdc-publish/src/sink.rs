@@ -8,7 +8,7 @@ use apache_avro::Schema;
 use cdc_avro::{check_compatible, put_header, schema_json, AvroCodec, TableAvro, HEADER_LEN};
 use cdc_core::sink::{AckSender, ChangeSink, SinkError, WriteAck};
 use cdc_core::{ChangeEvent, Lsn, Op, TableId, TableSchema, TransactionInfo};
-use cdc_kafka::{ensure_topics, Delivery, KafkaError, KafkaSettings, Producer};
+use cdc_kafka::{ensure_topics, Delivery, KafkaSettings, Producer};
 use cdc_registry::RegistryClient;
 use prometheus::IntCounter;
 
@@ -889,8 +889,7 @@ impl PublishError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PublishError::Kafka(KafkaError::Config(_)) => false,
-            PublishError::Kafka(_) => true,
+            PublishError::Kafka(error) => error.is_retryable(),
             PublishError::Registry { source, .. } => source.is_retryable(),
             PublishError::Incompatible { .. } | PublishError::Rejected(_) => false,
         }

@@ -104,6 +104,8 @@ pub struct KafkaOptions {
     pub quick_start: bool,
     /// Further `server.properties` settings, applied last.
     pub properties: Vec<(String, String)>,
+    /// A SASL_SSL listener beside the plaintext one, as production brokers have.
+    pub sasl_ssl: Option<SaslSslListener>,
 }
 
 impl Default for KafkaOptions {
@@ -112,9 +114,29 @@ impl Default for KafkaOptions {
             heap_mib: 512,
             quick_start: true,
             properties: Vec::new(),
+            sasl_ssl: None,
         }
     }
 }
+
+/// A `SASL_SSL` listener on `localhost`: SCRAM-SHA-512 users, the server's certificate
+/// from PEM files, and optionally client certificates required (mutual TLS).
+#[derive(Debug, Clone)]
+pub struct SaslSslListener {
+    /// The server's certificate (PEM), valid for `localhost`.
+    pub server_cert: PathBuf,
+    /// The server certificate's key (PEM, PKCS #8, unencrypted).
+    pub server_key: PathBuf,
+    /// The CA clients' certificates must be signed by (with `client_auth`).
+    pub ca: PathBuf,
+    /// SCRAM-SHA-512 users and their passwords, created when the storage is formatted.
+    pub users: Vec<(String, String)>,
+    /// Whether clients must show a certificate signed by `ca`.
+    pub client_auth: bool,
+}
+
+/// The name of the SASL_SSL listener in `server.properties`.
+const SECURE_LISTENER: &str = "SECURE";
 
 impl KafkaOptions {
     /// Sized for benchmarks: a larger heap and the full JIT.
@@ -122,7 +144,7 @@ impl KafkaOptions {
         KafkaOptions {
             heap_mib: 1024,
             quick_start: false,
-            properties: Vec::new(),
+            ..KafkaOptions::default()
         }
     }
 }
@@ -133,6 +155,8 @@ struct Node {
     id: u32,
     port: u16,
     controller_port: u16,
+    /// The SASL_SSL listener's port, when there is one.
+    secure_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -208,6 +232,10 @@ impl KafkaCluster {
                 id,
                 port: free_port()?,
                 controller_port: free_port()?,
+                secure_port: match cluster.options.sasl_ssl {
+                    Some(_) => Some(free_port()?),
+                    None => None,
+                },
                 dir: node_dir,
                 child: None,
             });
@@ -227,6 +255,19 @@ impl KafkaCluster {
             cluster.bootstrap()
         );
         Ok(cluster)
+    }
+
+    /// `bootstrap.servers` of the SASL_SSL listeners (`localhost:<port>`, the name the
+    /// server certificate holds), when the cluster has them.
+    pub fn secure_bootstrap(&self) -> Option<String> {
+        let ports: Option<Vec<u16>> = self.nodes.iter().map(|n| n.secure_port).collect();
+        Some(
+            ports?
+                .iter()
+                .map(|port| format!("localhost:{port}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
     }
 
     /// `bootstrap.servers` for clients: every node.
@@ -402,6 +443,9 @@ impl KafkaCluster {
                 // The pipeline creates every topic it uses; nothing may rely on auto-creation.
                 ("auto.create.topics.enable".into(), "false".into()),
             ];
+            if let (Some(secure), Some(port)) = (&self.options.sasl_ssl, node.secure_port) {
+                secure_listener(&mut props, node, port, secure)?;
+            }
             props.extend(self.options.properties.iter().cloned());
             let mut text = String::from("# Written by cdc-testkit.\n");
             for (key, value) in &props {
@@ -427,6 +471,14 @@ impl KafkaCluster {
                 .java(node)
                 .args(["kafka.tools.StorageTool", "format"])
                 .arg(format!("--cluster-id={cluster_id}"))
+                .args(self.options.sasl_ssl.iter().flat_map(|secure| {
+                    secure.users.iter().flat_map(|(name, password)| {
+                        [
+                            "--add-scram".to_owned(),
+                            format!("SCRAM-SHA-512=[name={name},password={password}]"),
+                        ]
+                    })
+                }))
                 .arg(format!(
                     "--config={}",
                     node.dir.join("server.properties").display()
@@ -633,6 +685,85 @@ impl KafkaCluster {
     }
 }
 
+/// Adds the SASL_SSL listener of `node` on `port` to its settings `props`, writing its
+/// PEM key store (key and certificate in one file, as Kafka's PEM type wants).
+fn secure_listener(
+    props: &mut Vec<(String, String)>,
+    node: &Node,
+    port: u16,
+    secure: &SaslSslListener,
+) -> Result<(), TestkitError> {
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|e| TestkitError::io("read", path, e));
+    let keystore = node.dir.join("keystore.pem");
+    write_file(
+        &keystore,
+        &format!(
+            "{}{}",
+            read(&secure.server_key)?,
+            read(&secure.server_cert)?
+        ),
+    )?;
+    let set = |props: &mut Vec<(String, String)>, key: &str, value: String| {
+        if let Some(entry) = props.iter_mut().find(|(k, _)| k == key) {
+            entry.1 = value;
+        }
+    };
+    let extend = |props: &[(String, String)], key: &str| {
+        props
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let listeners = format!(
+        "{},{SECURE_LISTENER}://127.0.0.1:{port}",
+        extend(props, "listeners")
+    );
+    let advertised = format!(
+        "{},{SECURE_LISTENER}://localhost:{port}",
+        extend(props, "advertised.listeners")
+    );
+    let map = format!(
+        "{},{SECURE_LISTENER}:SASL_SSL",
+        extend(props, "listener.security.protocol.map")
+    );
+    set(props, "listeners", listeners);
+    set(props, "advertised.listeners", advertised);
+    set(props, "listener.security.protocol.map", map);
+    let prefix = format!("listener.name.{}", SECURE_LISTENER.to_lowercase());
+    props.extend([
+        (
+            "sasl.enabled.mechanisms".to_owned(),
+            "SCRAM-SHA-512".to_owned(),
+        ),
+        (
+            format!("{prefix}.scram-sha-512.sasl.jaas.config"),
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;".to_owned(),
+        ),
+        (format!("{prefix}.ssl.keystore.type"), "PEM".to_owned()),
+        (
+            format!("{prefix}.ssl.keystore.location"),
+            keystore.display().to_string(),
+        ),
+        (format!("{prefix}.ssl.truststore.type"), "PEM".to_owned()),
+        (
+            format!("{prefix}.ssl.truststore.location"),
+            secure.ca.display().to_string(),
+        ),
+        (
+            format!("{prefix}.ssl.client.auth"),
+            if secure.client_auth {
+                "required"
+            } else {
+                "none"
+            }
+            .to_owned(),
+        ),
+    ]);
+    Ok(())
+}
+
 /// Runs `future` to completion on this thread (rdkafka's futures are woken by its own
 /// threads, so no runtime is needed).
 fn block_on_here<F: std::future::Future>(future: F) -> F::Output {
@@ -670,6 +801,11 @@ pub struct KafkaBroker {
 }
 
 impl KafkaBroker {
+    /// `bootstrap.servers` of the SASL_SSL listener, when it has one.
+    pub fn secure_bootstrap(&self) -> Option<String> {
+        self.cluster.secure_bootstrap()
+    }
+
     /// Starts a broker keeping its files in `dir`.
     pub fn start(dir: &Path) -> Result<Self, TestkitError> {
         Self::start_with(dir, KafkaOptions::default())

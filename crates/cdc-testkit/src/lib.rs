@@ -19,7 +19,7 @@ pub mod rows;
 mod tls;
 mod warehouse_check;
 
-pub use broker::{KafkaBroker, KafkaCluster, KafkaInstall, KafkaOptions};
+pub use broker::{KafkaBroker, KafkaCluster, KafkaInstall, KafkaOptions, SaslSslListener};
 pub use cluster::{
     find_bin_dir, free_port, open_to_postgres, PgCluster, AUTH_ROLES, AUTH_ROLE_PASSWORD,
     SUPERUSER_PASSWORD,

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::{PgCluster, TestDb, TestkitError};
 
@@ -111,6 +111,38 @@ impl TestCerts {
             client_cert: path("client.crt"),
             client_key: path("client.key"),
         })
+    }
+
+    /// The client key encrypted with `password` (PKCS #8, AES-256), as `client.key.enc`;
+    /// the password reaches openssl through its environment, not its arguments.
+    pub fn encrypted_client_key(&self, password: &str) -> Result<PathBuf, TestkitError> {
+        let out = self.client_key.with_extension("key.enc");
+        let status = Command::new("openssl")
+            .args([
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-passout",
+                "env:TESTKIT_KEY_PASSWORD",
+                "-in",
+            ])
+            .arg(&self.client_key)
+            .arg("-out")
+            .arg(&out)
+            .env("TESTKIT_KEY_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| TestkitError::spawn("openssl pkcs8", e))?;
+        if !status.status.success() {
+            return Err(TestkitError::Command {
+                what: format!(
+                    "openssl pkcs8 failed: {}",
+                    String::from_utf8_lossy(&status.stderr).trim()
+                ),
+            });
+        }
+        Ok(out)
     }
 }
 
