@@ -39,6 +39,14 @@ pub enum ClientError {
     /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client for the schema registry")]
     Build(#[source] reqwest::Error),
+    /// The extra CA file could not be read or holds no certificate.
+    #[error("registry CA file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The registry could not be reached, or the exchange broke off.
     #[error("cannot reach the schema registry ({method} {url})")]
     Transport {
@@ -97,18 +105,31 @@ impl ClientError {
     /// Whether trying again later may succeed (connection trouble, 5xx, 429).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Transport { source, .. } => !source.is_builder(),
+            ClientError::Transport { source, .. } => {
+                !source.is_builder() && !is_tls_refusal(source)
+            }
             ClientError::Registry { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }
 }
 
-/// Builds a [`RegistryClient`]: base URL, optional basic auth, retry and timeout settings.
+/// How requests prove who sends them.
+#[derive(Debug, Clone)]
+enum Auth {
+    /// HTTP basic auth.
+    Basic(String, Secret),
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+}
+
+/// Builds a [`RegistryClient`]: base URL, optional basic auth or bearer token, an extra
+/// CA for HTTPS, retry and timeout settings.
 #[derive(Debug, Clone)]
 pub struct RegistryClientBuilder {
     base_url: String,
-    auth: Option<(String, Secret)>,
+    auth: Option<Auth>,
+    ca_file: Option<std::path::PathBuf>,
     max_retries: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
@@ -119,7 +140,19 @@ pub struct RegistryClientBuilder {
 impl RegistryClientBuilder {
     /// Authenticates every request with HTTP basic auth.
     pub fn basic_auth(mut self, user: impl Into<String>, password: Secret) -> Self {
-        self.auth = Some((user.into(), password));
+        self.auth = Some(Auth::Basic(user.into(), password));
+        self
+    }
+
+    /// Authenticates every request with `Authorization: Bearer <token>` (instead of basic auth).
+    pub fn bearer_token(mut self, token: Secret) -> Self {
+        self.auth = Some(Auth::Bearer(token));
+        self
+    }
+
+    /// Trusts the CA certificates in the PEM file `path` besides the system's roots.
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
         self
     }
 
@@ -143,7 +176,7 @@ impl RegistryClientBuilder {
         self
     }
 
-    /// The client; fails on a URL that is not `http(s)://`.
+    /// The client; fails on a URL that is not `http(s)://` or a CA file it cannot use.
     pub fn build(self) -> Result<RegistryClient, ClientError> {
         let mut base = Url::parse(self.base_url.trim()).map_err(|e| ClientError::InvalidUrl {
             url: redact(&self.base_url),
@@ -160,16 +193,18 @@ impl RegistryClientBuilder {
         if !base.username().is_empty() || base.password().is_some() {
             if auth.is_none() {
                 let password = Secret::new(base.password().unwrap_or_default());
-                auth = Some((base.username().to_owned(), password));
+                auth = Some(Auth::Basic(base.username().to_owned(), password));
             }
             let _ = base.set_username("");
             let _ = base.set_password(None);
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .build()
-            .map_err(ClientError::Build)?;
+            .connect_timeout(self.connect_timeout);
+        if let Some(path) = &self.ca_file {
+            http = http.tls_certs_merge(read_ca_file(path)?);
+        }
+        let http = http.build().map_err(ClientError::Build)?;
         Ok(RegistryClient {
             http,
             base,
@@ -187,7 +222,7 @@ impl RegistryClientBuilder {
 pub struct RegistryClient {
     http: reqwest::Client,
     base: Url,
-    auth: Option<(String, Secret)>,
+    auth: Option<Auth>,
     max_retries: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
@@ -212,6 +247,7 @@ impl RegistryClient {
         RegistryClientBuilder {
             base_url: base_url.to_owned(),
             auth: None,
+            ca_file: None,
             max_retries: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -389,8 +425,12 @@ impl RegistryClient {
             .http
             .request(method.clone(), url.clone())
             .header(ACCEPT, HeaderValue::from_static(ACCEPT_TYPES));
-        if let Some((user, password)) = &self.auth {
-            request = request.basic_auth(user, Some(password.expose()));
+        match &self.auth {
+            Some(Auth::Basic(user, password)) => {
+                request = request.basic_auth(user, Some(password.expose()));
+            }
+            Some(Auth::Bearer(token)) => request = request.bearer_auth(token.expose()),
+            None => {}
         }
         if let Some(body) = body {
             request = request
@@ -430,6 +470,41 @@ fn refusal(method: &Method, url: &Url, status: u16, body: &[u8]) -> ClientError 
         error_code,
         message,
     }
+}
+
+/// The certificates of the PEM file `path`.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let refuse = |reason: String| ClientError::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| refuse(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| refuse(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(refuse("no CERTIFICATE block in the file".to_owned()));
+    }
+    Ok(certs)
+}
+
+/// Whether `error` is the TLS layer refusing the server (an untrusted or misnamed
+/// certificate): trying again will not help.
+fn is_tls_refusal(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// The wait before retry number `attempt + 1`: `initial · 2^attempt`, at most `max`.
@@ -508,7 +583,9 @@ mod tests {
     fn urls_encode_subjects_and_lose_credentials() {
         let client = RegistryClient::new("http://user:hunter2@registry:8081/prefix/").unwrap();
         assert_eq!(client.base_url(), "http://registry:8081/prefix/");
-        let (user, password) = client.auth.as_ref().unwrap();
+        let Some(Auth::Basic(user, password)) = client.auth.as_ref() else {
+            panic!("{:?}", client.auth)
+        };
         assert_eq!((user.as_str(), password.expose()), ("user", "hunter2"));
         let url = client.url(&["subjects", "a/b c", "versions"], &[("deleted", "true")]);
         assert_eq!(
@@ -519,5 +596,36 @@ mod tests {
         assert!(!error.to_string().contains("secret"), "{error}");
         assert!(RegistryClient::new("not a url").is_err());
         assert!(!format!("{client:?}").contains("hunter2"));
+        let bearer = RegistryClient::builder("https://registry/")
+            .bearer_token(Secret::new("tok3n"))
+            .build()
+            .unwrap();
+        assert!(!format!("{bearer:?}").contains("tok3n"));
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = RegistryClient::builder("https://r/")
+            .ca_file(&missing)
+            .build()
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("registry CA file {}: ", missing.display())),
+            "{error}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let error = RegistryClient::builder("https://r/")
+            .ca_file(&empty)
+            .build()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("no CERTIFICATE block"),
+            "{error}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! ```text
 //!   producers / consumers            RegistryClient ──┐   (caches id ↔ schema, retries 5xx)
 //!   Python/Java Confluent clients ────────────────────┤
-//!                                                     ▼  HTTP, application/vnd.schemaregistry.v1+json
+//!                                                     ▼  HTTP(S), basic auth, application/vnd.schemaregistry.v1+json
 //!                      ┌──────────── router(store) ─────────────┐   one or more instances
 //!                      │ /subjects  /schemas/ids  /config       │
 //!                      │ /compatibility  (Avro resolution rules)│
@@ -35,6 +35,7 @@
 //! ```
 
 mod api;
+mod auth;
 mod canonical;
 mod client;
 mod compat;
@@ -43,11 +44,14 @@ pub mod metrics;
 mod pool;
 mod server;
 mod store;
+mod tls;
 
 pub use api::{RegisteredSchema, SchemaId};
+pub use auth::{user_line, user_line_with, Users, UsersError, DEFAULT_ITERATIONS};
 pub use client::{ClientError, RegistryClient, RegistryClientBuilder};
 pub use compat::{CompatibilityLevel, UnknownLevel, ALL_LEVELS};
 pub use error::{RegistryError, StoreError};
 pub use metrics::RegistryMetrics;
 pub use server::{router, serve, CONTENT_TYPE_V1, PROBE_PATHS, READY_TIMEOUT};
 pub use store::{RegistryStore, StoreConfig, DEFAULT_POOL_SIZE, DEFAULT_SCHEMA};
+pub use tls::{ServerTls, TlsListener, TlsSetupError, HANDSHAKE_TIMEOUT};

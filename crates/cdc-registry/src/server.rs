@@ -153,7 +153,7 @@ impl std::fmt::Display for ErrorChain<'_> {
 }
 
 /// `value` as a 200 response in the registry's content type.
-fn json<T: Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => with_content_type(body),
         Err(error) => {

@@ -33,9 +33,28 @@ pub struct ConnectArgs {
         default_value = "http://localhost:8081"
     )]
     registry_url: String,
-    /// Schema registry basic-auth user; the password comes from TOTESYS_CDC_REGISTRY_PASSWORD.
+    /// Schema registry basic-auth user; the password comes from
+    /// --registry-password-file or TOTESYS_CDC_REGISTRY_PASSWORD.
     #[arg(long, env = "TOTESYS_CDC_REGISTRY_USER")]
     registry_user: Option<String>,
+    /// File holding the registry password of --registry-user.
+    #[arg(
+        long,
+        env = "TOTESYS_CDC_REGISTRY_PASSWORD_FILE",
+        requires = "registry_user"
+    )]
+    registry_password_file: Option<std::path::PathBuf>,
+    /// File holding a bearer token for the registry (or set TOTESYS_CDC_REGISTRY_TOKEN);
+    /// not with --registry-user.
+    #[arg(
+        long,
+        env = "TOTESYS_CDC_REGISTRY_TOKEN_FILE",
+        conflicts_with = "registry_user"
+    )]
+    registry_token_file: Option<std::path::PathBuf>,
+    /// Extra CA certificates (PEM) to trust for an https:// registry, besides the system's.
+    #[arg(long, env = "TOTESYS_CDC_REGISTRY_CA_FILE")]
+    registry_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Kafka, registry and topic options.
@@ -106,13 +125,26 @@ impl ConnectArgs {
     pub fn registry(&self) -> anyhow::Result<RegistryClient> {
         let mut builder = RegistryClient::builder(&self.registry_url);
         if let Some(user) = &self.registry_user {
-            let password = std::env::var("TOTESYS_CDC_REGISTRY_PASSWORD")
-                .context("--registry-user is set but TOTESYS_CDC_REGISTRY_PASSWORD is not")?;
+            let password = crate::password_from(
+                self.registry_password_file.as_deref(),
+                "--registry-password-file",
+                &["TOTESYS_CDC_REGISTRY_PASSWORD"],
+            )?
+            .context("--registry-user is set but neither --registry-password-file nor TOTESYS_CDC_REGISTRY_PASSWORD is")?;
             builder = builder.basic_auth(user, Secret::new(password));
+        } else if let Some(token) = crate::password_from(
+            self.registry_token_file.as_deref(),
+            "--registry-token-file",
+            &["TOTESYS_CDC_REGISTRY_TOKEN"],
+        )? {
+            builder = builder.bearer_token(Secret::new(token));
+        }
+        if let Some(path) = &self.registry_ca_file {
+            builder = builder.ca_file(path);
         }
         builder
             .build()
-            .context("setting --registry-url / TOTESYS_CDC_REGISTRY_URL")
+            .context("setting up the schema registry client (--registry-url, --registry-ca-file)")
     }
 }
 

@@ -48,6 +48,8 @@ enum Command {
     Compact(Box<compact::CompactArgs>),
     /// Serve the Confluent-compatible schema registry (REST) over PostgreSQL.
     Registry(registry::RegistryArgs),
+    /// Print a line for the registry's --users-file; the password is read from standard input.
+    RegistryUser(registry::RegistryUserArgs),
     /// List the pipeline's topics: partitions, records, registered schema version.
     Topics(topics::TopicsArgs),
     /// Create the totesys schema, seed it, and make live changes.
@@ -155,6 +157,7 @@ fn main() -> std::process::ExitCode {
             Command::Model(args) => model::run(*args).await,
             Command::Compact(args) => compact::run(*args).await,
             Command::Registry(args) => registry::run(args).await,
+            Command::RegistryUser(args) => registry::user_line(&args),
             Command::Topics(args) => topics::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
             Command::Up(args) => up::run(*args).await,
