@@ -494,15 +494,11 @@ fn is_tls_refusal(error: &reqwest::Error) -> bool {
         if current.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return true;
-            }
-        }
-        cause = current.source();
+        // An io::Error shows its inner error's source, not the inner error itself.
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => current.source(),
+        };
     }
     false
 }

@@ -8,9 +8,13 @@ the registry on a fresh database and runs this script with the venv's python fro
     CDC_REGISTRY_DATABASE='host=… dbname=…' cargo run -p cdc-registry --example registry-server -- --listen 127.0.0.1:18081 &
     ~/.cache/totesys-cdc/venv/bin/python crates/cdc-registry/tests/interop/confluent_client.py http://127.0.0.1:18081
 
+Over HTTPS with basic auth, the CA file and `user:password` come from the environment
+(CDC_REGISTRY_CA, CDC_REGISTRY_USER_INFO); a client without credentials must then get 401.
+
 Exits non-zero on the first mismatch.
 """
 
+import os
 import sys
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -19,6 +23,18 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:18081"
+CA = os.environ.get("CDC_REGISTRY_CA")
+USER_INFO = os.environ.get("CDC_REGISTRY_USER_INFO")
+
+
+def client(with_credentials=True):
+    """A stock client of the registry, with its CA and (by default) its credentials."""
+    conf = {"url": URL}
+    if CA:
+        conf["ssl.ca.location"] = CA
+    if USER_INFO and with_credentials:
+        conf["basic.auth.user.info"] = USER_INFO
+    return SchemaRegistryClient(conf)
 V1 = ('{"type":"record","name":"Staff","namespace":"totesys","fields":'
       '[{"name":"id","type":"int"},{"name":"name","type":"string"}]}')
 V2 = ('{"type":"record","name":"Staff","namespace":"totesys","fields":'
@@ -38,7 +54,9 @@ def refused(call, status, code):
 
 
 def main():
-    sr = SchemaRegistryClient({"url": URL})
+    if USER_INFO:
+        refused(lambda: client(with_credentials=False).get_subjects(), 401, 401)
+    sr = client()
     subject = "staff-value"
     id1 = sr.register_schema(subject, Schema(V1, "AVRO"))
     assert id1 == 1 and sr.register_schema(subject, Schema(V1, "AVRO")) == 1
@@ -71,7 +89,7 @@ def main():
     payload = AvroSerializer(sr, V2, conf={"auto.register.schemas": True})(
         {"id": 7, "name": "Ada", "dept": "eng"}, ctx)
     assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == id2
-    decode = AvroDeserializer(SchemaRegistryClient({"url": URL}))
+    decode = AvroDeserializer(client())
     assert decode(payload, ctx) == {"id": 7, "name": "Ada", "dept": "eng"}
     other = AvroSerializer(sr, V1, conf={"auto.register.schemas": True})(
         {"id": 1, "name": "x"}, SerializationContext("other", MessageField.VALUE))
@@ -82,9 +100,9 @@ def main():
     refused(lambda: sr.delete_subject(subject), 404, 40404)
     assert sr.delete_subject(subject, permanent=True) == [1, 2]
     assert sr.get_subjects() == ["other-value"]
-    refused(lambda: SchemaRegistryClient({"url": URL}).get_latest_version(subject), 404, 40401)
+    refused(lambda: client().get_latest_version(subject), 404, 40401)
     # Ids outlive their subjects: old messages still decode.
-    decode = AvroDeserializer(SchemaRegistryClient({"url": URL}))
+    decode = AvroDeserializer(client())
     assert decode(payload, ctx) == {"id": 7, "name": "Ada", "dept": "eng"}
     print("confluent-kafka", "interop ok against", URL)
 

@@ -24,6 +24,8 @@ pub async fn store(db: &TestDb) -> RegistryStore {
 pub struct Server {
     pub addr: SocketAddr,
     pub http: Http,
+    /// Whether it serves HTTPS (for `localhost`, the name the test certificate holds).
+    pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -40,6 +42,30 @@ impl Server {
         Server {
             addr,
             http: Http::new(addr),
+            tls: false,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    /// Serves `app` over HTTPS with the test certificate (`certs.server_cert`).
+    pub async fn start_tls(app: Router, certs: &cdc_testkit::TestCerts) -> Server {
+        let tls = cdc_registry::ServerTls::from_pem_files(&certs.server_cert, &certs.server_key)
+            .expect("the test certificate makes a TLS server");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(tls.listener(listener), app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Server {
+            addr,
+            http: Http::new(addr),
+            tls: true,
             shutdown: Some(tx),
             task,
         }
@@ -60,13 +86,18 @@ impl Server {
         Server {
             addr,
             http: Http::new(addr),
+            tls: false,
             shutdown: Some(tx),
             task,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     /// Stops accepting, finishes requests under way, and waits for the server to end.
