@@ -381,6 +381,93 @@ pub struct LakeTable {
     pub rows: i64,
 }
 
+/// The subcommands that talk to Kafka (and so take `--kafka-property`).
+const KAFKA_SUBCOMMANDS: [&str; 7] = [
+    "init", "capture", "lake", "topics", "replay", "status", "check",
+];
+
+/// The SCRAM-SHA-512 user of a secure stack's broker.
+pub const KAFKA_USER: &str = "cdc-pipeline";
+/// The PostgreSQL role a secure stack's components log in as (with a password of its
+/// own: the test clusters' superuser password is too common a word to search logs for).
+pub const PG_USER: &str = "cdc_secure_login";
+/// The registry's basic-auth user in a secure stack.
+pub const REGISTRY_USER: &str = "cdc-pipeline";
+
+/// The secrets a secure stack hands its components, each only through the environment:
+/// no log line or metric may ever show one.
+#[derive(Debug, Clone)]
+pub struct StackSecrets {
+    /// `TOTESYS_CDC_KAFKA_SASL_PASSWORD`.
+    pub kafka_password: String,
+    /// `TOTESYS_CDC_KAFKA_SSL_KEY_PASSWORD` (the client key is encrypted with it).
+    pub key_password: String,
+    /// `TOTESYS_CDC_REGISTRY_PASSWORD`.
+    pub registry_password: String,
+    /// `PGPASSWORD`, of [`PG_USER`].
+    pub pg_password: String,
+}
+
+impl StackSecrets {
+    /// Fresh, recognisable values.
+    fn generate() -> StackSecrets {
+        let tag = format!("{:08x}", rand::random::<u32>());
+        StackSecrets {
+            kafka_password: format!("kafka-SASL-secret-{tag}"),
+            key_password: format!("client-KEY-secret-{tag}"),
+            registry_password: format!("registry-BASIC-secret-{tag}"),
+            pg_password: format!("pg-LOGIN-secret-{tag}"),
+        }
+    }
+
+    /// Every secret, with the forms it could leak in (the basic-auth header's base64),
+    /// each with what it is.
+    pub fn all(&self) -> Vec<(&'static str, String)> {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{REGISTRY_USER}:{}", self.registry_password));
+        vec![
+            ("the Kafka SASL password", self.kafka_password.clone()),
+            ("the client key's password", self.key_password.clone()),
+            ("the registry password", self.registry_password.clone()),
+            ("the PostgreSQL password", self.pg_password.clone()),
+            ("the registry's basic-auth header", basic),
+        ]
+    }
+}
+
+/// What a secure stack's components are given: TLS to PostgreSQL (`verify-full`),
+/// SASL_SSL with a client certificate to Kafka, HTTPS with basic auth to the registry.
+#[derive(Debug, Clone)]
+pub struct Secure {
+    /// The test CA and the certificates it signed.
+    pub certs: cdc_testkit::TestCerts,
+    /// The client key, encrypted with [`StackSecrets::key_password`].
+    pub encrypted_key: PathBuf,
+    /// The secrets.
+    pub secrets: StackSecrets,
+}
+
+impl Secure {
+    /// The `--kafka-property` arguments of a component (no secret among them).
+    pub fn kafka_args(&self) -> Vec<String> {
+        [
+            "security.protocol=SASL_SSL".to_owned(),
+            "sasl.mechanism=SCRAM-SHA-512".to_owned(),
+            format!("sasl.username={KAFKA_USER}"),
+            format!("ssl.ca.location={}", self.certs.ca.display()),
+            format!(
+                "ssl.certificate.location={}",
+                self.certs.client_cert.display()
+            ),
+            format!("ssl.key.location={}", self.encrypted_key.display()),
+        ]
+        .into_iter()
+        .flat_map(|property| ["--kafka-property".to_owned(), property])
+        .collect()
+    }
+}
+
 /// Source database, registry, warehouse and broker; the components are made on demand.
 pub struct ProcessStack {
     /// Logs, capture state, the lake, the broker's files.
@@ -404,6 +491,8 @@ pub struct ProcessStack {
     /// The source's and the warehouse's own clusters, when the stack has them (to be
     /// restarted); stopped when the stack is dropped.
     pub own_clusters: Option<(PgCluster, PgCluster)>,
+    /// TLS, SASL and basic auth everywhere, when the stack is secure.
+    pub secure: Option<Secure>,
 }
 
 impl Drop for ProcessStack {
@@ -431,13 +520,46 @@ impl ProcessStack {
     /// the warehouse (with the registry's database) get PostgreSQL clusters of their own,
     /// so that each can be restarted ([`ProcessStack::restart_source`]).
     pub async fn start_with(brokers: usize, own_clusters: bool) -> ProcessStack {
+        Self::start_inner(brokers, own_clusters, false).await
+    }
+
+    /// A stack as production runs it: one PostgreSQL cluster that accepts only TLS
+    /// (components connect with `sslmode=verify-full`), a broker whose only listener the
+    /// components use is SASL_SSL (SCRAM-SHA-512, client certificate with an encrypted
+    /// key), and the registry over HTTPS requiring basic auth from a users file made by
+    /// `totesys-cdc registry-user`. Every secret reaches the components through the
+    /// environment only.
+    pub async fn start_secure() -> ProcessStack {
+        Self::start_inner(1, false, true).await
+    }
+
+    async fn start_inner(brokers: usize, own_clusters: bool, secure: bool) -> ProcessStack {
         let dir = tempfile::tempdir().unwrap();
-        let clusters = own_clusters.then(|| {
-            (
-                PgCluster::ensure_running(&dir.path().join("pg-source")).unwrap(),
-                PgCluster::ensure_running(&dir.path().join("pg-warehouse")).unwrap(),
-            )
+        let secure = secure.then(|| {
+            cdc_testkit::open_to_postgres(dir.path()).unwrap();
+            let certs = cdc_testkit::TestCerts::generate(&dir.path().join("certs")).unwrap();
+            let secrets = StackSecrets::generate();
+            let encrypted_key = certs.encrypted_client_key(&secrets.key_password).unwrap();
+            Secure {
+                certs,
+                encrypted_key,
+                secrets,
+            }
         });
+        let tls_cluster = secure.as_ref().map(|secure| {
+            let cluster = PgCluster::ensure_running(&dir.path().join("pg-tls")).unwrap();
+            cluster.require_tls(&secure.certs).unwrap();
+            cluster
+        });
+        let clusters = match &tls_cluster {
+            Some(cluster) => Some((cluster.clone(), cluster.clone())),
+            None => own_clusters.then(|| {
+                (
+                    PgCluster::ensure_running(&dir.path().join("pg-source")).unwrap(),
+                    PgCluster::ensure_running(&dir.path().join("pg-warehouse")).unwrap(),
+                )
+            }),
+        };
         let create = |cluster: Option<&PgCluster>| {
             let cluster = cluster.cloned();
             async move {
@@ -449,21 +571,59 @@ impl ProcessStack {
         };
         let source = create(clusters.as_ref().map(|c| &c.0)).await;
         let source_client = source.client().await.unwrap();
+        if let Some(secure) = &secure {
+            // A literal is needed (utility statements take no parameters); the value is ours.
+            source_client
+                .batch_execute(&format!(
+                    "CREATE ROLE \"{PG_USER}\" LOGIN SUPERUSER PASSWORD '{}'",
+                    secure.secrets.pg_password
+                ))
+                .await
+                .unwrap();
+        }
         let registry_db = create(clusters.as_ref().map(|c| &c.1)).await;
         let warehouse = create(clusters.as_ref().map(|c| &c.1)).await;
-        let kafka = KafkaCluster::start(&dir.path().join("kafka"), brokers).unwrap();
+        let kafka_options = cdc_testkit::KafkaOptions {
+            sasl_ssl: secure.as_ref().map(|secure| cdc_testkit::SaslSslListener {
+                server_cert: secure.certs.server_cert.clone(),
+                server_key: secure.certs.server_key.clone(),
+                ca: secure.certs.ca.clone(),
+                users: vec![(KAFKA_USER.to_owned(), secure.secrets.kafka_password.clone())],
+                client_auth: true,
+            }),
+            ..cdc_testkit::KafkaOptions::default()
+        };
+        let kafka =
+            KafkaCluster::start_with(&dir.path().join("kafka"), brokers, kafka_options).unwrap();
         let registry_addr: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
             .parse()
             .unwrap();
         let lake_dir = dir.path().join("lake");
+        let mut registry_args = vec![
+            "registry".to_owned(),
+            "--listen".to_owned(),
+            registry_addr.to_string(),
+        ];
+        if let Some(secure) = &secure {
+            let users = dir.path().join("registry-users");
+            let line = registry_user_line(&secure.secrets.registry_password).await;
+            std::fs::write(
+                &users,
+                format!("# made by totesys-cdc registry-user\n{line}\n"),
+            )
+            .unwrap();
+            registry_args.extend([
+                "--tls-cert".to_owned(),
+                secure.certs.server_cert.display().to_string(),
+                "--tls-key".to_owned(),
+                secure.certs.server_key.display().to_string(),
+                "--users-file".to_owned(),
+                users.display().to_string(),
+            ]);
+        }
+        let registry_args: Vec<&str> = registry_args.iter().map(String::as_str).collect();
         let mut stack = ProcessStack {
-            registry: Component::new(
-                "registry",
-                bin(),
-                &["registry", "--listen", &registry_addr.to_string()],
-                Vec::new(),
-                dir.path(),
-            ),
+            registry: Component::new("registry", bin(), &registry_args, Vec::new(), dir.path()),
             dir,
             source,
             source_client,
@@ -473,11 +633,12 @@ impl ProcessStack {
             registry_addr,
             lake_dir,
             own_clusters: clusters,
+            secure,
         };
         stack.registry.env = stack.env();
         stack.registry.start();
         let start = Instant::now();
-        while !matches!(http_get(registry_addr, "/subjects").await, Ok((200, _))) {
+        while !stack.registry_answers().await {
             assert!(
                 stack.registry.is_running(),
                 "the registry exited:\n{}",
@@ -493,6 +654,45 @@ impl ProcessStack {
         stack.run(&["simulate", "--init", "--rate", "0"]).await;
         stack.run(&["init"]).await;
         stack
+    }
+
+    /// Whether the registry answers `GET /subjects` with 200 (over HTTPS with the
+    /// stack's CA and user when the stack is secure).
+    async fn registry_answers(&self) -> bool {
+        let Some(secure) = &self.secure else {
+            return matches!(
+                http_get(self.registry_addr, "/subjects").await,
+                Ok((200, _))
+            );
+        };
+        let client = cdc_registry::RegistryClient::builder(&self.registry_url())
+            .ca_file(&secure.certs.ca)
+            .basic_auth(
+                REGISTRY_USER,
+                cdc_core::Secret::new(&secure.secrets.registry_password),
+            )
+            .max_retries(0)
+            .build()
+            .unwrap();
+        client.compatibility(None).await.is_ok()
+    }
+
+    /// `GET path` of the registry over HTTPS with the stack's CA (no credentials unless
+    /// `authenticated`): its status and body. The stack must be secure.
+    pub async fn registry_https_get(&self, path: &str, authenticated: bool) -> (u16, String) {
+        let secure = self.secure.as_ref().expect("a secure stack");
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&secure.certs.ca).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap();
+        let mut request = client.get(format!("{}{path}", self.registry_url()));
+        if authenticated {
+            request = request.basic_auth(REGISTRY_USER, Some(&secure.secrets.registry_password));
+        }
+        let reply = request.send().await.unwrap();
+        let status = reply.status().as_u16();
+        (status, reply.text().await.unwrap())
     }
 
     /// Restarts the source's own cluster in immediate mode (a crash) and reconnects.
@@ -523,27 +723,42 @@ impl ProcessStack {
         self.component(name, &args).with_metrics()
     }
 
-    /// A connection string without a password (it comes from PGPASSWORD).
-    fn url(db: &TestDb) -> String {
-        format!(
-            "host=127.0.0.1 port={} user=postgres dbname={}",
-            db.cluster.port, db.name
-        )
+    /// A connection string without a password (it comes from PGPASSWORD); through
+    /// `localhost` under `sslmode=verify-full` with the test CA when the stack is secure.
+    fn url(&self, db: &TestDb) -> String {
+        match &self.secure {
+            None => format!(
+                "host=127.0.0.1 port={} user=postgres dbname={}",
+                db.cluster.port, db.name
+            ),
+            Some(secure) => format!(
+                "host=localhost port={} user={PG_USER} dbname={} sslmode=verify-full sslrootcert={}",
+                db.cluster.port,
+                db.name,
+                secure.certs.ca.display()
+            ),
+        }
     }
 
     /// The environment every component gets: where everything is.
     pub fn env(&self) -> Vec<(String, String)> {
-        [
-            ("PGPASSWORD", SUPERUSER_PASSWORD.to_owned()),
-            ("TOTESYS_CDC_SOURCE_URL", Self::url(&self.source)),
-            ("TOTESYS_CDC_WAREHOUSE_URL", Self::url(&self.warehouse)),
+        let pg_password = match &self.secure {
+            Some(secure) => secure.secrets.pg_password.clone(),
+            None => SUPERUSER_PASSWORD.to_owned(),
+        };
+        let mut env: Vec<(String, String)> = [
+            ("PGPASSWORD", pg_password),
+            ("TOTESYS_CDC_SOURCE_URL", self.url(&self.source)),
+            ("TOTESYS_CDC_WAREHOUSE_URL", self.url(&self.warehouse)),
             (
                 "TOTESYS_CDC_REGISTRY_DATABASE_URL",
-                Self::url(&self.registry_db),
+                self.url(&self.registry_db),
             ),
             (
                 "TOTESYS_CDC_KAFKA_BOOTSTRAP_SERVERS",
-                self.kafka.bootstrap(),
+                self.kafka
+                    .secure_bootstrap()
+                    .unwrap_or_else(|| self.kafka.bootstrap()),
             ),
             ("TOTESYS_CDC_REGISTRY_URL", self.registry_url()),
             (
@@ -552,22 +767,74 @@ impl ProcessStack {
             ),
             (
                 "TOTESYS_CDC_LOG",
-                std::env::var("TOTESYS_CDC_LOG").unwrap_or_else(|_| "info".into()),
+                // A secure stack logs everything, so its logs can be searched for secrets.
+                std::env::var("TOTESYS_CDC_LOG").unwrap_or_else(|_| {
+                    if self.secure.is_some() {
+                        "debug"
+                    } else {
+                        "info"
+                    }
+                    .into()
+                }),
             ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        .collect();
+        if let Some(secure) = &self.secure {
+            let secrets = &secure.secrets;
+            env.extend(
+                [
+                    (
+                        "TOTESYS_CDC_KAFKA_SASL_PASSWORD",
+                        secrets.kafka_password.clone(),
+                    ),
+                    (
+                        "TOTESYS_CDC_KAFKA_SSL_KEY_PASSWORD",
+                        secrets.key_password.clone(),
+                    ),
+                    ("TOTESYS_CDC_REGISTRY_USER", REGISTRY_USER.to_owned()),
+                    (
+                        "TOTESYS_CDC_REGISTRY_PASSWORD",
+                        secrets.registry_password.clone(),
+                    ),
+                    (
+                        "TOTESYS_CDC_REGISTRY_CA_FILE",
+                        secure.certs.ca.display().to_string(),
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+            );
+        }
+        env
     }
 
-    /// `http://<registry address>`.
+    /// `http://<registry address>`, or `https://localhost:<port>` when the stack is secure.
     pub fn registry_url(&self) -> String {
-        format!("http://{}", self.registry_addr)
+        match self.secure {
+            Some(_) => format!("https://localhost:{}", self.registry_addr.port()),
+            None => format!("http://{}", self.registry_addr),
+        }
+    }
+
+    /// `args` with the secure stack's `--kafka-property` settings added when the
+    /// subcommand talks to Kafka.
+    pub fn with_kafka_args(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        if let (Some(secure), Some(sub)) = (&self.secure, args.first()) {
+            if KAFKA_SUBCOMMANDS.contains(sub) {
+                all.extend(secure.kafka_args());
+            }
+        }
+        all
     }
 
     /// A `totesys-cdc <args>` component with the stack's environment (not started).
     pub fn component(&self, name: &str, args: &[&str]) -> Component {
-        Component::new(name, bin(), args, self.env(), self.dir.path())
+        let args = self.with_kafka_args(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Component::new(name, bin(), &args, self.env(), self.dir.path())
     }
 
     /// Capture into Kafka (slot named after the source database, transaction topic on).
@@ -621,7 +888,7 @@ impl ProcessStack {
     /// Runs `totesys-cdc <args>` to completion and returns its output; panics if it fails.
     pub async fn run(&self, args: &[&str]) -> String {
         let output = tokio::process::Command::new(bin())
-            .args(args)
+            .args(self.with_kafka_args(args))
             .envs(self.env())
             .env_remove("TOTESYS_CDC_CONFIG")
             .stdin(Stdio::null())
@@ -633,6 +900,16 @@ impl ProcessStack {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        // Kept with the components' logs (a secure stack's are searched for secrets).
+        let log = self.dir.path().join("run.log");
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+        {
+            use std::io::Write as _;
+            let _ = writeln!(file, "$ totesys-cdc {}\n{text}", args.join(" "));
+        }
         assert!(
             output.status.success(),
             "totesys-cdc {args:?} failed:\n{text}"
@@ -1031,6 +1308,33 @@ for table in tables:
         }
         out
     }
+}
+
+/// A users-file line for [`REGISTRY_USER`] made by `totesys-cdc registry-user`, the
+/// password given on its standard input.
+async fn registry_user_line(password: &str) -> String {
+    let mut child = tokio::process::Command::new(bin())
+        .args(["registry-user", REGISTRY_USER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        output.status.success() && stdout.starts_with(&format!("{REGISTRY_USER}:$pbkdf2-sha256$")),
+        "registry-user failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains(password));
+    stdout
 }
 
 /// The last `n` lines of `text`.
