@@ -71,7 +71,7 @@ async fn scram_over_tls_with_a_client_certificate_works_and_each_refusal_says_wh
 
     let wrong = secure.settings("not-the-password", KEY_PASSWORD);
     let error = broker_count(&wrong).await.unwrap_err();
-    let text = chain(&error);
+    let text = cdc_core::error_chain(&error);
     assert!(
         text.starts_with("the Kafka cluster refused this client: ")
             && text.contains("SASL authentication error"),
@@ -87,7 +87,7 @@ async fn scram_over_tls_with_a_client_certificate_works_and_each_refusal_says_wh
         secure.certs.other_ca.display().to_string(),
     );
     let error = broker_count(&untrusted).await.unwrap_err();
-    let text = chain(&error);
+    let text = cdc_core::error_chain(&error);
     assert!(
         text.starts_with("the Kafka cluster refused this client: ")
             && text.contains("certificate verify failed"),
@@ -97,7 +97,7 @@ async fn scram_over_tls_with_a_client_certificate_works_and_each_refusal_says_wh
     // The client key's password is wrong: the client cannot even be made.
     let bad_key = secure.settings(PASSWORD, "not-the-key-password");
     let error = broker_count(&bad_key).await.unwrap_err();
-    let text = chain(&error);
+    let text = cdc_core::error_chain(&error);
     assert!(
         text.starts_with("invalid Kafka client settings: "),
         "{text}"
@@ -105,15 +105,4 @@ async fn scram_over_tls_with_a_client_certificate_works_and_each_refusal_says_wh
     assert!(text.contains("ssl.key"), "{text}");
     assert!(!text.contains("not-the-key-password"), "{text}");
     assert!(!error.is_retryable());
-}
-
-/// `error` and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(&format!(": {inner}"));
-        cause = inner.source();
-    }
-    text
 }

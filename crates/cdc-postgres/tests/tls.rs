@@ -7,22 +7,9 @@
 
 mod support;
 
-use std::error::Error;
-
 use cdc_postgres::connection::{connect_regular, ConnectParams, ReplicationConnection};
 use cdc_testkit::{TlsCluster, CERT_ROLE};
 use support::*;
-
-/// The error and its causes on one line, as the binary prints them.
-fn chain(error: &dyn Error) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        line.push_str(&format!(": {error}"));
-        cause = error.source();
-    }
-    line
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_full_streams_the_snapshot_and_changes_over_tls() {
@@ -88,7 +75,7 @@ async fn tls_settings_that_cannot_work_fail_in_one_line_naming_the_setting() {
     )
     .await;
     for error in [regular.unwrap_err(), replication.unwrap_err()] {
-        let line = chain(&error);
+        let line = cdc_core::error_chain(&error);
         assert!(
             line.contains("sslmode=verify-full")
                 && line.contains(&format!("sslrootcert={other_ca}"))
@@ -102,7 +89,7 @@ async fn tls_settings_that_cannot_work_fail_in_one_line_naming_the_setting() {
     let (regular, replication) =
         attempt("127.0.0.1", format!("sslmode=verify-full sslrootcert={ca}")).await;
     for error in [regular.unwrap_err(), replication.unwrap_err()] {
-        let line = chain(&error);
+        let line = cdc_core::error_chain(&error);
         assert!(
             line.contains("sslmode=verify-full") && line.contains("not valid for name"),
             "{line}"
@@ -117,7 +104,7 @@ async fn tls_settings_that_cannot_work_fail_in_one_line_naming_the_setting() {
     // Without TLS the server's pg_hba.conf has no line for the client.
     let (regular, replication) = attempt("localhost", "sslmode=disable".to_owned()).await;
     for error in [regular.unwrap_err(), replication.unwrap_err()] {
-        let line = chain(&error);
+        let line = cdc_core::error_chain(&error);
         assert!(
             line.contains("sslmode=disable") && line.contains("no encryption"),
             "{line}"
@@ -136,12 +123,16 @@ async fn tls_settings_that_cannot_work_fail_in_one_line_naming_the_setting() {
     );
     let error = ConnectParams::parse(&missing).unwrap_err();
     assert!(
-        chain(&error).starts_with("sslrootcert: cannot use /nonexistent/ca.crt"),
+        cdc_core::error_chain(&error).starts_with("sslrootcert: cannot use /nonexistent/ca.crt"),
         "{}",
-        chain(&error)
+        cdc_core::error_chain(&error)
     );
     let error = ConnectParams::parse(&tls.conn("localhost", "sslmode=verify")).unwrap_err();
-    assert!(chain(&error).starts_with("sslmode: "), "{}", chain(&error));
+    assert!(
+        cdc_core::error_chain(&error).starts_with("sslmode: "),
+        "{}",
+        cdc_core::error_chain(&error)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,5 +176,9 @@ async fn a_client_certificate_logs_in_where_pg_hba_asks_for_one() {
     )))
     .unwrap();
     let error = connect_regular(&without, "the test").await.unwrap_err();
-    assert!(chain(&error).contains("certificate"), "{}", chain(&error));
+    assert!(
+        cdc_core::error_chain(&error).contains("certificate"),
+        "{}",
+        cdc_core::error_chain(&error)
+    );
 }

@@ -33,17 +33,6 @@ fn certs(dir: &tempfile::TempDir) -> TestCerts {
     TestCerts::generate(&dir.path().join("certs")).unwrap()
 }
 
-/// `error` and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(&format!(": {inner}"));
-        cause = inner.source();
-    }
-    text
-}
-
 #[tokio::test]
 async fn our_client_reaches_a_tls_registry_with_basic_auth_and_each_mistake_says_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,7 +65,7 @@ async fn our_client_reaches_a_tls_registry_with_basic_auth_and_each_mistake_says
     let error = wrong.latest("staff-value").await.unwrap_err();
     assert_eq!(error.status(), Some(401));
     assert!(!error.is_retryable());
-    let text = chain(&error);
+    let text = cdc_core::error_chain(&error);
     assert_eq!(
         text,
         format!(
@@ -93,7 +82,8 @@ async fn our_client_reaches_a_tls_registry_with_basic_auth_and_each_mistake_says
         .unwrap();
     let error = anonymous.latest("staff-value").await.unwrap_err();
     assert!(
-        chain(&error).contains("Unauthorized: the request has no basic-auth credentials"),
+        cdc_core::error_chain(&error)
+            .contains("Unauthorized: the request has no basic-auth credentials"),
         "{error}"
     );
 
@@ -106,7 +96,7 @@ async fn our_client_reaches_a_tls_registry_with_basic_auth_and_each_mistake_says
     let error = untrusting.latest("staff-value").await.unwrap_err();
     assert!(matches!(error, ClientError::Transport { .. }), "{error:?}");
     assert!(!error.is_retryable(), "{error:?}");
-    let text = chain(&error);
+    let text = cdc_core::error_chain(&error);
     assert!(
         text.starts_with(&format!("cannot reach the schema registry (GET {url}/"))
             && text.contains("UnknownIssuer"),
@@ -121,7 +111,7 @@ async fn our_client_reaches_a_tls_registry_with_basic_auth_and_each_mistake_says
         .unwrap();
     let error = other.latest("staff-value").await.unwrap_err();
     assert!(
-        !error.is_retryable() && chain(&error).contains("UnknownIssuer"),
+        !error.is_retryable() && cdc_core::error_chain(&error).contains("UnknownIssuer"),
         "{error}"
     );
 
@@ -134,9 +124,10 @@ async fn our_client_reaches_a_tls_registry_with_basic_auth_and_each_mistake_says
     let error = misnamed.latest("staff-value").await.unwrap_err();
     assert!(
         !error.is_retryable()
-            && chain(&error).contains("certificate not valid for name \"127.0.0.1\""),
+            && cdc_core::error_chain(&error)
+                .contains("certificate not valid for name \"127.0.0.1\""),
         "{}",
-        chain(&error)
+        cdc_core::error_chain(&error)
     );
 
     // Plain HTTP to the TLS port gets no answer it can read.

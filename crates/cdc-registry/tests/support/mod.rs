@@ -54,27 +54,22 @@ impl Server {
             .expect("the test certificate makes a TLS server");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(tls.listener(listener), app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        Server {
-            addr,
-            http: Http::new(addr),
-            tls: true,
-            shutdown: Some(tx),
-            task,
-        }
+        Self::spawn(tls.listener(listener), addr, app, true)
     }
 
     /// Serves any router (e.g. the registry's with a counting layer).
     pub async fn start_router(app: Router) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        Self::spawn(listener, addr, app, false)
+    }
+
+    /// Serves `app` on `listener` in the background until [`Server::stop`].
+    fn spawn<L>(listener: L, addr: SocketAddr, app: Router, tls: bool) -> Server
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -86,7 +81,7 @@ impl Server {
         Server {
             addr,
             http: Http::new(addr),
-            tls: false,
+            tls,
             shutdown: Some(tx),
             task,
         }
