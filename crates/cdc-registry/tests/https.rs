@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -202,33 +201,19 @@ async fn a_bearer_token_is_sent_as_authorization_bearer() {
 
 #[tokio::test]
 async fn confluent_python_client_works_over_https_with_basic_auth() {
-    let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let certs = certs(&dir);
     // A fresh database: the script expects schema ids to start at 1.
     let db = TestDb::create().await.unwrap();
     let server = secure_registry(&db, &certs).await;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_client.py");
-    let run = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(server.url())
-        .env("CDC_REGISTRY_CA", &certs.ca)
-        .env("CDC_REGISTRY_USER_INFO", format!("{USER}:{PASSWORD}"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("confluent_client.py finished within two minutes")
-        .unwrap();
+    let user_info = format!("{USER}:{PASSWORD}");
+    support::run_confluent_client(
+        &server.url(),
+        &[
+            ("CDC_REGISTRY_CA", certs.ca.as_os_str()),
+            ("CDC_REGISTRY_USER_INFO", user_info.as_ref()),
+        ],
+    )
+    .await;
     server.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("interop ok"),
-        "confluent_client.py over HTTPS failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status,
-    );
 }

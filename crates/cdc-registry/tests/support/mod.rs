@@ -234,3 +234,37 @@ pub fn record(name: &str, fields: &[&str]) -> String {
         fields.join(",")
     )
 }
+
+/// Runs Confluent's stock Python client through `tests/interop/confluent_client.py`
+/// against the registry at `url` with `env` added (its CA and credentials over HTTPS);
+/// fails unless it exits 0 with its closing line. A missing venv fails, never skips.
+pub async fn run_confluent_client(url: &str, env: &[(&str, &std::ffi::OsStr)]) {
+    /// The longest the script may take; it needs about a second.
+    const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+    let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_client.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(url)
+        .envs(env.iter().copied())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(SCRIPT_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| panic!("confluent_client.py did not finish in {SCRIPT_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "confluent_client.py against {url} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status,
+    );
+    assert!(
+        stdout.contains("interop ok"),
+        "confluent_client.py exited 0 without its closing line:\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+    );
+}
