@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
@@ -346,7 +346,6 @@ enum Column {
     Float32(Float32Builder),
     Float64(Float64Builder),
     Date(Date32Builder),
-    Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder),
     TimestampTz(TimestampMicrosecondBuilder),
     Decimal(Decimal128Builder, u8, i8),
@@ -397,7 +396,6 @@ impl Column {
             Kind::Float32 => Column::Float32(Float32Builder::with_capacity(capacity)),
             Kind::Float64 => Column::Float64(Float64Builder::with_capacity(capacity)),
             Kind::Date => Column::Date(Date32Builder::with_capacity(capacity)),
-            Kind::Time => Column::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
             Kind::Timestamp => {
                 Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
             }
@@ -447,7 +445,6 @@ impl Column {
             Column::Float32(b) => primitive!(b, Value::Float32),
             Column::Float64(b) => primitive!(b, Value::Float64),
             Column::Date(b) => primitive!(b, Value::Date, lake_days),
-            Column::Time(b) => primitive!(b, Value::Time),
             Column::Timestamp(b) => primitive!(b, Value::Timestamp, lake_micros),
             Column::TimestampTz(b) => primitive!(b, Value::TimestampTz, lake_micros),
             Column::Decimal(b, _, scale) => match value {
@@ -463,6 +460,8 @@ impl Column {
                     b.append_value(s)
                 }
                 Value::Uuid(bytes) => b.append_value(uuid_text(bytes)),
+                // Delta has no time-of-day type: PostgreSQL's text of it.
+                Value::Time(_) => b.append_option(cdc_core::pg_text(value)),
                 Value::Null | Value::UnchangedToast => b.append_null(),
                 other => return Err(format!("{other:?}")),
             },
@@ -502,7 +501,6 @@ impl Column {
             Column::Float32(b) => b.append_null(),
             Column::Float64(b) => b.append_null(),
             Column::Date(b) => b.append_null(),
-            Column::Time(b) => b.append_null(),
             Column::Timestamp(b) | Column::TimestampTz(b) => b.append_null(),
             Column::Decimal(b, _, _) => b.append_null(),
             Column::Utf8(b) => b.append_null(),
@@ -521,7 +519,6 @@ impl Column {
             Column::Float32(b) => b.append_nulls(n),
             Column::Float64(b) => b.append_nulls(n),
             Column::Date(b) => b.append_nulls(n),
-            Column::Time(b) => b.append_nulls(n),
             Column::Timestamp(b) | Column::TimestampTz(b) => b.append_nulls(n),
             Column::Decimal(b, _, _) => b.append_nulls(n),
             Column::Utf8(b) => b.append_nulls(n),
@@ -544,7 +541,6 @@ impl Column {
             Column::Float32(mut b) => Arc::new(b.finish()),
             Column::Float64(mut b) => Arc::new(b.finish()),
             Column::Date(mut b) => Arc::new(b.finish()),
-            Column::Time(mut b) => Arc::new(b.finish()),
             Column::Timestamp(mut b) | Column::TimestampTz(mut b) => Arc::new(b.finish()),
             Column::Decimal(mut b, precision, scale) => Arc::new(
                 b.finish()
@@ -1089,13 +1085,13 @@ mod tests {
                 "[a-z]{0,4}".prop_map(|k| Value::Json(format!("{{\"{k}\": 1}}"))),
                 "[0-9:-]{0,8}".prop_map(Value::Other),
                 any::<[u8; 16]>().prop_map(Value::Uuid),
+                (0..86_400_000_000i64).prop_map(Value::Time),
             ]
             .boxed(),
             Kind::Binary => proptest::collection::vec(any::<u8>(), 0..6)
                 .prop_map(Value::Bytes)
                 .boxed(),
             Kind::Date => any::<i32>().prop_map(Value::Date).boxed(),
-            Kind::Time => (0..86_400_000_000i64).prop_map(Value::Time).boxed(),
             Kind::Timestamp => any::<i64>().prop_map(Value::Timestamp).boxed(),
             Kind::TimestampTz => any::<i64>().prop_map(Value::TimestampTz).boxed(),
             Kind::List(element) => proptest::collection::vec(cell(element, misfits), 0..4)

@@ -50,7 +50,6 @@ pub(crate) enum Kind {
     Utf8,
     Binary,
     Date,
-    Time,
     Timestamp,
     TimestampTz,
     List(Box<Kind>),
@@ -77,7 +76,8 @@ impl Kind {
             PgType::Float4 => Kind::Float32,
             PgType::Float8 => Kind::Float64,
             PgType::Date => Kind::Date,
-            PgType::Time => Kind::Time,
+            // Delta Lake has no time-of-day type; the text sorts as the time does.
+            PgType::Time => Kind::Utf8,
             PgType::Timestamp => Kind::Timestamp,
             PgType::TimestampTz => Kind::TimestampTz,
             PgType::Numeric => decimal(typmod).unwrap_or(Kind::Utf8),
@@ -104,7 +104,6 @@ impl Kind {
             Kind::Utf8 => DataType::Utf8,
             Kind::Binary => DataType::Binary,
             Kind::Date => DataType::Date32,
-            Kind::Time => DataType::Time64(TimeUnit::Microsecond),
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Kind::List(element) => {

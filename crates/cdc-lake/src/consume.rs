@@ -22,6 +22,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::decode::{DeadLetter, Decoded, RecordDecoder};
 use crate::metrics::LakeMetrics;
+use crate::table::LakeTables;
 use crate::writer::{FlushPolicy, Flushed, PartitionWriter};
 use crate::{LakeError, LakeRow, LakeStore, ParquetOptions};
 
@@ -201,7 +202,7 @@ impl ConsumerContext for LakeContext {
 pub struct LakeWriter {
     consumer: Arc<StreamConsumer<LakeContext>>,
     events: Arc<GroupEvents>,
-    lake: LakeStore,
+    tables: LakeTables,
     decoder: RecordDecoder,
     dead_letters: Producer,
     config: LakeConfig,
@@ -353,7 +354,7 @@ impl LakeWriter {
         Ok(LakeWriter {
             consumer: Arc::new(consumer),
             events,
-            lake,
+            tables: LakeTables::new(&lake)?,
             decoder: match &config.transaction_topic {
                 Some(topic) => RecordDecoder::new(registry).with_transaction_topic(topic),
                 None => RecordDecoder::new(registry),
@@ -511,12 +512,13 @@ impl LakeWriter {
         if !self.partitions.contains_key(&key) {
             let start = self.chain_start(&key.0, key.1, offset).await?;
             let mut writer = PartitionWriter::new(
-                self.lake.clone(),
+                &self.tables,
                 &key.0,
                 key.1,
                 self.config.parquet.clone(),
                 self.config.flush,
-            );
+            )
+            .with_group(&self.config.group_id);
             writer.start_at(start);
             tracing::debug!(topic = %key.0, partition = key.1, start, "partition chain starts");
             self.partitions.insert(key.clone(), writer);

@@ -1,5 +1,5 @@
-//! Where lake files live: `raw/<table>/date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>.parquet`,
-//! and `…+<first offset>+<last offset>.parquet` for a compacted file covering up to `last`.
+//! Where lake files live: `raw/<table>/_commit_date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>.<attempt>.parquet`;
+//! the table's Delta log says which of them the table holds.
 
 use chrono::{DateTime, NaiveDate};
 use object_store::path::Path;
@@ -22,14 +22,36 @@ pub struct DataFile {
     pub partition: i32,
     /// Offset of the file's first row.
     pub first_offset: i64,
-    /// For a compacted file, the last offset it covers: it supersedes every file of its
-    /// partition whose first row lies in `first_offset..=compacted_to`.
-    pub compacted_to: Option<i64>,
+    /// What makes the name the writer's own (two writers of the same rows write two
+    /// files; the table's log takes one); `None` in a lake written before its tables.
+    pub attempt: Option<String>,
+}
+
+/// A name part no other writer, process or flush uses.
+pub fn new_attempt() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let micros = chrono::Utc::now().timestamp_micros();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{micros:x}{:x}{n:x}", std::process::id())
 }
 
 impl DataFile {
     /// The file's path under `root`.
     pub fn path(&self, root: &Path) -> Path {
+        self.dir(root).join(self.name())
+    }
+
+    /// Its partition directory under `root`.
+    pub fn dir(&self, root: &Path) -> Path {
+        root.clone()
+            .join("raw")
+            .join(self.table.as_str())
+            .join(crate::table::partition_dir(self.date))
+    }
+
+    /// Its name inside the partition directory.
+    pub fn name(&self) -> String {
         let mut name = format!(
             "{}+{}+{:0width$}",
             self.topic,
@@ -37,20 +59,12 @@ impl DataFile {
             self.first_offset,
             width = OFFSET_WIDTH
         );
-        if let Some(last) = self.compacted_to {
-            name.push_str(&format!("+{last:0OFFSET_WIDTH$}"));
+        if let Some(attempt) = &self.attempt {
+            name.push('.');
+            name.push_str(attempt);
         }
         name.push_str(".parquet");
-        let mut path = root.clone();
-        for part in [
-            "raw".to_owned(),
-            self.table.clone(),
-            format!("date={}", self.date.format("%Y-%m-%d")),
-            name,
-        ] {
-            path = path.clone().join(part);
-        }
-        path
+        name
     }
 
     /// Parses a path made by [`DataFile::path`] (under any root).
@@ -62,13 +76,19 @@ impl DataFile {
         if raw != "raw" {
             return None;
         }
-        let date = NaiveDate::parse_from_str(date.strip_prefix("date=")?, "%Y-%m-%d").ok()?;
+        // `date=` is where a lake written before its tables kept them.
+        let date = date
+            .strip_prefix(&format!("{}=", crate::table::DATE_COLUMN))
+            .or_else(|| date.strip_prefix("date="))?;
+        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
         // Kafka topic names have no `+`.
         let parts: Vec<&str> = name.strip_suffix(".parquet")?.split('+').collect();
-        let (topic, partition, first, last) = match parts.as_slice() {
-            [topic, partition, first] => (topic, partition, first, None),
-            [topic, partition, first, last] => (topic, partition, first, Some(last.parse().ok()?)),
-            _ => return None,
+        let [topic, partition, first] = parts.as_slice() else {
+            return None;
+        };
+        let (first, attempt) = match first.split_once('.') {
+            Some((first, attempt)) => (first, Some(attempt.to_owned())),
+            None => (*first, None),
         };
         Some(DataFile {
             table: table.clone(),
@@ -76,7 +96,7 @@ impl DataFile {
             topic: (*topic).to_owned(),
             partition: partition.parse().ok()?,
             first_offset: first.parse().ok()?,
-            compacted_to: last,
+            attempt,
         })
     }
 }
@@ -110,23 +130,22 @@ mod tests {
             topic: "totesys.public.sales_order".into(),
             partition: 2,
             first_offset: 1234,
-            compacted_to: None,
+            attempt: None,
         };
         let path = file.path(&Path::from("lake"));
         assert_eq!(
             path.as_ref(),
-            "lake/raw/sales_order/date=2026-11-22/totesys.public.sales_order+2+00000000000000001234.parquet"
+            "lake/raw/sales_order/_commit_date=2026-11-22/totesys.public.sales_order+2+00000000000000001234.parquet"
         );
         assert_eq!(DataFile::parse(&path), Some(file.clone()));
-        let compacted = DataFile {
-            compacted_to: Some(99_999),
+        let attempt = DataFile {
+            attempt: Some(new_attempt()),
             ..file
         };
-        let path = compacted.path(&Path::from("lake"));
-        assert!(path
-            .as_ref()
-            .ends_with("+2+00000000000000001234+00000000000000099999.parquet"));
-        assert_eq!(DataFile::parse(&path), Some(compacted));
+        let path = attempt.path(&Path::from("lake"));
+        assert!(path.as_ref().contains("+2+00000000000000001234."));
+        assert_eq!(DataFile::parse(&path), Some(attempt));
+        assert_ne!(new_attempt(), new_attempt());
         assert_eq!(
             DataFile::parse(&Path::from("lake/raw/x/date=2026-13-01/t+0+1.parquet")),
             None

@@ -4,7 +4,8 @@
 //! ```text
 //!   Kafka record ──decode (registry schema)──► LakeRow ──► buffer per topic-partition
 //!        flush on rows / bytes / age ──► BatchBuilder ──► Parquet (zstd, dict, stats)
-//!        ──► create-only put  raw/<table>/date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>.parquet
+//!        ──► create-only put  raw/<table>/_commit_date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>.parquet
+//!        ──► Delta commit to raw/<table>/_delta_log/ with txn (<topic>+<partition>, last offset)
 //!        ──► commit offset past the file
 //! ```
 
@@ -18,6 +19,7 @@ mod layout;
 pub mod metrics;
 mod parquet_file;
 mod store;
+mod table;
 mod transactions;
 mod values;
 mod writer;
@@ -28,16 +30,19 @@ pub use bounds::{
     parse_time_ms, records_behind, PartitionOffsets, ReadPlan,
 };
 pub use columns::lake_schema;
-pub use compact::{compact, live_files, CompactOptions, CompactReport, COMPACTED_FILES_KEY};
+pub use compact::{compact, CompactOptions, CompactReport, COMPACTED_FILES_KEY};
 pub use consume::{
     committed_offsets, LakeConfig, LakeTotals, LakeWriter, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON,
     DLQ_REASON_CODE, DLQ_TOPIC,
 };
 pub use decode::{DeadLetter, Decoded, RecordDecoder};
-pub use layout::{commit_date, table_dir, DataFile};
+pub use layout::{commit_date, new_attempt, table_dir, DataFile};
 pub use metrics::LakeMetrics;
 pub use parquet_file::{encode, footer_metadata, ParquetOptions};
 pub use store::LakeStore;
+pub use table::{
+    app_id, partition_dir, Append, Appended, LakeTables, LiveFile, NewFile, Replace, DATE_COLUMN,
+};
 pub use transactions::{transaction_row, TRANSACTIONS_TABLE};
 pub use values::{value_at, UnreadableValue};
 pub use writer::{FlushPolicy, Flushed, PartitionWriter, FIRST_OFFSET_KEY, LAST_OFFSET_KEY};

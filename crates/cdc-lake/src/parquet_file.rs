@@ -119,6 +119,18 @@ pub fn footer_metadata(file: Bytes) -> Result<Vec<(String, String)>, LakeError> 
         .unwrap_or_default())
 }
 
+/// Every row of a Parquet file as one batch (an empty batch of its schema when it has none).
+pub(crate) fn read_all(file: Bytes) -> Result<RecordBatch, parquet::errors::ParquetError> {
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let schema = builder.schema().clone();
+    let mut reader = builder.with_batch_size(rows.max(1)).build()?;
+    match reader.next() {
+        Some(batch) => Ok(batch?),
+        None => Ok(RecordBatch::new_empty(schema)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -29,6 +29,11 @@ pub struct LakeStore {
     pub root: Path,
     /// The URL it was opened from (without credentials).
     pub url: String,
+    /// The lake's directory, for a lake on the local filesystem.
+    pub local_dir: Option<std::path::PathBuf>,
+    /// Whether `url` names the store and the root (`s3://bucket/root`), so that table URLs
+    /// can be made from it.
+    pub url_is_store_root: bool,
 }
 
 impl LakeStore {
@@ -40,12 +45,16 @@ impl LakeStore {
             Some((scheme, rest)) => (scheme, rest),
             None => ("file", url),
         };
+        let mut local_dir = None;
         let (store, root): (Arc<dyn ObjectStore>, Path) = match scheme {
             "file" => {
                 std::fs::create_dir_all(rest).map_err(LakeError::store(format!(
                     "lake URL {url:?}: cannot create {rest}"
                 )))?;
                 let local = LocalFileSystem::new_with_prefix(rest).map_err(unusable())?;
+                local_dir = Some(std::fs::canonicalize(rest).map_err(LakeError::store(
+                    format!("lake URL {url:?}: cannot resolve {rest}"),
+                ))?);
                 (Arc::new(local), Path::default())
             }
             "memory" => (Arc::new(InMemory::new()), prefix_of(rest)),
@@ -86,6 +95,8 @@ impl LakeStore {
             store,
             root,
             url: url.to_owned(),
+            url_is_store_root: local_dir.is_none(),
+            local_dir,
         })
     }
 
@@ -95,6 +106,8 @@ impl LakeStore {
             url: format!("{store}/{root}"),
             store,
             root,
+            local_dir: None,
+            url_is_store_root: false,
         }
     }
 }
@@ -110,6 +123,19 @@ impl LakeStore {
             .bytes()
             .await
             .map_err(cannot())
+    }
+
+    /// Makes sure directory `path` exists, for a lake on the local filesystem (object
+    /// stores have no directories).
+    pub fn ensure_dir(&self, path: &Path) -> Result<(), LakeError> {
+        if let Some(dir) = &self.local_dir {
+            let full = path.parts().fold(dir.clone(), |d, p| d.join(p.as_ref()));
+            std::fs::create_dir_all(&full).map_err(LakeError::store(format!(
+                "cannot create {}",
+                full.display()
+            )))?;
+        }
+        Ok(())
     }
 
     /// Writes a probe object under `_check/` and deletes it again: what the lake writer and

@@ -1,26 +1,22 @@
-//! One Kafka partition's stream of changes into lake files, each change exactly once.
+//! One Kafka partition's stream of changes into its lake table, each change exactly once.
 //!
-//! # The file chain
+//! # The commit chain
 //!
-//! A partition's files cover consecutive, non-overlapping ranges of Kafka offsets. A file
-//! covering `[start, last]` is named after the offset of its **first row** (records
-//! without a row, tombstones and dead letters, are covered but not stored), and its footer
-//! records `start` and `last`. The next file covers from `last + 1`. A range with no row
-//! gets no file and is not committed: it is read again, harmlessly, after a restart.
+//! A partition's commits cover consecutive, non-overlapping ranges of Kafka offsets. A
+//! writer buffers the records from a *boundary* `start`, writes the rows as a file of its
+//! own (records without a row, tombstones and dead letters, are covered but not stored),
+//! and commits the file to its table with the transaction record (`<topic>+<partition>`,
+//! `last`). The table takes the commit only if its record for the partition is below
+//! `start` ([`crate::LakeTables::append`]); otherwise another writer (a restarted one, a
+//! zombie, the partition's new owner) has committed those offsets: the writer deletes its
+//! file, drops its buffered records up to the table's record, and goes on after it. The
+//! Kafka offset is committed only after the table commit.
 //!
-//! Every write is **create-only** (`PutMode::Create`): of two writers racing for a name (a
-//! restarted writer and the file its predecessor wrote before crashing, or a zombie and
-//! the partition's new owner after a rebalance) exactly one succeeds. The other reads the
-//! existing file's `last` from its footer, drops its buffered records up to it (they are
-//! in the lake already) and goes on at `last + 1`.
-//!
-//! Why no two files ever overlap: a writer only ever stands at a chain boundary. It starts
-//! at the committed offset, which is the end of a file plus one (offsets are committed
-//! only after the file is durable), and moves from boundary to boundary, its own or
-//! adopted. From a boundary, the next file's name is the offset of the first row after
-//! it, and its directory the date of that row: the same for every writer reading the same
-//! records. So a writer either creates the file that starts there or finds it and adopts
-//! it; it never writes rows that another file already holds, and never overwrites one.
+//! Why no offset is committed twice: the record only grows, each commit covers from the
+//! record plus one or later, and a commit and the check it was made on are one step (the
+//! log entry after the version checked is created only if absent). Why none is lost: a
+//! writer starts at the group's committed offset, below which every offset is in the
+//! table, and only moves on past offsets a table commit holds.
 //!
 //! # Changes it already holds
 //!
@@ -28,22 +24,21 @@
 //! above the one before. A streamed change at or below the highest position this writer
 //! has taken since it started is one it already holds (re-sent by an at-least-once or an
 //! older capture, or by another producer): it is left out of its file and counted
-//! ([`Flushed::duplicates`]). It still counts as a row for the chain: files are named
-//! after the first row *including* the ones left out (a file may then hold no row at
-//! all), so a writer that remembers more than another, which started at a later boundary,
-//! still names every file the same and the chain never forks. Snapshot rows are not
-//! compared: several snapshot workers interleave their ordinals in a partition.
+//! ([`Flushed::duplicates`]). It still counts as a record of the range (a file may then
+//! hold no row at all). Snapshot rows are not compared: several snapshot workers
+//! interleave their ordinals in a partition.
 
 use std::time::{Duration, Instant};
 
 use std::collections::BTreeSet;
 
 use cdc_core::{Position, TableSchema};
-use object_store::{PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::batch::{BatchBuilder, LakeRow};
 use crate::layout::{commit_date, table_dir, DataFile};
-use crate::parquet_file::{encode, footer_metadata, ParquetOptions};
+use crate::parquet_file::{encode, ParquetOptions};
+use crate::table::{Append, Appended, LakeTables, NewFile};
 use crate::{LakeError, LakeStore};
 
 /// Footer key: the first Kafka offset a file covers (its chain start, at or before its first row).
@@ -106,6 +101,9 @@ impl Flushed {
 /// Buffers one topic-partition's records and writes them as lake files.
 pub struct PartitionWriter {
     lake: LakeStore,
+    tables: LakeTables,
+    /// The lake group, recorded in each commit.
+    group: String,
     topic: String,
     partition: i32,
     options: ParquetOptions,
@@ -125,16 +123,18 @@ pub struct PartitionWriter {
 }
 
 impl PartitionWriter {
-    /// A writer for `topic`'s `partition`; rows go under `raw/<their table>/`.
+    /// A writer for `topic`'s `partition`; rows go to the table `raw/<their table>/`.
     pub fn new(
-        lake: LakeStore,
+        tables: &LakeTables,
         topic: &str,
         partition: i32,
         options: ParquetOptions,
         policy: FlushPolicy,
     ) -> Self {
         PartitionWriter {
-            lake,
+            lake: tables.lake().clone(),
+            tables: tables.clone(),
+            group: String::new(),
             topic: topic.to_owned(),
             partition,
             options,
@@ -150,9 +150,21 @@ impl PartitionWriter {
         }
     }
 
+    /// Records `group` (the lake group) in the writer's commits.
+    pub fn with_group(mut self, group: &str) -> Self {
+        self.group = group.to_owned();
+        self
+    }
+
     /// The offset the next file starts at, once known.
     pub fn next_offset(&self) -> Option<i64> {
         self.next_offset
+    }
+
+    /// The offset to commit to Kafka once nothing is buffered: everything before it is in
+    /// the table (`None` before the first record, or while rows are buffered).
+    pub fn commit_offset(&self) -> Option<i64> {
+        self.rows.is_empty().then_some(self.next_offset).flatten()
     }
 
     /// Rows waiting to be written.
@@ -313,7 +325,7 @@ impl PartitionWriter {
             topic: self.topic.clone(),
             partition: self.partition,
             first_offset: first_row.offset,
-            compacted_to: None,
+            attempt: Some(crate::layout::new_attempt()),
         };
         let repeated = self.repeated.range(..=last).count();
         let batch = if repeated == 0 {
@@ -341,6 +353,7 @@ impl PartitionWriter {
         )?;
         let size = bytes.len();
         let path = file.path(&self.lake.root);
+        self.lake.ensure_dir(&file.dir(&self.lake.root))?;
         let put = self
             .lake
             .store
@@ -353,40 +366,73 @@ impl PartitionWriter {
                 },
             )
             .await;
-        if repeated > 0 && put.is_ok() {
-            let first = self.repeated.first().copied().unwrap_or_default();
-            tracing::warn!(
-                topic = %self.topic,
-                partition = self.partition,
-                changes = repeated,
-                first_offset = first,
-                file = %path,
-                "left changes out of the lake that this writer had already taken (the same commit LSN and ordinal at a later offset: a producer wrote them twice)"
-            );
+        if let Err(e) = put {
+            return Err(LakeError::store(format!("cannot write {path}"))(e));
         }
-        let flushed = match put {
-            Ok(_) => Flushed {
-                file,
+        let new_file = NewFile {
+            date: file.date,
+            name: file.name(),
+            size: size as u64,
+            batch,
+        };
+        let appended = self
+            .tables
+            .append(Append {
+                dir: file.table.clone(),
+                topic: self.topic.clone(),
+                partition: self.partition,
                 first_offset: start,
                 last_offset: last,
-                rows: take - repeated,
-                bytes: size,
-                adopted: false,
-                duplicates: repeated,
-                commit_ts_us: self.rows[..take]
-                    .iter()
-                    .filter(|r| !r.event.source.snapshot && !self.repeated.contains(&r.offset))
-                    .map(|r| r.event.source.commit_ts_us)
-                    .collect(),
-                duration: started.elapsed(),
-            },
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                let existing_last = self.range_of(&path).await?;
-                tracing::info!(path = %path, existing_last, "file already written by another writer; adopting it");
+                group: self.group.clone(),
+                schema: new_file.batch.schema(),
+                file: Some(new_file),
+            })
+            .await?;
+        let flushed = match appended {
+            Appended::Committed { .. } => {
+                if repeated > 0 {
+                    let first = self.repeated.first().copied().unwrap_or_default();
+                    tracing::warn!(
+                        topic = %self.topic,
+                        partition = self.partition,
+                        changes = repeated,
+                        first_offset = first,
+                        file = %path,
+                        "left changes out of the lake that this writer had already taken (the same commit LSN and ordinal at a later offset: a producer wrote them twice)"
+                    );
+                }
                 Flushed {
                     file,
                     first_offset: start,
-                    last_offset: existing_last,
+                    last_offset: last,
+                    rows: take - repeated,
+                    bytes: size,
+                    adopted: false,
+                    duplicates: repeated,
+                    commit_ts_us: self.rows[..take]
+                        .iter()
+                        .filter(|r| !r.event.source.snapshot && !self.repeated.contains(&r.offset))
+                        .map(|r| r.event.source.commit_ts_us)
+                        .collect(),
+                    duration: started.elapsed(),
+                }
+            }
+            Appended::Covered { through } => {
+                tracing::info!(
+                    topic = %self.topic,
+                    partition = self.partition,
+                    first_offset = start,
+                    through,
+                    "the table already holds these offsets (another writer committed them); dropping them"
+                );
+                // Never in the log: no reader sees it.
+                if let Err(e) = self.lake.store.delete(&path).await {
+                    tracing::warn!(path = %path, error = %e, "cannot delete a file the table refused; vacuum will");
+                }
+                Flushed {
+                    file,
+                    first_offset: start,
+                    last_offset: through,
                     rows: 0,
                     bytes: 0,
                     adopted: true,
@@ -395,7 +441,6 @@ impl PartitionWriter {
                     duration: started.elapsed(),
                 }
             }
-            Err(e) => return Err(LakeError::store(format!("cannot write {path}"))(e)),
         };
         self.next_offset = Some(flushed.last_offset + 1);
         // Drop what the file covers (after adopting a longer file, more than was written).
@@ -415,19 +460,5 @@ impl PartitionWriter {
             self.oldest = None;
         }
         Ok(Some(flushed))
-    }
-
-    /// The last offset the existing file at `path` covers.
-    async fn range_of(&self, path: &object_store::path::Path) -> Result<i64, LakeError> {
-        let data = self.lake.read(path).await?;
-        footer_metadata(data)?
-            .into_iter()
-            .find(|(key, _)| key == LAST_OFFSET_KEY)
-            .and_then(|(_, value)| value.parse().ok())
-            .ok_or_else(|| {
-                LakeError::bad_store(format!(
-                    "{path} exists but does not say which offsets it covers"
-                ))
-            })
     }
 }

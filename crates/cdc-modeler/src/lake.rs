@@ -214,22 +214,25 @@ pub struct Backlog {
 }
 
 /// Counts the lake's change files and, given the warehouse `watermark`, those still
-/// holding changes the modeler has not applied.
-///
-/// A partition's files hold commit LSNs in offset order (capture produces in commit
-/// order), so reading footers newest first, the first file wholly at or below the
-/// watermark ends that partition's count: a few footer reads, however large the lake.
+/// holding changes the modeler has not applied, from the tables' logs (their statistics
+/// give each file's largest commit LSN; a file without them is read for its footer).
 pub async fn backlog(lake: &LakeStore, watermark: Option<Lsn>) -> Result<Backlog, ModelerError> {
-    let files = cdc_lake::live_files(lake, None)
+    let tables = cdc_lake::LakeTables::new(lake)
+        .map_err(ModelerError::lake(format!("open {}", lake.url)))?;
+    let files = tables
+        .all_live_files()
         .await
         .map_err(ModelerError::lake(format!("list {}", lake.url)))?;
     let transactions = cdc_lake::table_dir(&cdc_lake::TRANSACTIONS_TABLE.name);
-    let changes: Vec<_> = files.iter().filter(|f| f.table != transactions).collect();
+    let changes: Vec<_> = files
+        .iter()
+        .filter(|(dir, _)| *dir != transactions)
+        .collect();
     let mut backlog = Backlog {
         change_files: changes.len(),
         tables: changes
             .iter()
-            .map(|f| &f.table)
+            .map(|(dir, _)| dir)
             .collect::<std::collections::BTreeSet<_>>()
             .len(),
         waiting: None,
@@ -237,21 +240,13 @@ pub async fn backlog(lake: &LakeStore, watermark: Option<Lsn>) -> Result<Backlog
     let Some(watermark) = watermark else {
         return Ok(backlog);
     };
-    let mut partitions: BTreeMap<(&str, i32), Vec<_>> = BTreeMap::new();
-    for file in &changes {
-        partitions
-            .entry((file.topic.as_str(), file.partition))
-            .or_default()
-            .push(*file);
-    }
     let mut waiting = 0;
-    for files in partitions.values_mut() {
-        files.sort_by_key(|f| std::cmp::Reverse(f.first_offset));
-        for file in files.iter() {
-            let max = max_commit_lsn(lake, &file.path(&lake.root)).await?;
-            if max.is_some_and(|max| max <= watermark) {
-                break;
-            }
+    for (_, file) in changes {
+        let max = match file.max_commit_lsn {
+            Some(max) => Some(Lsn(max as u64)),
+            None => max_commit_lsn(lake, &file.path).await?,
+        };
+        if max.is_none_or(|max| max > watermark) {
             waiting += 1;
         }
     }

@@ -2,11 +2,11 @@
 //! lake holds all of it (its `END` record's counts), and apply complete transactions in
 //! commit order, several per warehouse transaction when catching up.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use cdc_core::Lsn;
-use cdc_lake::{live_files, table_dir, LakeStore, TRANSACTIONS_TABLE};
+use cdc_lake::{table_dir, LakeStore, LakeTables, TRANSACTIONS_TABLE};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
@@ -75,12 +75,15 @@ pub struct PassReport {
 /// The modeler: one per warehouse (a second one is fenced off by the watermark check).
 pub struct Modeler {
     lake: LakeStore,
+    tables: LakeTables,
+    /// The table version read to, per lake table: a pass reads only what commits after
+    /// it added.
+    versions: HashMap<String, u64>,
     client: Client,
     config: ModelerConfig,
     metrics: ModelerMetrics,
     model: Model,
     watermark: Lsn,
-    seen: HashSet<String>,
     pending: BTreeMap<Lsn, Pending>,
     exported: Lsn,
     last_export: Option<Instant>,
@@ -99,14 +102,17 @@ impl Modeler {
         let model = warehouse::load_model(&client).await?;
         let exported = processed::exported(&client).await?;
         metrics.watermark_lsn.set(watermark.0 as i64);
+        let tables =
+            LakeTables::new(&lake).map_err(ModelerError::lake(format!("open {}", lake.url)))?;
         Ok(Modeler {
             lake,
+            tables,
+            versions: HashMap::new(),
             client,
             config,
             metrics,
             model,
             watermark,
-            seen: HashSet::new(),
             pending: BTreeMap::new(),
             exported,
             last_export: None,
@@ -140,64 +146,71 @@ impl Modeler {
         self.pending.len()
     }
 
-    /// Reads the lake files not read yet and applies every complete transaction.
+    /// Reads what the lake's tables gained since the last pass and applies every complete
+    /// transaction.
     pub async fn pass(&mut self) -> Result<PassReport, ModelerError> {
         let mut report = PassReport::default();
-        let files = live_files(&self.lake, None)
-            .await
-            .map_err(ModelerError::lake(format!("list {}", self.lake.url)))?;
+        let listing = |e| ModelerError::lake(format!("list {}", self.lake.url))(e);
+        let dirs = self.tables.tables().await.map_err(listing)?;
         let transactions_dir = table_dir(&TRANSACTIONS_TABLE.name);
-        let mut listed = HashSet::with_capacity(files.len());
-        for file in files {
-            let path = file.path(&self.lake.root);
-            let key = path.to_string();
-            listed.insert(key.clone());
-            if self.seen.contains(&key) {
-                continue;
+        for dir in dirs {
+            // From the version read to; after a start, every file the table holds.
+            let read = match self.versions.get(&dir) {
+                Some(&version) => self.tables.added_since(&dir, version).await,
+                None => self.tables.live_files(&dir).await,
             }
-            // A change file wholly at or below the watermark (a restart) is not read.
-            if file.table != transactions_dir
-                && max_commit_lsn(&self.lake, &path)
-                    .await?
-                    .is_some_and(|max| max <= self.watermark)
-            {
-                self.seen.insert(key);
-                report.skipped += 1;
+            .map_err(ModelerError::lake(format!(
+                "read the log of lake table {dir}"
+            )))?;
+            let Some((version, files)) = read else {
                 continue;
-            }
-            let bytes = self
-                .lake
-                .read(&path)
-                .await
-                .map_err(ModelerError::lake(format!("read {path}")))?;
-            if file.table == transactions_dir {
-                for end in read_ends(bytes, self.watermark, &key)? {
-                    let pending = self.pending.entry(end.commit_lsn).or_default();
-                    pending.commit_ts_us = end.commit_ts_us;
-                    pending.end = Some(end);
+            };
+            for file in files {
+                let path = file.path.clone();
+                let key = path.to_string();
+                // A change file wholly at or below the watermark (a restart) is not read.
+                let max = match file.max_commit_lsn {
+                    Some(max) => Some(Lsn(max as u64)),
+                    None if dir != transactions_dir => max_commit_lsn(&self.lake, &path).await?,
+                    None => None,
+                };
+                if dir != transactions_dir && max.is_some_and(|max| max <= self.watermark) {
+                    report.skipped += 1;
+                    continue;
                 }
-            } else {
-                for change in read_changes(&file.table, bytes, self.watermark, &key)? {
-                    let commit_lsn = change.commit_lsn;
-                    let pending = self.pending.entry(commit_lsn).or_default();
-                    pending.commit_ts_us = change.commit_ts_us;
-                    let ordinal = change.change.ordinal;
-                    if let Some(held) = pending.changes.insert(ordinal, change.change) {
-                        self.metrics
-                            .duplicate_changes
-                            .with_label_values(&[&held.table])
-                            .inc();
-                        if pending.changes.get(&ordinal) != Some(&held) {
-                            tracing::warn!(%commit_lsn, ordinal, table = %held.table, file = %key, "two different changes at one source position; the later one read is applied");
+                let bytes = self
+                    .lake
+                    .read(&path)
+                    .await
+                    .map_err(ModelerError::lake(format!("read {path}")))?;
+                if dir == transactions_dir {
+                    for end in read_ends(bytes, self.watermark, &key)? {
+                        let pending = self.pending.entry(end.commit_lsn).or_default();
+                        pending.commit_ts_us = end.commit_ts_us;
+                        pending.end = Some(end);
+                    }
+                } else {
+                    for change in read_changes(&dir, bytes, self.watermark, &key)? {
+                        let commit_lsn = change.commit_lsn;
+                        let pending = self.pending.entry(commit_lsn).or_default();
+                        pending.commit_ts_us = change.commit_ts_us;
+                        let ordinal = change.change.ordinal;
+                        if let Some(held) = pending.changes.insert(ordinal, change.change) {
+                            self.metrics
+                                .duplicate_changes
+                                .with_label_values(&[&held.table])
+                                .inc();
+                            if pending.changes.get(&ordinal) != Some(&held) {
+                                tracing::warn!(%commit_lsn, ordinal, table = %held.table, file = %key, "two different changes at one source position; the later one read is applied");
+                            }
                         }
                     }
                 }
+                self.metrics.files_read.inc();
+                report.files += 1;
             }
-            self.seen.insert(key);
-            self.metrics.files_read.inc();
-            report.files += 1;
+            self.versions.insert(dir, version);
         }
-        self.seen.retain(|k| listed.contains(k));
         loop {
             let batch = self.take_complete();
             if batch.is_empty() {
@@ -369,7 +382,7 @@ impl Modeler {
                 }
                 tracing::warn!(error = %cdc_core::error_chain(&e), "modeler pass failed; retrying");
                 // Read everything again: the pending transactions may be half-read.
-                self.seen.clear();
+                self.versions.clear();
                 self.pending.clear();
             }
             tokio::select! {

@@ -220,10 +220,12 @@ async fn kafka_texts(stack: &Stack, table: &cdc_core::TableSchema) -> Texts {
 /// The lake's rows as the modeler reads them, once `rows` are there.
 async fn modeler_texts(lake: &LakeStore, rows: usize) -> Texts {
     let start = Instant::now();
+    let tables = cdc_lake::LakeTables::new(lake).unwrap();
     loop {
         let mut texts = Texts::new();
-        for file in cdc_lake::live_files(lake, Some(TABLE)).await.unwrap() {
-            let path = file.path(&lake.root);
+        let live = tables.live_files(TABLE).await.unwrap();
+        for file in live.map(|(_, files)| files).unwrap_or_default() {
+            let path = file.path;
             let bytes = lake.read(&path).await.unwrap();
             for change in
                 cdc_modeler::lake::read_changes(TABLE, bytes, Lsn(0), path.as_ref()).unwrap()
@@ -248,23 +250,23 @@ async fn modeler_texts(lake: &LakeStore, rows: usize) -> Texts {
 /// Every lake row as DuckDB reads it, each cell cast to DuckDB's `VARCHAR`.
 async fn duckdb_texts(dir: &Path) -> Texts {
     const SCRIPT: &str = r#"
-import json, sys, duckdb
-con = duckdb.connect()
+import json, sys
+con = delta_duckdb()
 try:
     con.execute("SET TimeZone = 'UTC'")
 except Exception:
     pass
-glob = sys.argv[1] + "/raw/type_matrix/*/*.parquet"
-names = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{glob}')").fetchall()]
+scan = "delta_scan('" + sys.argv[1] + "/raw/type_matrix')"
+names = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
 sources = [n for n in names if not n.startswith("_")]
 casts = ", ".join(f'CAST("{n}" AS VARCHAR)' for n in sources)
-for row in con.execute(f"SELECT {casts} FROM read_parquet('{glob}')").fetchall():
+for row in con.execute(f"SELECT {casts} FROM {scan}").fetchall():
     print(json.dumps(dict(zip(sources, row))))
 "#;
     let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
     let output = tokio::process::Command::new(python)
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(format!("{}{SCRIPT}", cdc_testkit::python::DELTA_DUCKDB))
         .arg(dir)
         .output()
         .await

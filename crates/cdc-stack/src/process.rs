@@ -1250,31 +1250,31 @@ impl ProcessStack {
         }
     }
 
-    /// Each source table's changes in the lake, read by DuckDB (every Parquet file under
-    /// `raw/<table>/`, as a globbing reader sees them).
+    /// Each source table's changes in the lake, read by DuckDB's delta extension (the
+    /// latest snapshot of each table `raw/<table>/`).
     pub async fn lake_tables(&self) -> BTreeMap<String, LakeTable> {
         const SCRIPT: &str = r#"
-import glob, json, sys, duckdb
+import json, os, sys
 lake, tables = sys.argv[1], sys.argv[2:]
+con = delta_duckdb()
 for table in tables:
-    if not glob.glob(f"{lake}/raw/{table}/*/*.parquet"):
+    if not os.path.isdir(f"{lake}/raw/{table}/_delta_log"):
         print(json.dumps({"table": table, "counts": [0, 0, 0, 0, 0, 0]}))
         continue
-    counts = duckdb.sql(f'''
+    counts = con.sql(f'''
         SELECT count(*) FILTER (WHERE _op = 'r'),
                count(DISTINCT (_kafka_partition, _kafka_offset)) FILTER (WHERE _op = 'r'),
                count(*) FILTER (WHERE _op <> 'r'),
                count(DISTINCT (_commit_lsn, _ordinal)) FILTER (WHERE _op <> 'r'),
                count(DISTINCT (_kafka_partition, _kafka_offset)),
                count(*)
-        FROM read_parquet('{lake}/raw/{table}/*/*.parquet', hive_partitioning = true,
-                          union_by_name = true)''').fetchall()[0]
+        FROM delta_scan('{lake}/raw/{table}')''').fetchall()[0]
     print(json.dumps({"table": table, "counts": list(counts)}))
 "#;
         let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
         let output = tokio::process::Command::new(python)
             .arg("-c")
-            .arg(SCRIPT)
+            .arg(format!("{}{SCRIPT}", cdc_testkit::python::DELTA_DUCKDB))
             .arg(&self.lake_dir)
             .args(TABLES)
             .output()

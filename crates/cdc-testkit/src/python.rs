@@ -30,3 +30,17 @@ pub fn venv_python() -> Result<PathBuf, TestkitError> {
         })
     }
 }
+
+/// Python that defines `delta_duckdb()`: a DuckDB connection with the delta extension
+/// loaded from PyPI's `duckdb-extension-delta` (nothing downloaded), for scripts that
+/// read the lake's Delta tables with `delta_scan`. Put it before a script's own code.
+pub const DELTA_DUCKDB: &str = r#"
+def delta_duckdb():
+    import glob as _glob, os as _os, duckdb as _duckdb, duckdb_extension_delta as _delta
+    found = _glob.glob(_os.path.join(_os.path.dirname(_delta.__file__), "extensions", "*", "delta.duckdb_extension"))
+    if not found:
+        raise SystemExit("duckdb-extension-delta holds no delta.duckdb_extension")
+    con = _duckdb.connect(config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
+    con.execute("LOAD '" + found[0].replace("'", "''") + "'")
+    return con
+"#;

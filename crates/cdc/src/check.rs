@@ -165,10 +165,16 @@ async fn lake(args: &CheckArgs) -> anyhow::Result<Vec<Finding>> {
     };
     let lake = cdc_lake::LakeStore::open(url)?;
     lake.check_access().await?;
-    let files = cdc_lake::live_files(&lake, None).await?;
+    let tables = cdc_lake::LakeTables::new(&lake)?;
+    let files = tables.all_live_files().await?;
+    let count = files
+        .iter()
+        .map(|(dir, _)| dir)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     Ok(vec![
         Finding::Ok(format!("{url}: write, read and delete allowed")),
-        Finding::Ok(format!("{} data files", files.len())),
+        Finding::Ok(format!("{count} tables, {} data files", files.len())),
     ])
 }
 

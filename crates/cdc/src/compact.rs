@@ -1,4 +1,5 @@
-//! `totesys-cdc compact`: merge the lake's small files into large ones.
+//! `totesys-cdc compact`: merge the lake tables' small files into large ones, checkpoint
+//! their logs and vacuum the files no snapshot holds.
 
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ pub struct CompactArgs {
     /// Leave files younger than this many seconds alone.
     #[arg(long, default_value_t = 3600)]
     min_age_secs: u64,
+    /// Delete files no snapshot holds once they are this many seconds old (readers of an
+    /// older snapshot have that long to finish).
+    #[arg(long, default_value_t = 3600)]
+    retention_secs: u64,
     /// Rows per Parquet row group.
     #[arg(long, default_value_t = ParquetOptions::default().row_group_rows)]
     row_group_rows: usize,
@@ -25,29 +30,21 @@ pub struct CompactArgs {
 
 /// Runs one compaction pass and prints what it did.
 pub async fn run(args: CompactArgs) -> anyhow::Result<()> {
-    let target = &args.target;
-    let lake = target.open()?;
-    let settings = target.connect.settings()?;
-    let committed =
-        cdc_lake::committed_offsets(&settings, &target.group, &target.topic_prefix).await?;
-    anyhow::ensure!(
-        !committed.is_empty(),
-        "group {} has committed no offsets on the {}.* topics: nothing can be compacted safely",
-        target.group,
-        target.topic_prefix
-    );
+    let lake = args.target.open()?;
+    let tables = cdc_lake::LakeTables::new(&lake)?;
     let options = CompactOptions {
         target_rows: args.target_rows.max(1),
         min_age: Duration::from_secs(args.min_age_secs),
+        retention: Duration::from_secs(args.retention_secs),
         parquet: ParquetOptions {
             row_group_rows: args.row_group_rows,
             ..ParquetOptions::default()
         },
     };
-    let report = cdc_lake::compact(&lake, args.table.as_deref(), &committed, &options).await?;
+    let report = cdc_lake::compact(&tables, args.table.as_deref(), &options).await?;
     println!(
-        "compacted {} files into {} ({} rows); removed {} left over from an interrupted run",
-        report.merged, report.written, report.rows, report.leftovers
+        "compacted {} files into {} ({} rows); vacuumed {} files no snapshot holds",
+        report.merged, report.written, report.rows, report.vacuumed
     );
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer};
@@ -103,7 +103,6 @@ pub(crate) fn array(kind: &Kind, values: &[Option<&Value>]) -> Result<ArrayRef, 
         Kind::Float32 => primitive!(Float32Builder, Value::Float32),
         Kind::Float64 => primitive!(Float64Builder, Value::Float64),
         Kind::Date => primitive!(Date32Builder, Value::Date, lake_days),
-        Kind::Time => primitive!(Time64MicrosecondBuilder, Value::Time),
         Kind::Timestamp => {
             primitive!(TimestampMicrosecondBuilder, Value::Timestamp, lake_micros)
         }
@@ -148,6 +147,7 @@ pub(crate) fn array(kind: &Kind, values: &[Option<&Value>]) -> Result<ArrayRef, 
                         builder.append_value(s)
                     }
                     Some(Value::Uuid(bytes)) => builder.append_value(uuid_text(bytes)),
+                    Some(time @ Value::Time(_)) => builder.append_option(cdc_core::pg_text(time)),
                     v if absent(*v) => builder.append_null(),
                     Some(other) => return Err(format!("{other:?}")),
                     None => builder.append_null(),

@@ -136,39 +136,45 @@ pub async fn list(lake: &LakeStore, topic: &str) -> Vec<DataFile> {
     files
 }
 
-/// Every row of `topic` in the lake's files: its Kafka offset and its five staff columns
-/// as text.
+/// Every row of `topic` in the lake's tables (their latest snapshots, as a reader sees
+/// them): its Kafka offset and its five staff columns as text.
 pub async fn read_rows(lake: &LakeStore, topic: &str) -> Vec<(i64, Vec<String>)> {
-    read_files(lake, list(lake, topic).await).await
+    let tables = cdc_lake::LakeTables::new(lake).unwrap();
+    let live = tables.all_live_files().await.unwrap();
+    let mut rows = read_paths(lake, live.into_iter().map(|(_, f)| f.path).collect()).await;
+    rows.retain(|(_, cells)| cells.last().is_some_and(|t| t == topic));
+    for row in &mut rows {
+        row.1.pop();
+    }
+    rows
 }
 
-/// Like [`read_rows`], through [`cdc_lake::live_files`] (as a reader should).
+/// Like [`read_rows`]: the tables' files are the only ones a reader reads.
 pub async fn read_live_rows(lake: &LakeStore, topic: &str) -> Vec<(i64, Vec<String>)> {
-    let live = cdc_lake::live_files(lake, None).await.unwrap();
-    read_files(
-        lake,
-        live.into_iter().filter(|f| f.topic == topic).collect(),
-    )
-    .await
+    read_rows(lake, topic).await
 }
 
-async fn read_files(lake: &LakeStore, files: Vec<DataFile>) -> Vec<(i64, Vec<String>)> {
+async fn read_paths(
+    lake: &LakeStore,
+    paths: Vec<object_store::path::Path>,
+) -> Vec<(i64, Vec<String>)> {
     let mut rows = Vec::new();
-    for file in files {
-        let data = lake
-            .store
-            .get(&file.path(&lake.root))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+    for path in paths {
+        let topic = DataFile::parse(&path).map(|f| f.topic).unwrap_or_default();
+        let data = lake.store.get(&path).await.unwrap().bytes().await.unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(data)
             .unwrap()
             .build()
             .unwrap();
         for batch in reader {
-            rows.extend(render(&batch.unwrap()));
+            rows.extend(
+                render(&batch.unwrap())
+                    .into_iter()
+                    .map(|(offset, mut cells)| {
+                        cells.push(topic.clone());
+                        (offset, cells)
+                    }),
+            );
         }
     }
     rows.sort_by_key(|(offset, _)| *offset);

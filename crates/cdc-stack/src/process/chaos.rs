@@ -858,26 +858,27 @@ async fn topic_copy(stack: &ProcessStack) -> Copy {
     parse_copy(&python(&args).await)
 }
 
-/// The lake as DuckDB reads it.
+/// The lake's Delta tables as DuckDB's delta extension reads them.
 async fn lake_copy(stack: &ProcessStack) -> Copy {
     const SCRIPT: &str = r#"
-import glob, json, sys, duckdb
+import json, os, sys
 lake, tables = sys.argv[1], sys.argv[2:]
+con = delta_duckdb()
 for table in tables:
-    files = f"{lake}/raw/{table}/*/*.parquet"
-    if not glob.glob(files):
+    if not os.path.isdir(f"{lake}/raw/{table}/_delta_log"):
         continue
-    scan = f"read_parquet('{files}', hive_partitioning = true, union_by_name = true)"
-    snap = duckdb.sql(f"SELECT count(*), count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op = 'r'").fetchall()[0]
-    trunc = duckdb.sql(f"SELECT count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op = 't'").fetchall()[0][0]
-    twice = duckdb.sql(f"SELECT _commit_lsn::text, _ordinal, count(*), list(DISTINCT _kafka_partition || '@' || _kafka_offset) FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1 LIMIT 20").fetchall()
-    twice_total = duckdb.sql(f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY _commit_lsn, _ordinal HAVING count(*) > 1)").fetchall()[0][0]
-    per_xid = duckdb.sql(f"SELECT _xid, count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY 1").fetchall()
+    scan = f"delta_scan('{lake}/raw/{table}')"
+    snap = con.sql(f"SELECT count(*), count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op = 'r'").fetchall()[0]
+    trunc = con.sql(f"SELECT count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op = 't'").fetchall()[0][0]
+    twice = con.sql(f"SELECT _commit_lsn::text, _ordinal, count(*), list(DISTINCT _kafka_partition || '@' || _kafka_offset) FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1 LIMIT 20").fetchall()
+    twice_total = con.sql(f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) n FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY _commit_lsn, _ordinal HAVING count(*) > 1)").fetchall()[0][0]
+    per_xid = con.sql(f"SELECT _xid, count(DISTINCT (_commit_lsn, _ordinal)) FROM {scan} WHERE _op NOT IN ('r', 't') GROUP BY 1").fetchall()
     print(json.dumps({"table": table, "snapshot": snap[0], "snapshot_positions": snap[1], "truncates": trunc,
                       "twice": [list(t) for t in twice], "twice_total": int(twice_total), "per_xid": {str(x): n for x, n in per_xid}}))
 "#;
     let lake = stack.lake_dir.to_string_lossy().into_owned();
-    let mut args = vec!["-c", SCRIPT, lake.as_str()];
+    let script = format!("{}{SCRIPT}", cdc_testkit::python::DELTA_DUCKDB);
+    let mut args = vec!["-c", script.as_str(), lake.as_str()];
     args.extend(TABLES);
     parse_copy(&python(&args).await)
 }

@@ -1,0 +1,974 @@
+//! The lake's tables: one Delta Lake table per source table at `raw/<table>/`, its log in
+//! `raw/<table>/_delta_log/`, read and written through `delta_kernel`.
+//!
+//! # Exactly once
+//!
+//! Each commit of a lake writer carries a transaction record (`txn`) whose application id
+//! names the Kafka topic and partition ([`app_id`]) and whose version is the last offset
+//! the commit covers. A commit is made only on top of a table version whose record for
+//! that partition is below the first offset it covers; Delta's put-if-absent of the next
+//! log entry makes that check and the commit one step, so of two writers (a crashed one
+//! restarted, a zombie and the partition's new owner) committing the same range, one
+//! commits and the other finds the range covered ([`Appended::Covered`]) and drops it.
+//!
+//! Kernel calls block, so each runs on tokio's blocking pool.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::Schema;
+use chrono::NaiveDate;
+use delta_kernel::commit_range::{CommitRange, DeltaAction};
+use delta_kernel::committer::FileSystemCommitter;
+use delta_kernel::engine::arrow_conversion::TryFromArrow;
+use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::expressions::{ColumnName, Scalar};
+use delta_kernel::schema::{DataType, StructField, StructType};
+use delta_kernel::transaction::create_table::create_table;
+use delta_kernel::transaction::data_layout::DataLayout;
+use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
+use delta_kernel::{Engine, EngineData, FileMeta, FilteredEngineData, Snapshot, SnapshotRef};
+use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
+use delta_kernel_default_engine::parquet::DataFileMetadata;
+use delta_kernel_default_engine::stats::collect_stats;
+use delta_kernel_default_engine::{build_add_file_metadata, DefaultEngineBuilder};
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use crate::{columns, LakeError, LakeStore};
+
+/// The partition column of every lake table: the UTC date of the source commit.
+pub const DATE_COLUMN: &str = "_commit_date";
+
+/// The columns each file's statistics cover (the modeler skips files by `_commit_lsn`).
+const STATS_COLUMNS: [&str; 4] = [
+    columns::COMMIT_LSN,
+    columns::COMMIT_TS,
+    columns::KAFKA_PARTITION,
+    columns::KAFKA_OFFSET,
+];
+
+/// Who wrote a commit, in its `commitInfo.engineInfo`.
+const ENGINE_INFO: &str = concat!("totesys-cdc/", env!("CARGO_PKG_VERSION"));
+
+/// A checkpoint of a table's log is written every this many commits.
+const CHECKPOINT_EVERY: u64 = 100;
+
+/// Commit attempts before a commit that keeps meeting newer versions gives up.
+const MAX_ATTEMPTS: usize = 1_000;
+
+/// The application id of a Kafka partition's transaction records in a table.
+pub fn app_id(topic: &str, partition: i32) -> String {
+    format!("{topic}+{partition}")
+}
+
+/// A file of a table's current snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFile {
+    /// Where it is in the lake's store.
+    pub path: Path,
+    /// Its path relative to the table, as the log has it.
+    pub table_path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its partition's commit date, when the path names one.
+    pub date: Option<NaiveDate>,
+    /// Rows, from the log's statistics.
+    pub rows: Option<u64>,
+    /// The largest `_commit_lsn` in it, from the log's statistics.
+    pub max_commit_lsn: Option<i64>,
+    /// When it was written, milliseconds since the epoch.
+    pub modified_ms: i64,
+}
+
+/// A data file already in the store, to be committed to a table.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    /// Its partition's commit date.
+    pub date: NaiveDate,
+    /// Its name inside the partition directory.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its rows, for the log's statistics.
+    pub batch: RecordBatch,
+}
+
+/// A lake writer's commit: a file (or none, for a range with no row to keep) covering a
+/// partition's offsets `first_offset..=last_offset`.
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The table directory (`staff`, `schema.table` outside `public`).
+    pub dir: String,
+    /// The Kafka topic.
+    pub topic: String,
+    /// The Kafka partition.
+    pub partition: i32,
+    /// The first offset covered.
+    pub first_offset: i64,
+    /// The last offset covered: the transaction record's version.
+    pub last_offset: i64,
+    /// The lake group, recorded in the commit's operation parameters.
+    pub group: String,
+    /// The shape of the rows (the table is created or evolved to hold it).
+    pub schema: Arc<Schema>,
+    /// The file, when there is one.
+    pub file: Option<NewFile>,
+}
+
+/// What became of an [`Append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Committed as this table version.
+    Committed {
+        /// The table version.
+        version: u64,
+    },
+    /// The table already holds the partition's offsets up to `through` (at or after the
+    /// append's first offset): another writer committed them; nothing was committed.
+    Covered {
+        /// The last offset the table holds for the partition.
+        through: i64,
+    },
+}
+
+/// A compaction's commit: files of one partition directory replaced by one holding their rows.
+#[derive(Debug, Clone)]
+pub struct Replace {
+    /// The table directory.
+    pub dir: String,
+    /// The files replaced (their paths relative to the table).
+    pub removed: Vec<String>,
+    /// The file holding their rows.
+    pub added: NewFile,
+}
+
+/// The lake's tables, with a cache of their latest snapshots. Cheap to clone.
+#[derive(Clone)]
+pub struct LakeTables {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    lake: LakeStore,
+    engine: Arc<dyn Engine>,
+    /// The URL of the lake's root as the engine's store sees it (ends in `/`).
+    base: Url,
+    snapshots: Mutex<HashMap<String, SnapshotRef>>,
+}
+
+impl std::fmt::Debug for LakeTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeTables")
+            .field("lake", &self.inner.lake.url)
+            .field("base", &self.inner.base.as_str())
+            .finish()
+    }
+}
+
+fn kernel(what: impl Into<String>) -> impl FnOnce(delta_kernel::KernelError) -> LakeError {
+    LakeError::store(what)
+}
+
+impl LakeTables {
+    /// The tables of `lake`.
+    pub fn new(lake: &LakeStore) -> Result<LakeTables, LakeError> {
+        let (store, base): (Arc<dyn ObjectStore>, Url) = match &lake.local_dir {
+            // The engine takes `file://` URLs as absolute paths (and sorts local listings).
+            Some(dir) => (
+                Arc::new(LocalFileSystem::new()),
+                Url::from_directory_path(dir).map_err(|()| {
+                    LakeError::bad_store(format!(
+                        "lake directory {} is not absolute",
+                        dir.display()
+                    ))
+                })?,
+            ),
+            None => {
+                let text = match lake.url.split_once("://") {
+                    Some((scheme, rest)) if lake.url_is_store_root => {
+                        format!("{scheme}://{}/", rest.trim_end_matches('/'))
+                    }
+                    _ => format!("lake://store/{}/", lake.root),
+                };
+                let base = Url::parse(&text).map_err(LakeError::store(format!(
+                    "lake URL {:?} is not a URL the tables can use",
+                    lake.url
+                )))?;
+                (Arc::clone(&lake.store), base)
+            }
+        };
+        let engine = DefaultEngineBuilder::new(store)
+            .with_task_executor(executor()?)
+            .build();
+        Ok(LakeTables {
+            inner: Arc::new(Inner {
+                lake: lake.clone(),
+                engine: Arc::new(engine),
+                base,
+                snapshots: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The lake these tables are in.
+    pub fn lake(&self) -> &LakeStore {
+        &self.inner.lake
+    }
+
+    /// The URL of table `dir` as a Delta reader outside the lake's store opens it
+    /// (`file:///…/raw/staff/` for a local lake).
+    pub fn table_url(&self, dir: &str) -> Result<Url, LakeError> {
+        self.inner.table_url(dir)
+    }
+
+    /// The directory of table `dir` in the lake's store.
+    pub fn table_path(&self, dir: &str) -> Path {
+        self.inner.lake.root.clone().join("raw").join(dir)
+    }
+
+    /// The table directories under `raw/` that hold a table.
+    pub async fn tables(&self) -> Result<Vec<String>, LakeError> {
+        let raw = self.inner.lake.root.clone().join("raw");
+        let listed = self
+            .inner
+            .lake
+            .store
+            .list_with_delimiter(Some(&raw))
+            .await
+            .map_err(LakeError::store(format!("cannot list {raw}")))?;
+        let mut dirs = Vec::new();
+        for prefix in listed.common_prefixes {
+            if let Some(dir) = prefix.filename() {
+                if self.exists(dir).await? {
+                    dirs.push(dir.to_owned());
+                }
+            }
+        }
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Whether table `dir` has a log.
+    async fn exists(&self, dir: &str) -> Result<bool, LakeError> {
+        if self.cached(dir).is_some() {
+            return Ok(true);
+        }
+        let log = self.table_path(dir).join("_delta_log");
+        match self.inner.lake.store.list(Some(&log)).next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(LakeError::store(format!("cannot list {log}"))(e)),
+        }
+    }
+
+    fn cached(&self, dir: &str) -> Option<SnapshotRef> {
+        self.inner
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|s| s.get(dir).cloned())
+    }
+
+    /// Table `dir`'s latest snapshot (`None`: no table yet), read on from the cached one.
+    pub async fn snapshot(&self, dir: &str) -> Result<Option<SnapshotRef>, LakeError> {
+        if !self.exists(dir).await? {
+            return Ok(None);
+        }
+        let inner = Arc::clone(&self.inner);
+        let dir = dir.to_owned();
+        blocking(move || inner.latest(&dir).map(Some)).await
+    }
+
+    /// The last offset of `topic`'s `partition` that table `dir` holds, if any.
+    pub async fn committed_through(
+        &self,
+        dir: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, LakeError> {
+        let Some(snapshot) = self.snapshot(dir).await? else {
+            return Ok(None);
+        };
+        let inner = Arc::clone(&self.inner);
+        let app = app_id(topic, partition);
+        blocking(move || {
+            snapshot
+                .get_app_id_version(&app, inner.engine.as_ref())
+                .map_err(kernel(format!("cannot read the transaction record {app}")))
+        })
+        .await
+    }
+
+    /// Commits a lake writer's range, unless the table already holds some of it.
+    pub async fn append(&self, append: Append) -> Result<Appended, LakeError> {
+        if !self.exists(&append.dir).await? {
+            self.inner.lake.ensure_dir(&self.table_path(&append.dir))?;
+        }
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.append(&append)).await
+    }
+
+    /// The files of table `dir`'s latest snapshot, and its version (`None`: no table).
+    pub async fn live_files(&self, dir: &str) -> Result<Option<(u64, Vec<LiveFile>)>, LakeError> {
+        let Some(snapshot) = self.snapshot(dir).await? else {
+            return Ok(None);
+        };
+        let inner = Arc::clone(&self.inner);
+        let dir = dir.to_owned();
+        blocking(move || {
+            let files = inner.live_files(&dir, &snapshot)?;
+            Ok(Some((snapshot.version(), files)))
+        })
+        .await
+    }
+
+    /// Every table's files (each change once), with their table directories.
+    pub async fn all_live_files(&self) -> Result<Vec<(String, LiveFile)>, LakeError> {
+        let mut all = Vec::new();
+        for dir in self.tables().await? {
+            if let Some((_, files)) = self.live_files(&dir).await? {
+                all.extend(files.into_iter().map(|f| (dir.clone(), f)));
+            }
+        }
+        Ok(all)
+    }
+
+    /// The files table `dir` gained with new data after version `after` (not those a
+    /// compaction rewrote), and the version read to; `None` when there is no table.
+    pub async fn added_since(
+        &self,
+        dir: &str,
+        after: u64,
+    ) -> Result<Option<(u64, Vec<LiveFile>)>, LakeError> {
+        let Some(snapshot) = self.snapshot(dir).await? else {
+            return Ok(None);
+        };
+        if snapshot.version() <= after {
+            return Ok(Some((snapshot.version(), Vec::new())));
+        }
+        let inner = Arc::clone(&self.inner);
+        let dir = dir.to_owned();
+        blocking(move || {
+            let files = inner.added_since(&dir, &snapshot, after)?;
+            Ok(Some((snapshot.version(), files)))
+        })
+        .await
+    }
+
+    /// Commits a compaction; `Ok(false)` when a file it replaces is no longer in the table
+    /// (another compaction took it), and nothing was committed.
+    pub async fn replace(&self, replace: Replace) -> Result<bool, LakeError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.replace(&replace)).await
+    }
+
+    /// Writes a checkpoint of table `dir`'s log at its latest version.
+    pub async fn checkpoint(&self, dir: &str) -> Result<(), LakeError> {
+        let Some(snapshot) = self.snapshot(dir).await? else {
+            return Ok(());
+        };
+        let inner = Arc::clone(&self.inner);
+        let dir = dir.to_owned();
+        blocking(move || inner.checkpoint(&dir, &snapshot)).await
+    }
+
+    /// Deletes the data files of table `dir` that its latest snapshot does not hold and
+    /// that are older than `retention` (readers of older snapshots had that long); returns
+    /// how many were deleted.
+    pub async fn vacuum(&self, dir: &str, retention: Duration) -> Result<usize, LakeError> {
+        let Some((_, live)) = self.live_files(dir).await? else {
+            return Ok(0);
+        };
+        let live: HashSet<Path> = live.into_iter().map(|f| f.path).collect();
+        let table = self.table_path(dir);
+        let log = table.clone().join("_delta_log");
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let store = &self.inner.lake.store;
+        let stale: Vec<Path> = store
+            .list(Some(&table))
+            .try_filter(|meta| {
+                let keep = meta.location.prefix_matches(&log)
+                    || live.contains(&meta.location)
+                    || meta.last_modified > cutoff
+                    || !meta.location.as_ref().ends_with(".parquet");
+                futures_util::future::ready(!keep)
+            })
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(LakeError::store(format!("cannot list {table}")))?;
+        for path in &stale {
+            match store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(LakeError::store(format!("cannot delete {path}"))(e)),
+            }
+        }
+        Ok(stale.len())
+    }
+}
+
+/// The runtime the tables' I/O runs on: one per process, never dropped (a runtime cannot
+/// be dropped from async code, where the last table handle may go).
+fn executor() -> Result<Arc<TokioMultiThreadExecutor>, LakeError> {
+    static EXECUTOR: std::sync::OnceLock<Arc<TokioMultiThreadExecutor>> =
+        std::sync::OnceLock::new();
+    if let Some(executor) = EXECUTOR.get() {
+        return Ok(Arc::clone(executor));
+    }
+    let executor = TokioMultiThreadExecutor::new_owned_runtime(Some(2), Some(16))
+        .map_err(kernel("cannot start the lake tables' I/O runtime"))?;
+    Ok(Arc::clone(EXECUTOR.get_or_init(|| Arc::new(executor))))
+}
+
+/// Runs a kernel call on the blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T, LakeError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, LakeError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(LakeError::store("a lake table call did not finish"))?
+}
+
+impl Inner {
+    fn table_url(&self, dir: &str) -> Result<Url, LakeError> {
+        self.base
+            .join(&format!("raw/{}/", urlencode(dir)))
+            .map_err(LakeError::store(format!("no URL for table {dir}")))
+    }
+
+    fn latest(&self, dir: &str) -> Result<SnapshotRef, LakeError> {
+        let cached = self.snapshots.lock().ok().and_then(|s| s.get(dir).cloned());
+        let engine = self.engine.as_ref();
+        let snapshot = match cached {
+            Some(old) => Snapshot::builder_from(old).build(engine),
+            None => Snapshot::builder_for(self.table_url(dir)?.as_str()).build(engine),
+        }
+        .map_err(kernel(format!("cannot read the log of table {dir}")))?;
+        self.remember(dir, &snapshot);
+        Ok(snapshot)
+    }
+
+    fn remember(&self, dir: &str, snapshot: &SnapshotRef) {
+        if let Ok(mut snapshots) = self.snapshots.lock() {
+            let newer = snapshots
+                .get(dir)
+                .is_none_or(|old| old.version() < snapshot.version());
+            if newer {
+                snapshots.insert(dir.to_owned(), Arc::clone(snapshot));
+            }
+        }
+    }
+
+    fn forget(&self, dir: &str) {
+        if let Ok(mut snapshots) = self.snapshots.lock() {
+            snapshots.remove(dir);
+        }
+    }
+
+    /// The table's latest snapshot, creating the table (shaped like `schema`) when it has none.
+    fn latest_or_create(&self, dir: &str, schema: &Schema) -> Result<SnapshotRef, LakeError> {
+        let url = self.table_url(dir)?;
+        let engine = self.engine.as_ref();
+        let known = self.snapshots.lock().is_ok_and(|s| s.contains_key(dir));
+        match self.latest(dir) {
+            Ok(snapshot) => return Ok(snapshot),
+            // A table read before that cannot be read now: a real failure.
+            Err(e) if known => return Err(e),
+            // No table yet (or one being created by another writer): create it.
+            Err(_) => {}
+        }
+        let mut fields = delta_fields(dir, schema)?;
+        fields.push(StructField::not_null(DATE_COLUMN, DataType::DATE));
+        let table_schema = StructType::try_new(fields).map_err(kernel(format!(
+            "the shape of table {dir} is not a Delta schema"
+        )))?;
+        let created = create_table(url.as_str(), Arc::new(table_schema), ENGINE_INFO, false)
+            .with_data_layout(DataLayout::partitioned([DATE_COLUMN]))
+            .with_table_properties([("delta.dataSkippingStatsColumns", STATS_COLUMNS.join(","))])
+            .build(engine, Box::new(FileSystemCommitter::new()))
+            .map_err(kernel(format!("cannot create table {dir}")))?
+            .commit(engine);
+        if let Err(e) = created {
+            // Another writer may have created it in the meantime; reading it tells.
+            tracing::debug!(table = dir, error = %e, "creating the lake table failed; reading it");
+        }
+        self.latest(dir)
+    }
+
+    /// Adds the columns of `schema` the table lacks, and lets columns that now hold nulls
+    /// hold them; returns the snapshot after the change (the same one when none is needed).
+    fn evolve(
+        &self,
+        dir: &str,
+        snapshot: SnapshotRef,
+        schema: &Schema,
+    ) -> Result<SnapshotRef, LakeError> {
+        let table = snapshot.schema();
+        let change = StructType::try_new(delta_fields(dir, schema)?).map_err(kernel(format!(
+            "the shape of table {dir} is not a Delta schema"
+        )))?;
+        let (mut added, mut nullable) = (Vec::new(), Vec::new());
+        schema_diff(&[], &table, &change, &mut added, &mut nullable).map_err(|what| {
+            LakeError::bad_shape(format!(
+                "{what} of lake table {dir}: the table cannot change a column's type \
+                 (write the new shape under another topic prefix)"
+            ))
+        })?;
+        if added.is_empty() && nullable.is_empty() {
+            return Ok(snapshot);
+        }
+        let engine = self.engine.as_ref();
+        let mut builder = Arc::clone(&snapshot).update_table(
+            UpdateTableOperation::AlterTable,
+            ENGINE_INFO,
+            false,
+        );
+        for (parent, field) in added {
+            builder = if parent.is_empty() {
+                builder.add_column(field)
+            } else {
+                builder.add_column_at(ColumnName::new(parent), field)
+            };
+        }
+        for path in nullable {
+            builder = builder.set_nullable(ColumnName::new(path));
+        }
+        let result = builder
+            .build(engine, Box::new(FileSystemCommitter::new()))
+            .map_err(kernel(format!("cannot change the schema of table {dir}")))?
+            .commit(engine)
+            .map_err(kernel(format!("cannot change the schema of table {dir}")))?;
+        if let CommitResult::Committed(committed) = &result {
+            tracing::info!(
+                table = dir,
+                version = committed.commit_version(),
+                "lake table schema evolved"
+            );
+        }
+        // Committed here or raced by another writer's change: read the table again.
+        self.latest(dir)
+    }
+
+    fn append(&self, append: &Append) -> Result<Appended, LakeError> {
+        let dir = append.dir.as_str();
+        let app = app_id(&append.topic, append.partition);
+        let engine = self.engine.as_ref();
+        for attempt in 0..MAX_ATTEMPTS {
+            let snapshot = self.latest_or_create(dir, &append.schema)?;
+            let through = snapshot
+                .get_app_id_version(&app, engine)
+                .map_err(kernel(format!("cannot read the transaction record {app}")))?;
+            if let Some(through) = through.filter(|&t| t >= append.first_offset) {
+                return Ok(Appended::Covered { through });
+            }
+            let snapshot = self.evolve(dir, snapshot, &append.schema)?;
+            let parameters = [
+                ("group", append.group.clone()),
+                ("topic", append.topic.clone()),
+                ("partition", append.partition.to_string()),
+                ("firstOffset", append.first_offset.to_string()),
+                ("lastOffset", append.last_offset.to_string()),
+            ];
+            let mut txn = Arc::clone(&snapshot)
+                .update_table(UpdateTableOperation::StreamingUpdate, ENGINE_INFO, true)
+                .with_transaction_id(app.clone(), append.last_offset)
+                .with_operation_parameters(parameters.map(|(k, v)| (k, Some(v))))
+                .build(engine, Box::new(FileSystemCommitter::new()))
+                .map_err(kernel(format!("cannot start a commit to table {dir}")))?;
+            if let Some(file) = &append.file {
+                let add = self.add_metadata(dir, &txn, file)?;
+                txn.add_files(add);
+            }
+            match txn
+                .commit(engine)
+                .map_err(kernel(format!("cannot commit to table {dir}")))?
+            {
+                CommitResult::Committed(committed) => {
+                    let version = committed.commit_version();
+                    if let Some(after) = committed.post_commit_snapshot() {
+                        self.remember(dir, after);
+                    }
+                    if version % CHECKPOINT_EVERY == 0 {
+                        if let Ok(latest) = self.latest(dir) {
+                            if let Err(e) = self.checkpoint(dir, &latest) {
+                                tracing::warn!(table = dir, version, error = %cdc_core::error_chain(&e), "cannot checkpoint the lake table's log; the next try will");
+                            }
+                        }
+                    }
+                    return Ok(Appended::Committed { version });
+                }
+                CommitResult::Conflicted(conflict) => {
+                    tracing::debug!(
+                        table = dir,
+                        attempt,
+                        version = conflict.conflict_version(),
+                        "another commit took the version; trying on top of it"
+                    );
+                }
+                CommitResult::Retryable(_) => {
+                    std::thread::sleep(Duration::from_millis(20 * (attempt as u64 + 1).min(50)));
+                }
+            }
+        }
+        Err(LakeError::bad_store(format!(
+            "gave up committing offsets {}..={} of {} to table {dir} after {MAX_ATTEMPTS} attempts met newer versions",
+            append.first_offset,
+            append.last_offset,
+            app
+        )))
+    }
+
+    /// The add action of `file` for `txn`, with statistics of its rows.
+    fn add_metadata<S>(
+        &self,
+        dir: &str,
+        txn: &delta_kernel::transaction::Transaction<S>,
+        file: &NewFile,
+    ) -> Result<Box<dyn EngineData>, LakeError> {
+        let bad = |what: &str| kernel(format!("cannot add {} to table {dir}: {what}", file.name));
+        let days = file
+            .date
+            .signed_duration_since(NaiveDate::default())
+            .num_days();
+        let context = txn
+            .write_state()
+            .map_err(bad("no write state"))?
+            .write_context_builder()
+            .with_partition_values(HashMap::from([(
+                DATE_COLUMN.to_owned(),
+                Scalar::Date(i32::try_from(days).unwrap_or(i32::MAX)),
+            )]))
+            .build()
+            .map_err(bad("bad partition value"))?;
+        let stats = collect_stats(
+            &file.batch,
+            context.stats_columns(),
+            context.physical_data_schema(),
+        )
+        .map_err(bad("no statistics"))?;
+        let location = self
+            .table_url(dir)?
+            .join(&format!(
+                "{}/{}",
+                partition_dir(file.date),
+                urlencode(&file.name)
+            ))
+            .map_err(LakeError::store(format!("no URL for {}", file.name)))?;
+        let meta = DataFileMetadata::new(
+            FileMeta {
+                location,
+                last_modified: chrono::Utc::now().timestamp_millis(),
+                size: file.size,
+            },
+            stats,
+        );
+        build_add_file_metadata(meta, &context).map_err(bad("bad add action"))
+    }
+
+    fn live_files(&self, dir: &str, snapshot: &SnapshotRef) -> Result<Vec<LiveFile>, LakeError> {
+        let cannot = || kernel(format!("cannot list the files of table {dir}"));
+        let scan = Arc::clone(snapshot)
+            .scan_builder()
+            .build()
+            .map_err(cannot())?;
+        let mut files = Vec::new();
+        for metadata in scan.scan_metadata(self.engine.as_ref()).map_err(cannot())? {
+            let metadata = metadata.map_err(cannot())?;
+            let (data, selected) = metadata.scan_files.into_parts();
+            let batch = arrow_batch(data).map_err(cannot())?;
+            files
+                .extend(self.file_rows(dir, &batch, |i| selected.get(i).copied().unwrap_or(true))?);
+        }
+        Ok(files)
+    }
+
+    fn added_since(
+        &self,
+        dir: &str,
+        snapshot: &SnapshotRef,
+        after: u64,
+    ) -> Result<Vec<LiveFile>, LakeError> {
+        let cannot = || {
+            kernel(format!(
+                "cannot read the log of table {dir} after version {after}"
+            ))
+        };
+        let range = CommitRange::builder_from(Arc::clone(snapshot), after + 1)
+            .build(self.engine.as_ref())
+            .map_err(cannot())?;
+        let mut files = Vec::new();
+        for commit in range
+            .commits(Arc::clone(&self.engine), None, &[DeltaAction::Add])
+            .map_err(cannot())?
+        {
+            let commit = commit.map_err(cannot())?;
+            for data in commit.get_actions(self.engine.as_ref()).map_err(cannot())? {
+                let batch = arrow_batch(data.map_err(cannot())?).map_err(cannot())?;
+                let Some(adds) = batch.column_by_name("add").and_then(|c| c.as_struct_opt()) else {
+                    continue;
+                };
+                let adds = RecordBatch::from(adds.clone());
+                let changed = adds
+                    .column_by_name("dataChange")
+                    .and_then(|c| c.as_boolean_opt().cloned());
+                let valid = batch.column_by_name("add").map(|c| c.logical_nulls());
+                files.extend(self.file_rows(dir, &adds, |i| {
+                    valid
+                        .as_ref()
+                        .is_none_or(|v| v.as_ref().is_none_or(|n| n.is_valid(i)))
+                        && changed.as_ref().is_none_or(|c| c.is_null(i) || c.value(i))
+                })?);
+            }
+        }
+        Ok(files)
+    }
+
+    /// The files in the rows of `batch` (scan rows or add actions) that `take` selects.
+    fn file_rows(
+        &self,
+        dir: &str,
+        batch: &RecordBatch,
+        take: impl Fn(usize) -> bool,
+    ) -> Result<Vec<LiveFile>, LakeError> {
+        let bad = |what: &str| LakeError::bad_store(format!("the log of table {dir}: {what}"));
+        let paths = batch
+            .column_by_name("path")
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| bad("no path column"))?;
+        let sizes = batch
+            .column_by_name("size")
+            .and_then(|c| c.as_primitive_opt::<arrow_array::types::Int64Type>());
+        let times = batch
+            .column_by_name("modificationTime")
+            .and_then(|c| c.as_primitive_opt::<arrow_array::types::Int64Type>());
+        let stats = batch
+            .column_by_name("stats")
+            .and_then(|c| c.as_string_opt::<i32>());
+        let table = self.lake.root.clone().join("raw").join(dir);
+        let mut files = Vec::new();
+        for i in 0..batch.num_rows() {
+            if paths.is_null(i) || !take(i) {
+                continue;
+            }
+            let table_path = paths.value(i).to_owned();
+            let relative = Path::from_url_path(&table_path)
+                .map_err(|e| bad(&format!("file path {table_path:?}: {e}")))?;
+            let path = relative
+                .parts()
+                .fold(table.clone(), |path, part| path.join(part));
+            let (rows, max_commit_lsn) = stats
+                .filter(|s| s.is_valid(i))
+                .map(|s| parse_stats(s.value(i)))
+                .unwrap_or((None, None));
+            files.push(LiveFile {
+                date: relative.parts().next().and_then(|p| {
+                    p.as_ref()
+                        .strip_prefix(&format!("{DATE_COLUMN}="))
+                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                }),
+                path,
+                table_path,
+                size: sizes
+                    .filter(|s| s.is_valid(i))
+                    .map_or(0, |s| u64::try_from(s.value(i)).unwrap_or(0)),
+                rows,
+                max_commit_lsn,
+                modified_ms: times.filter(|t| t.is_valid(i)).map_or(0, |t| t.value(i)),
+            });
+        }
+        Ok(files)
+    }
+
+    fn replace(&self, replace: &Replace) -> Result<bool, LakeError> {
+        let dir = replace.dir.as_str();
+        let engine = self.engine.as_ref();
+        let wanted: HashSet<&str> = replace.removed.iter().map(String::as_str).collect();
+        for attempt in 0..MAX_ATTEMPTS {
+            let snapshot = self.latest(dir)?;
+            let cannot = || kernel(format!("cannot compact table {dir}"));
+            let mut txn = Arc::clone(&snapshot)
+                .update_table(UpdateTableOperation::Optimize, ENGINE_INFO, false)
+                .with_operation_parameters([("files", Some(replace.removed.len().to_string()))])
+                .build(engine, Box::new(FileSystemCommitter::new()))
+                .map_err(cannot())?;
+            let scan = Arc::clone(&snapshot)
+                .scan_builder()
+                .build()
+                .map_err(cannot())?;
+            let mut found = 0;
+            for metadata in scan.scan_metadata(engine).map_err(cannot())? {
+                let metadata = metadata.map_err(cannot())?;
+                let (data, selected) = metadata.scan_files.into_parts();
+                let batch = arrow_batch_ref(data.as_ref()).map_err(cannot())?;
+                let paths = batch
+                    .column_by_name("path")
+                    .and_then(|c| c.as_string_opt::<i32>())
+                    .ok_or_else(|| LakeError::bad_store(format!("table {dir}: no path column")))?;
+                let chosen: Vec<bool> = (0..batch.num_rows())
+                    .map(|i| {
+                        selected.get(i).copied().unwrap_or(true)
+                            && paths.is_valid(i)
+                            && wanted.contains(paths.value(i))
+                    })
+                    .collect();
+                let n = chosen.iter().filter(|c| **c).count();
+                if n > 0 {
+                    found += n;
+                    txn.remove_files(FilteredEngineData::try_new(data, chosen).map_err(cannot())?);
+                }
+            }
+            if found != wanted.len() {
+                return Ok(false);
+            }
+            let add = self.add_metadata(dir, &txn, &replace.added)?;
+            txn.add_files(add);
+            match txn.commit(engine).map_err(cannot())? {
+                CommitResult::Committed(committed) => {
+                    if let Some(after) = committed.post_commit_snapshot() {
+                        self.remember(dir, after);
+                    }
+                    return Ok(true);
+                }
+                CommitResult::Conflicted(_) => {}
+                CommitResult::Retryable(_) => {
+                    std::thread::sleep(Duration::from_millis(20 * (attempt as u64 + 1).min(50)));
+                }
+            }
+        }
+        self.forget(dir);
+        Err(LakeError::bad_store(format!(
+            "gave up compacting table {dir} after {MAX_ATTEMPTS} attempts met newer versions"
+        )))
+    }
+
+    fn checkpoint(&self, dir: &str, snapshot: &SnapshotRef) -> Result<(), LakeError> {
+        snapshot
+            .checkpoint(self.engine.as_ref(), None)
+            .map_err(kernel(format!("cannot checkpoint table {dir}")))?;
+        Ok(())
+    }
+}
+
+/// What `change` has that `table` lacks: fields to add (with the path of their parent
+/// struct, nullable since older files lack them) and paths of fields that now hold nulls.
+/// `Err` names a field whose type changed.
+fn schema_diff(
+    prefix: &[String],
+    table: &StructType,
+    change: &StructType,
+    added: &mut Vec<(Vec<String>, StructField)>,
+    nullable: &mut Vec<Vec<String>>,
+) -> Result<(), String> {
+    for field in change.fields() {
+        let mut path = prefix.to_vec();
+        path.push(field.name().clone());
+        match table.field(field.name()) {
+            None => added.push((
+                prefix.to_vec(),
+                StructField::nullable(field.name(), field.data_type().clone()),
+            )),
+            Some(existing) => {
+                match (existing.data_type(), field.data_type()) {
+                    (DataType::Struct(old), DataType::Struct(new)) => {
+                        schema_diff(&path, old, new, added, nullable)?;
+                    }
+                    (old, new) if old != new => {
+                        return Err(format!(
+                            "column {} is {old} in the table but {new} in this change",
+                            path.join(".")
+                        ));
+                    }
+                    _ => {}
+                }
+                if field.is_nullable() && !existing.is_nullable() {
+                    nullable.push(path);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Delta fields of a lake schema (the lake writes only types Delta has).
+fn delta_fields(dir: &str, schema: &Schema) -> Result<Vec<StructField>, LakeError> {
+    let delta = StructType::try_from_arrow(schema).map_err(|e| LakeError::Shape {
+        what: format!("lake table {dir} has a column Delta cannot hold"),
+        source: Some(Box::new(e)),
+    })?;
+    Ok(delta.fields().cloned().collect())
+}
+
+fn arrow_batch(data: Box<dyn EngineData>) -> Result<RecordBatch, delta_kernel::KernelError> {
+    Ok(ArrowEngineData::try_from_engine_data(data)?
+        .record_batch()
+        .clone())
+}
+
+fn arrow_batch_ref(data: &dyn EngineData) -> Result<RecordBatch, delta_kernel::KernelError> {
+    data.any_ref()
+        .downcast_ref::<ArrowEngineData>()
+        .map(|d| d.record_batch().clone())
+        .ok_or_else(|| delta_kernel::KernelError::generic("engine data is not Arrow"))
+}
+
+/// Rows and the largest `_commit_lsn` from a file's statistics (JSON).
+fn parse_stats(json: &str) -> (Option<u64>, Option<i64>) {
+    let Ok(stats) = serde_json::from_str::<serde_json::Value>(json) else {
+        return (None, None);
+    };
+    (
+        stats.get("numRecords").and_then(serde_json::Value::as_u64),
+        stats
+            .get("maxValues")
+            .and_then(|m| m.get(columns::COMMIT_LSN))
+            .and_then(serde_json::Value::as_i64),
+    )
+}
+
+/// The partition directory of a commit date.
+pub fn partition_dir(date: NaiveDate) -> String {
+    format!("{DATE_COLUMN}={}", date.format("%Y-%m-%d"))
+}
+
+/// `name` as one URL path segment.
+fn urlencode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~+=".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_give_rows_and_the_highest_commit_lsn() {
+        assert_eq!(
+            parse_stats(r#"{"numRecords":3,"maxValues":{"_commit_lsn":42}}"#),
+            (Some(3), Some(42))
+        );
+        assert_eq!(parse_stats("not json"), (None, None));
+    }
+
+    #[test]
+    fn names_are_one_url_segment() {
+        assert_eq!(urlencode("a+0+0001.parquet"), "a+0+0001.parquet");
+        assert_eq!(urlencode("sales order/x"), "sales%20order%2Fx");
+    }
+}
