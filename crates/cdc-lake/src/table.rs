@@ -703,7 +703,10 @@ impl Inner {
                 "cannot read the log of table {dir} after version {after}"
             ))
         };
-        let range = CommitRange::builder_from(Arc::clone(snapshot), after + 1)
+        // Listed from the log, not taken from the snapshot: a snapshot read from a
+        // checkpoint holds only the commits after it.
+        let range = CommitRange::builder_for(self.table_url(dir)?.as_str(), after + 1)
+            .with_end_version(snapshot.version())
             .build(self.engine.as_ref())
             .map_err(cannot())?;
         let mut files = Vec::new();
@@ -717,7 +720,18 @@ impl Inner {
                 let Some(adds) = batch.column_by_name("add").and_then(|c| c.as_struct_opt()) else {
                     continue;
                 };
-                let adds = RecordBatch::from(adds.clone());
+                // The actions of other kinds are null rows of `add`: its fields as nullable
+                // columns (the validity of `add` says which rows are adds).
+                let (fields, columns, _) = adds.clone().into_parts();
+                let fields: Vec<arrow_schema::Field> = fields
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect();
+                let adds = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(
+                    LakeError::store(format!(
+                        "the log of table {dir} has add actions of another shape"
+                    )),
+                )?;
                 let changed = adds
                     .column_by_name("dataChange")
                     .and_then(|c| c.as_boolean_opt().cloned());
@@ -955,6 +969,7 @@ fn urlencode(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -964,6 +979,81 @@ mod tests {
             (Some(3), Some(42))
         );
         assert_eq!(parse_stats("not json"), (None, None));
+    }
+
+    #[tokio::test]
+    async fn files_added_after_a_version_before_a_checkpoint_are_found() {
+        use arrow_array::{ArrayRef, Int32Array, Int64Array, TimestampMicrosecondArray};
+        use arrow_schema::{DataType as Arrow, Field, TimeUnit};
+        use object_store::memory::InMemory;
+        use object_store::PutPayload;
+
+        let lake = LakeStore::new(Arc::new(InMemory::new()), Path::from("lake"));
+        let writer = LakeTables::new(&lake).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(columns::COMMIT_LSN, Arrow::Int64, false),
+            Field::new(
+                columns::COMMIT_TS,
+                Arrow::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new(columns::KAFKA_PARTITION, Arrow::Int32, false),
+            Field::new(columns::KAFKA_OFFSET, Arrow::Int64, false),
+        ]));
+        let date = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+        let commits = CHECKPOINT_EVERY as i64 + 5;
+        for offset in 0..commits {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(vec![offset])),
+                Arc::new(TimestampMicrosecondArray::from(vec![0]).with_timezone("UTC")),
+                Arc::new(Int32Array::from(vec![0])),
+                Arc::new(Int64Array::from(vec![offset])),
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+            let bytes = crate::parquet_file::encode(&batch, &Default::default(), vec![]).unwrap();
+            let name = format!("f{offset}.parquet");
+            let path = writer
+                .table_path("t")
+                .join(partition_dir(date))
+                .join(name.as_str());
+            let size = bytes.len() as u64;
+            lake.store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .unwrap();
+            let append = Append {
+                dir: "t".into(),
+                topic: "topic".into(),
+                partition: 0,
+                first_offset: offset,
+                last_offset: offset,
+                group: "g".into(),
+                schema: schema.clone(),
+                file: Some(NewFile {
+                    date,
+                    name,
+                    size,
+                    batch,
+                }),
+            };
+            assert!(matches!(
+                writer.append(append).await.unwrap(),
+                Appended::Committed { .. }
+            ));
+        }
+        // Another process opens the table from its checkpoint, then asks what came after
+        // version 5 (table creation is version 0).
+        let reader = LakeTables::new(&lake).unwrap();
+        let (version, files) = reader.added_since("t", 5).await.unwrap().unwrap();
+        assert_eq!(version, commits as u64);
+        assert_eq!(files.len(), commits as usize - 5);
+        assert_eq!(files.iter().filter_map(|f| f.max_commit_lsn).min(), Some(5));
+        let (_, live) = reader.live_files("t").await.unwrap().unwrap();
+        assert_eq!(live.len(), commits as usize);
+        assert_eq!(
+            reader.committed_through("t", "topic", 0).await.unwrap(),
+            Some(commits - 1)
+        );
     }
 
     #[test]
