@@ -22,7 +22,7 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use crate::layout::DataFile;
+use crate::layout::{new_attempt, DataFile};
 use crate::parquet_file::{encode_all, read_all, ParquetOptions};
 use crate::table::{LakeTables, LiveFile, NewFile, Replace};
 use crate::LakeError;
@@ -85,7 +85,7 @@ pub async fn compact(
         let Some((_, live)) = tables.live_files(&dir).await? else {
             continue;
         };
-        let mut partitions: BTreeMap<_, Vec<LiveFile>> = BTreeMap::new();
+        let mut partitions: BTreeMap<_, Vec<(DataFile, LiveFile)>> = BTreeMap::new();
         for file in live {
             let small = file
                 .rows
@@ -93,38 +93,35 @@ pub async fn compact(
             if small && now_ms.saturating_sub(file.modified_ms) >= min_age_ms {
                 // Runs stay within a Kafka partition: its rows in offset order, and the
                 // name of the run's first file says where they came from.
-                let source = DataFile::parse(&file.path).map(|f| (f.topic, f.partition));
-                if let (Some(date), Some(source)) = (file.date, source) {
-                    partitions.entry((date, source)).or_default().push(file);
+                if let (Some(date), Some(name)) = (file.date, DataFile::parse(&file.path)) {
+                    let source = (name.topic.clone(), name.partition);
+                    partitions
+                        .entry((date, source))
+                        .or_default()
+                        .push((name, file));
                 }
             }
         }
         let mut changed = false;
-        for ((date, _), mut files) in partitions {
-            files.sort_by_key(|f| DataFile::parse(&f.path).map(|d| d.first_offset));
-            let mut run: Vec<(LiveFile, RecordBatch)> = Vec::new();
-            for file in files {
+        for (_, mut files) in partitions {
+            files.sort_by_key(|(name, _)| name.first_offset);
+            let mut run: Vec<(DataFile, LiveFile, RecordBatch)> = Vec::new();
+            for (name, file) in files {
                 let batch = read_all(tables.lake().read(&file.path).await?)
                     .map_err(LakeError::parquet(format!("cannot read {}", file.path)))?;
-                let fits = run.first().is_none_or(|(_, first)| {
+                let fits = run.first().is_none_or(|(_, _, first)| {
                     first.schema() == batch.schema()
-                        && run.iter().map(|(_, b)| b.num_rows()).sum::<usize>() + batch.num_rows()
+                        && run.iter().map(|(_, _, b)| b.num_rows()).sum::<usize>()
+                            + batch.num_rows()
                             <= options.target_rows
                 });
                 if !fits {
-                    changed |= merge(
-                        tables,
-                        &dir,
-                        date,
-                        std::mem::take(&mut run),
-                        options,
-                        &mut report,
-                    )
-                    .await?;
+                    changed |=
+                        merge(tables, &dir, std::mem::take(&mut run), options, &mut report).await?;
                 }
-                run.push((file, batch));
+                run.push((name, file, batch));
             }
-            changed |= merge(tables, &dir, date, run, options, &mut report).await?;
+            changed |= merge(tables, &dir, run, options, &mut report).await?;
         }
         if changed {
             tables.checkpoint(&dir).await?;
@@ -134,59 +131,54 @@ pub async fn compact(
     Ok(report)
 }
 
-/// Writes a run of two or more files as one and swaps it in; whether it did.
+/// Writes a run of two or more files (consecutive files of one Kafka partition and date,
+/// in offset order) as one and swaps it in; whether it did.
 async fn merge(
     tables: &LakeTables,
     dir: &str,
-    date: chrono::NaiveDate,
-    run: Vec<(LiveFile, RecordBatch)>,
+    run: Vec<(DataFile, LiveFile, RecordBatch)>,
     options: &CompactOptions,
     report: &mut CompactReport,
 ) -> Result<bool, LakeError> {
-    let Some((first, batch)) = run.first() else {
+    let Some((first, _, batch)) = run.first() else {
         return Ok(false);
     };
     if run.len() < 2 {
         return Ok(false);
     }
     let schema = batch.schema();
-    let stem = first
-        .table_path
-        .rsplit('/')
-        .next()
-        .unwrap_or("file")
-        .trim_end_matches(".parquet")
-        .to_owned();
-    let name = format!(
-        "{stem}.compacted-{}.parquet",
-        chrono::Utc::now().timestamp_micros()
-    );
+    // Named after the run's first file, with an attempt of its own.
+    let file = DataFile {
+        attempt: Some(format!("{}-compacted", new_attempt())),
+        ..first.clone()
+    };
+    let all = arrow_select::concat::concat_batches(&schema, run.iter().map(|(_, _, b)| b))
+        .map_err(LakeError::parquet(format!(
+            "cannot merge the rows of {} files of table {dir}",
+            run.len()
+        )))?;
     let bytes = encode_all(
-        schema.clone(),
-        run.iter().map(|(_, b)| b),
+        schema,
+        [&all],
         &options.parquet,
         vec![(COMPACTED_FILES_KEY.to_owned(), run.len().to_string())],
     )?;
     let size = bytes.len() as u64;
-    let rows: usize = run.iter().map(|(_, b)| b.num_rows()).sum();
-    let path = tables
-        .table_path(dir)
-        .join(crate::table::partition_dir(date))
-        .join(name.as_str());
+    let rows = all.num_rows();
+    let path = file.path(&tables.lake().root);
     tables
         .lake()
         .store
-        .put(&path, PutPayload::from(bytes.clone()))
+        .put(&path, PutPayload::from(bytes))
         .await
         .map_err(LakeError::store(format!("cannot write {path}")))?;
-    let all = read_all(bytes).map_err(LakeError::parquet(format!("cannot read {path}")))?;
     let swapped = tables
         .replace(Replace {
             dir: dir.to_owned(),
-            removed: run.iter().map(|(f, _)| f.table_path.clone()).collect(),
+            removed: run.iter().map(|(_, f, _)| f.table_path.clone()).collect(),
             added: NewFile {
-                date,
-                name,
+                date: file.date,
+                name: file.name(),
                 size,
                 batch: all,
             },

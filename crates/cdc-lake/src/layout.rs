@@ -44,10 +44,7 @@ impl DataFile {
 
     /// Its partition directory under `root`.
     pub fn dir(&self, root: &Path) -> Path {
-        root.clone()
-            .join("raw")
-            .join(self.table.as_str())
-            .join(crate::table::partition_dir(self.date))
+        table_path(root, &self.table).join(crate::table::partition_dir(self.date))
     }
 
     /// Its name inside the partition directory.
@@ -99,6 +96,16 @@ impl DataFile {
             attempt,
         })
     }
+}
+
+/// The directory of the lake table `dir` under `root`: `raw/<dir>`.
+pub fn table_path(root: &Path, dir: &str) -> Path {
+    raw_path(root).join(dir)
+}
+
+/// The directory of the lake's tables under `root`: `raw`.
+pub fn raw_path(root: &Path) -> Path {
+    root.clone().join("raw")
 }
 
 /// The directory name of a table: its name in `public`, `schema.table` elsewhere.

@@ -41,6 +41,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
+use crate::layout::{raw_path, table_path};
 use crate::{columns, LakeError, LakeStore};
 
 /// The partition column of every lake table: the UTC date of the source commit.
@@ -230,12 +231,12 @@ impl LakeTables {
 
     /// The directory of table `dir` in the lake's store.
     pub fn table_path(&self, dir: &str) -> Path {
-        self.inner.lake.root.clone().join("raw").join(dir)
+        table_path(&self.inner.lake.root, dir)
     }
 
     /// The table directories under `raw/` that hold a table.
     pub async fn tables(&self) -> Result<Vec<String>, LakeError> {
-        let raw = self.inner.lake.root.clone().join("raw");
+        let raw = raw_path(&self.inner.lake.root);
         let listed = self
             .inner
             .lake
@@ -389,8 +390,13 @@ impl LakeTables {
         let live: HashSet<Path> = live.into_iter().map(|f| f.path).collect();
         let table = self.table_path(dir);
         let log = table.clone().join("_delta_log");
-        let cutoff = chrono::Utc::now()
-            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        // A retention longer than time itself keeps everything.
+        let Some(cutoff) = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|retention| chrono::Utc::now().checked_sub_signed(retention))
+        else {
+            return Ok(0);
+        };
         let store = &self.inner.lake.store;
         let stale: Vec<Path> = store
             .list(Some(&table))
@@ -426,6 +432,12 @@ fn executor() -> Result<Arc<TokioMultiThreadExecutor>, LakeError> {
     let executor = TokioMultiThreadExecutor::new_owned_runtime(Some(2), Some(16))
         .map_err(kernel("cannot start the lake tables' I/O runtime"))?;
     Ok(Arc::clone(EXECUTOR.get_or_init(|| Arc::new(executor))))
+}
+
+/// Waits before attempt `attempt + 1` of a commit that hit a retryable I/O error:
+/// 20 ms more each time, at most 1 s.
+fn pause(attempt: usize) {
+    std::thread::sleep(Duration::from_millis(20 * (attempt as u64 + 1).min(50)));
 }
 
 /// Runs a kernel call on the blocking pool.
@@ -616,7 +628,7 @@ impl Inner {
                     );
                 }
                 CommitResult::Retryable(_) => {
-                    std::thread::sleep(Duration::from_millis(20 * (attempt as u64 + 1).min(50)));
+                    pause(attempt);
                 }
             }
         }
@@ -768,7 +780,7 @@ impl Inner {
         let stats = batch
             .column_by_name("stats")
             .and_then(|c| c.as_string_opt::<i32>());
-        let table = self.lake.root.clone().join("raw").join(dir);
+        let table = table_path(&self.lake.root, dir);
         let mut files = Vec::new();
         for i in 0..batch.num_rows() {
             if paths.is_null(i) || !take(i) {
@@ -855,7 +867,7 @@ impl Inner {
                 }
                 CommitResult::Conflicted(_) => {}
                 CommitResult::Retryable(_) => {
-                    std::thread::sleep(Duration::from_millis(20 * (attempt as u64 + 1).min(50)));
+                    pause(attempt);
                 }
             }
         }

@@ -39,7 +39,7 @@ use crate::batch::{BatchBuilder, LakeRow};
 use crate::layout::{commit_date, table_dir, DataFile};
 use crate::parquet_file::{encode, ParquetOptions};
 use crate::table::{Append, Appended, LakeTables, NewFile};
-use crate::{LakeError, LakeStore};
+use crate::LakeError;
 
 /// Footer key: the first Kafka offset a file covers (its chain start, at or before its first row).
 pub const FIRST_OFFSET_KEY: &str = "totesys_cdc.kafka.first_offset";
@@ -100,7 +100,6 @@ impl Flushed {
 
 /// Buffers one topic-partition's records and writes them as lake files.
 pub struct PartitionWriter {
-    lake: LakeStore,
     tables: LakeTables,
     /// The lake group, recorded in each commit.
     group: String,
@@ -132,7 +131,6 @@ impl PartitionWriter {
         policy: FlushPolicy,
     ) -> Self {
         PartitionWriter {
-            lake: tables.lake().clone(),
             tables: tables.clone(),
             group: String::new(),
             topic: topic.to_owned(),
@@ -159,12 +157,6 @@ impl PartitionWriter {
     /// The offset the next file starts at, once known.
     pub fn next_offset(&self) -> Option<i64> {
         self.next_offset
-    }
-
-    /// The offset to commit to Kafka once nothing is buffered: everything before it is in
-    /// the table (`None` before the first record, or while rows are buffered).
-    pub fn commit_offset(&self) -> Option<i64> {
-        self.rows.is_empty().then_some(self.next_offset).flatten()
     }
 
     /// Rows waiting to be written.
@@ -352,10 +344,10 @@ impl PartitionWriter {
             ],
         )?;
         let size = bytes.len();
-        let path = file.path(&self.lake.root);
-        self.lake.ensure_dir(&file.dir(&self.lake.root))?;
-        let put = self
-            .lake
+        let lake = self.tables.lake();
+        let path = file.path(&lake.root);
+        lake.ensure_dir(&file.dir(&lake.root))?;
+        let put = lake
             .store
             .put_opts(
                 &path,
@@ -426,7 +418,7 @@ impl PartitionWriter {
                     "the table already holds these offsets (another writer committed them); dropping them"
                 );
                 // Never in the log: no reader sees it.
-                if let Err(e) = self.lake.store.delete(&path).await {
+                if let Err(e) = lake.store.delete(&path).await {
                     tracing::warn!(path = %path, error = %e, "cannot delete a file the table refused; vacuum will");
                 }
                 Flushed {
