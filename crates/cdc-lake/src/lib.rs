@@ -17,6 +17,7 @@ mod consume;
 mod decode;
 mod layout;
 pub mod metrics;
+mod modelled;
 mod parquet_file;
 mod store;
 mod table;
@@ -38,6 +39,7 @@ pub use consume::{
 pub use decode::{DeadLetter, Decoded, RecordDecoder};
 pub use layout::{commit_date, new_attempt, table_dir, DataFile};
 pub use metrics::LakeMetrics;
+pub use modelled::{ModelledState, Upsert, Upserted, MODELLED_APP, TARGET_ROWS};
 pub use parquet_file::{encode, footer_metadata, ParquetOptions};
 pub use store::LakeStore;
 pub use table::{

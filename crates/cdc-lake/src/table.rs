@@ -56,13 +56,13 @@ const STATS_COLUMNS: [&str; 4] = [
 ];
 
 /// Who wrote a commit, in its `commitInfo.engineInfo`.
-const ENGINE_INFO: &str = concat!("totesys-cdc/", env!("CARGO_PKG_VERSION"));
+pub(crate) const ENGINE_INFO: &str = concat!("totesys-cdc/", env!("CARGO_PKG_VERSION"));
 
 /// A checkpoint of a table's log is written every this many commits.
-const CHECKPOINT_EVERY: u64 = 100;
+pub(crate) const CHECKPOINT_EVERY: u64 = 100;
 
 /// Commit attempts before a commit that keeps meeting newer versions gives up.
-const MAX_ATTEMPTS: usize = 1_000;
+pub(crate) const MAX_ATTEMPTS: usize = 1_000;
 
 /// The application id of a Kafka partition's transaction records in a table.
 pub fn app_id(topic: &str, partition: i32) -> String {
@@ -86,6 +86,8 @@ pub struct LiveFile {
     pub max_commit_lsn: Option<i64>,
     /// When it was written, milliseconds since the epoch.
     pub modified_ms: i64,
+    /// The smallest and largest key in it, from the log's statistics (modelled tables).
+    pub key_range: Option<(i64, i64)>,
 }
 
 /// A data file already in the store, to be committed to a table.
@@ -153,15 +155,24 @@ pub struct Replace {
 /// The lake's tables, with a cache of their latest snapshots. Cheap to clone.
 #[derive(Clone)]
 pub struct LakeTables {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    lake: LakeStore,
-    engine: Arc<dyn Engine>,
+pub(crate) struct Inner {
+    pub(crate) lake: LakeStore,
+    pub(crate) engine: Arc<dyn Engine>,
     /// The URL of the lake's root as the engine's store sees it (ends in `/`).
     base: Url,
     snapshots: Mutex<HashMap<String, SnapshotRef>>,
+}
+
+/// How a new table is laid out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Layout<'a> {
+    /// A raw table: partitioned by commit date, statistics on the change metadata.
+    Raw,
+    /// A modelled table: one directory, statistics on its key column.
+    Keyed(&'a str),
 }
 
 impl std::fmt::Debug for LakeTables {
@@ -173,7 +184,9 @@ impl std::fmt::Debug for LakeTables {
     }
 }
 
-fn kernel(what: impl Into<String>) -> impl FnOnce(delta_kernel::KernelError) -> LakeError {
+pub(crate) fn kernel(
+    what: impl Into<String>,
+) -> impl FnOnce(delta_kernel::KernelError) -> LakeError {
     LakeError::store(what)
 }
 
@@ -231,7 +244,7 @@ impl LakeTables {
 
     /// The directory of table `dir` in the lake's store.
     pub fn table_path(&self, dir: &str) -> Path {
-        table_path(&self.inner.lake.root, dir)
+        self.inner.table_path(dir)
     }
 
     /// The table directories under `raw/` that hold a table.
@@ -257,7 +270,7 @@ impl LakeTables {
     }
 
     /// Whether table `dir` has a log.
-    async fn exists(&self, dir: &str) -> Result<bool, LakeError> {
+    pub(crate) async fn exists(&self, dir: &str) -> Result<bool, LakeError> {
         if self.cached(dir).is_some() {
             return Ok(true);
         }
@@ -436,12 +449,12 @@ fn executor() -> Result<Arc<TokioMultiThreadExecutor>, LakeError> {
 
 /// Waits before attempt `attempt + 1` of a commit that hit a retryable I/O error:
 /// 20 ms more each time, at most 1 s.
-fn pause(attempt: usize) {
+pub(crate) fn pause(attempt: usize) {
     std::thread::sleep(Duration::from_millis(20 * (attempt as u64 + 1).min(50)));
 }
 
 /// Runs a kernel call on the blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, LakeError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, LakeError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, LakeError> + Send + 'static,
@@ -452,13 +465,27 @@ where
 }
 
 impl Inner {
-    fn table_url(&self, dir: &str) -> Result<Url, LakeError> {
+    /// The URL of table `dir`: `raw/<dir>/`, or `<zone>/<name>/` for a `dir` of
+    /// `<zone>/<name>` (raw directories hold no `/`).
+    pub(crate) fn table_url(&self, dir: &str) -> Result<Url, LakeError> {
+        let relative = match dir.split_once('/') {
+            Some((zone, name)) => format!("{}/{}/", urlencode(zone), urlencode(name)),
+            None => format!("raw/{}/", urlencode(dir)),
+        };
         self.base
-            .join(&format!("raw/{}/", urlencode(dir)))
+            .join(&relative)
             .map_err(LakeError::store(format!("no URL for table {dir}")))
     }
 
-    fn latest(&self, dir: &str) -> Result<SnapshotRef, LakeError> {
+    /// The directory of table `dir` in the lake's store.
+    pub(crate) fn table_path(&self, dir: &str) -> Path {
+        match dir.split_once('/') {
+            Some((zone, name)) => self.lake.root.clone().join(zone).join(name),
+            None => table_path(&self.lake.root, dir),
+        }
+    }
+
+    pub(crate) fn latest(&self, dir: &str) -> Result<SnapshotRef, LakeError> {
         let cached = self.snapshots.lock().ok().and_then(|s| s.get(dir).cloned());
         let engine = self.engine.as_ref();
         let snapshot = match cached {
@@ -470,7 +497,7 @@ impl Inner {
         Ok(snapshot)
     }
 
-    fn remember(&self, dir: &str, snapshot: &SnapshotRef) {
+    pub(crate) fn remember(&self, dir: &str, snapshot: &SnapshotRef) {
         if let Ok(mut snapshots) = self.snapshots.lock() {
             let newer = snapshots
                 .get(dir)
@@ -488,7 +515,12 @@ impl Inner {
     }
 
     /// The table's latest snapshot, creating the table (shaped like `schema`) when it has none.
-    fn latest_or_create(&self, dir: &str, schema: &Schema) -> Result<SnapshotRef, LakeError> {
+    pub(crate) fn latest_or_create(
+        &self,
+        dir: &str,
+        schema: &Schema,
+        layout: Layout<'_>,
+    ) -> Result<SnapshotRef, LakeError> {
         let url = self.table_url(dir)?;
         let engine = self.engine.as_ref();
         let known = self.snapshots.lock().is_ok_and(|s| s.contains_key(dir));
@@ -500,13 +532,25 @@ impl Inner {
             Err(_) => {}
         }
         let mut fields = delta_fields(dir, schema)?;
-        fields.push(StructField::not_null(DATE_COLUMN, DataType::DATE));
+        if let Layout::Raw = layout {
+            fields.push(StructField::not_null(DATE_COLUMN, DataType::DATE));
+        }
         let table_schema = StructType::try_new(fields).map_err(kernel(format!(
             "the shape of table {dir} is not a Delta schema"
         )))?;
-        let created = create_table(url.as_str(), Arc::new(table_schema), ENGINE_INFO, false)
-            .with_data_layout(DataLayout::partitioned([DATE_COLUMN]))
-            .with_table_properties([("delta.dataSkippingStatsColumns", STATS_COLUMNS.join(","))])
+        let create = create_table(url.as_str(), Arc::new(table_schema), ENGINE_INFO, false);
+        let create = match layout {
+            Layout::Raw => create
+                .with_data_layout(DataLayout::partitioned([DATE_COLUMN]))
+                .with_table_properties([(
+                    "delta.dataSkippingStatsColumns",
+                    STATS_COLUMNS.join(","),
+                )]),
+            Layout::Keyed(key) => {
+                create.with_table_properties([("delta.dataSkippingStatsColumns", key.to_owned())])
+            }
+        };
+        let created = create
             .build(engine, Box::new(FileSystemCommitter::new()))
             .map_err(kernel(format!("cannot create table {dir}")))?
             .commit(engine);
@@ -519,7 +563,7 @@ impl Inner {
 
     /// Adds the columns of `schema` the table lacks, and lets columns that now hold nulls
     /// hold them; returns the snapshot after the change (the same one when none is needed).
-    fn evolve(
+    pub(crate) fn evolve(
         &self,
         dir: &str,
         snapshot: SnapshotRef,
@@ -576,7 +620,7 @@ impl Inner {
         let app = app_id(&append.topic, append.partition);
         let engine = self.engine.as_ref();
         for attempt in 0..MAX_ATTEMPTS {
-            let snapshot = self.latest_or_create(dir, &append.schema)?;
+            let snapshot = self.latest_or_create(dir, &append.schema, Layout::Raw)?;
             let through = snapshot
                 .get_app_id_version(&app, engine)
                 .map_err(kernel(format!("cannot read the transaction record {app}")))?;
@@ -647,47 +691,70 @@ impl Inner {
         txn: &delta_kernel::transaction::Transaction<S>,
         file: &NewFile,
     ) -> Result<Box<dyn EngineData>, LakeError> {
-        let bad = |what: &str| kernel(format!("cannot add {} to table {dir}: {what}", file.name));
-        let days = file
-            .date
-            .signed_duration_since(NaiveDate::default())
-            .num_days();
-        let context = txn
+        self.add_action(
+            dir,
+            txn,
+            &file.batch,
+            file.size,
+            &file.name,
+            Some(file.date),
+        )
+    }
+
+    /// The add action of the file `name` (in partition `date`, or in the table's directory)
+    /// holding `batch` in `size` bytes, with statistics of its rows.
+    pub(crate) fn add_action<S>(
+        &self,
+        dir: &str,
+        txn: &delta_kernel::transaction::Transaction<S>,
+        batch: &RecordBatch,
+        size: u64,
+        name: &str,
+        date: Option<NaiveDate>,
+    ) -> Result<Box<dyn EngineData>, LakeError> {
+        let bad = |what: &str| kernel(format!("cannot add {name} to table {dir}: {what}"));
+        let mut context = txn
             .write_state()
             .map_err(bad("no write state"))?
-            .write_context_builder()
-            .with_partition_values(HashMap::from([(
+            .write_context_builder();
+        if let Some(date) = date {
+            let days = date.signed_duration_since(NaiveDate::default()).num_days();
+            context = context.with_partition_values(HashMap::from([(
                 DATE_COLUMN.to_owned(),
                 Scalar::Date(i32::try_from(days).unwrap_or(i32::MAX)),
-            )]))
-            .build()
-            .map_err(bad("bad partition value"))?;
+            )]));
+        }
+        let context = context.build().map_err(bad("bad partition value"))?;
         let stats = collect_stats(
-            &file.batch,
+            batch,
             context.stats_columns(),
             context.physical_data_schema(),
         )
         .map_err(bad("no statistics"))?;
+        let relative = match date {
+            Some(date) => format!("{}/{}", partition_dir(date), urlencode(name)),
+            None => urlencode(name),
+        };
         let location = self
             .table_url(dir)?
-            .join(&format!(
-                "{}/{}",
-                partition_dir(file.date),
-                urlencode(&file.name)
-            ))
-            .map_err(LakeError::store(format!("no URL for {}", file.name)))?;
+            .join(&relative)
+            .map_err(LakeError::store(format!("no URL for {name}")))?;
         let meta = DataFileMetadata::new(
             FileMeta {
                 location,
                 last_modified: chrono::Utc::now().timestamp_millis(),
-                size: file.size,
+                size,
             },
             stats,
         );
         build_add_file_metadata(meta, &context).map_err(bad("bad add action"))
     }
 
-    fn live_files(&self, dir: &str, snapshot: &SnapshotRef) -> Result<Vec<LiveFile>, LakeError> {
+    pub(crate) fn live_files(
+        &self,
+        dir: &str,
+        snapshot: &SnapshotRef,
+    ) -> Result<Vec<LiveFile>, LakeError> {
         let cannot = || kernel(format!("cannot list the files of table {dir}"));
         let scan = Arc::clone(snapshot)
             .scan_builder()
@@ -780,7 +847,7 @@ impl Inner {
         let stats = batch
             .column_by_name("stats")
             .and_then(|c| c.as_string_opt::<i32>());
-        let table = table_path(&self.lake.root, dir);
+        let table = self.table_path(dir);
         let mut files = Vec::new();
         for i in 0..batch.num_rows() {
             if paths.is_null(i) || !take(i) {
@@ -792,10 +859,10 @@ impl Inner {
             let path = relative
                 .parts()
                 .fold(table.clone(), |path, part| path.join(part));
-            let (rows, max_commit_lsn) = stats
+            let stats = stats
                 .filter(|s| s.is_valid(i))
-                .map(|s| parse_stats(s.value(i)))
-                .unwrap_or((None, None));
+                .map(|s| parse_stats(s.value(i)));
+            let (rows, max_commit_lsn, key_range) = stats.unwrap_or((None, None, None));
             files.push(LiveFile {
                 date: relative.parts().next().and_then(|p| {
                     p.as_ref()
@@ -810,6 +877,7 @@ impl Inner {
                 rows,
                 max_commit_lsn,
                 modified_ms: times.filter(|t| t.is_valid(i)).map_or(0, |t| t.value(i)),
+                key_range,
             });
         }
         Ok(files)
@@ -827,32 +895,7 @@ impl Inner {
                 .with_operation_parameters([("files", Some(replace.removed.len().to_string()))])
                 .build(engine, Box::new(FileSystemCommitter::new()))
                 .map_err(cannot())?;
-            let scan = Arc::clone(&snapshot)
-                .scan_builder()
-                .build()
-                .map_err(cannot())?;
-            let mut found = 0;
-            for metadata in scan.scan_metadata(engine).map_err(cannot())? {
-                let metadata = metadata.map_err(cannot())?;
-                let (data, selected) = metadata.scan_files.into_parts();
-                let batch = arrow_batch_ref(data.as_ref()).map_err(cannot())?;
-                let paths = batch
-                    .column_by_name("path")
-                    .and_then(|c| c.as_string_opt::<i32>())
-                    .ok_or_else(|| LakeError::bad_store(format!("table {dir}: no path column")))?;
-                let chosen: Vec<bool> = (0..batch.num_rows())
-                    .map(|i| {
-                        selected.get(i).copied().unwrap_or(true)
-                            && paths.is_valid(i)
-                            && wanted.contains(paths.value(i))
-                    })
-                    .collect();
-                let n = chosen.iter().filter(|c| **c).count();
-                if n > 0 {
-                    found += n;
-                    txn.remove_files(FilteredEngineData::try_new(data, chosen).map_err(cannot())?);
-                }
-            }
+            let found = self.remove_files(dir, &snapshot, &mut txn, &wanted)?;
             if found != wanted.len() {
                 return Ok(false);
             }
@@ -877,7 +920,47 @@ impl Inner {
         )))
     }
 
-    fn checkpoint(&self, dir: &str, snapshot: &SnapshotRef) -> Result<(), LakeError> {
+    /// Removes the files of `snapshot` whose table paths are in `wanted` in `txn`; how many
+    /// it found.
+    pub(crate) fn remove_files(
+        &self,
+        dir: &str,
+        snapshot: &SnapshotRef,
+        txn: &mut delta_kernel::transaction::Transaction,
+        wanted: &HashSet<&str>,
+    ) -> Result<usize, LakeError> {
+        let cannot = || kernel(format!("cannot remove files of table {dir}"));
+        let engine = self.engine.as_ref();
+        let scan = Arc::clone(snapshot)
+            .scan_builder()
+            .build()
+            .map_err(cannot())?;
+        let mut found = 0;
+        for metadata in scan.scan_metadata(engine).map_err(cannot())? {
+            let metadata = metadata.map_err(cannot())?;
+            let (data, selected) = metadata.scan_files.into_parts();
+            let batch = arrow_batch_ref(data.as_ref()).map_err(cannot())?;
+            let paths = batch
+                .column_by_name("path")
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| LakeError::bad_store(format!("table {dir}: no path column")))?;
+            let chosen: Vec<bool> = (0..batch.num_rows())
+                .map(|i| {
+                    selected.get(i).copied().unwrap_or(true)
+                        && paths.is_valid(i)
+                        && wanted.contains(paths.value(i))
+                })
+                .collect();
+            let n = chosen.iter().filter(|c| **c).count();
+            if n > 0 {
+                found += n;
+                txn.remove_files(FilteredEngineData::try_new(data, chosen).map_err(cannot())?);
+            }
+        }
+        Ok(found)
+    }
+
+    pub(crate) fn checkpoint(&self, dir: &str, snapshot: &SnapshotRef) -> Result<(), LakeError> {
         snapshot
             .checkpoint(self.engine.as_ref(), None)
             .map_err(kernel(format!("cannot checkpoint table {dir}")))?;
@@ -947,18 +1030,41 @@ fn arrow_batch_ref(data: &dyn EngineData) -> Result<RecordBatch, delta_kernel::K
         .ok_or_else(|| delta_kernel::KernelError::generic("engine data is not Arrow"))
 }
 
-/// Rows and the largest `_commit_lsn` from a file's statistics (JSON).
-fn parse_stats(json: &str) -> (Option<u64>, Option<i64>) {
+/// Rows, the largest `_commit_lsn` and the range of the one other column with both bounds
+/// (a modelled table's key) from a file's statistics (JSON).
+fn parse_stats(json: &str) -> (Option<u64>, Option<i64>, Option<(i64, i64)>) {
     let Ok(stats) = serde_json::from_str::<serde_json::Value>(json) else {
-        return (None, None);
+        return (None, None, None);
     };
+    let bound = |which: &str, column: &str| {
+        stats
+            .get(which)
+            .and_then(|m| m.get(column))
+            .and_then(key_value)
+    };
+    let key_range = stats
+        .get("minValues")
+        .and_then(serde_json::Value::as_object)
+        .and_then(|mins| {
+            let mut keys = mins.keys().filter(|k| !k.starts_with('_'));
+            match (keys.next(), keys.next()) {
+                (Some(key), None) => bound("minValues", key).zip(bound("maxValues", key)),
+                _ => None,
+            }
+        });
     (
         stats.get("numRecords").and_then(serde_json::Value::as_u64),
-        stats
-            .get("maxValues")
-            .and_then(|m| m.get(columns::COMMIT_LSN))
-            .and_then(serde_json::Value::as_i64),
+        bound("maxValues", columns::COMMIT_LSN),
+        key_range,
     )
+}
+
+/// A key as statistics hold it: an integer, or a date as days since 1970-01-01.
+pub(crate) fn key_value(value: &serde_json::Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        let date = NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?;
+        Some(date.signed_duration_since(NaiveDate::default()).num_days())
+    })
 }
 
 /// The partition directory of a commit date.
@@ -967,7 +1073,7 @@ pub fn partition_dir(date: NaiveDate) -> String {
 }
 
 /// `name` as one URL path segment.
-fn urlencode(name: &str) -> String {
+pub(crate) fn urlencode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~+=".contains(&b) {
@@ -988,9 +1094,25 @@ mod tests {
     fn statistics_give_rows_and_the_highest_commit_lsn() {
         assert_eq!(
             parse_stats(r#"{"numRecords":3,"maxValues":{"_commit_lsn":42}}"#),
-            (Some(3), Some(42))
+            (Some(3), Some(42), None)
         );
-        assert_eq!(parse_stats("not json"), (None, None));
+        assert_eq!(parse_stats("not json"), (None, None, None));
+    }
+
+    #[test]
+    fn statistics_give_a_modelled_tables_key_range() {
+        assert_eq!(
+            parse_stats(
+                r#"{"numRecords":2,"minValues":{"staff_id":3},"maxValues":{"staff_id":9}}"#
+            ),
+            (Some(2), None, Some((3, 9)))
+        );
+        assert_eq!(
+            parse_stats(
+                r#"{"numRecords":2,"minValues":{"date_id":"1970-01-02"},"maxValues":{"date_id":"1970-01-31"}}"#
+            ),
+            (Some(2), None, Some((1, 30)))
+        );
     }
 
     #[tokio::test]

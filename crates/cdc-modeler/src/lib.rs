@@ -6,7 +6,7 @@
 //!   raw/totesys_cdc.transactions ──► END counts per table ──► transaction complete?
 //!        complete transactions, in commit order ──► Model::plan (SCD2 merge, pure)
 //!        ──► one warehouse transaction: mirrors, dimension versions, facts, watermark
-//!        ──► processed/<table>/<from>-<to>.parquet
+//!        ──► processed/<table>/ (Delta tables of the star schema)
 //! ```
 //!
 //! The design and its guarantees are in `docs/warehouse.md`.

@@ -74,10 +74,10 @@ pub const WATERMARK_COMMIT_SECONDS: Metric = Metric::new(
     "totesys_cdc_modeler_watermark_commit_seconds",
     "Source commit time of the last applied transaction, seconds since the epoch.",
 );
-/// Parquet files written to the lake's processed/ zone.
-pub const PROCESSED_FILES_TOTAL: Metric = Metric::new(
-    "totesys_cdc_modeler_processed_files_total",
-    "Parquet files written to the lake's processed/ zone.",
+/// Commits to the processed zone's Delta tables.
+pub const PROCESSED_COMMITS_TOTAL: Metric = Metric::new(
+    "totesys_cdc_modeler_processed_commits_total",
+    "Commits to the processed zone's Delta tables.",
 );
 
 /// The modeler's metrics; cheap to clone (every clone updates the same series).
@@ -110,7 +110,7 @@ pub struct ModelerMetrics {
     /// Commit time of the last applied source transaction (seconds since the epoch).
     pub watermark_commit_seconds: IntGauge,
     /// Processed-zone files written.
-    pub processed_files: IntCounter,
+    pub processed_commits: IntCounter,
     /// Errors that made the modeler retry (lake or warehouse unavailable, fenced).
     pub errors: IntCounterVec,
 }
@@ -141,7 +141,7 @@ impl MetricSet for ModelerMetrics {
             pending_transactions: IntGauge::with_opts(PENDING_TRANSACTIONS.opts())?,
             watermark_lsn: IntGauge::with_opts(WATERMARK_LSN.opts())?,
             watermark_commit_seconds: IntGauge::with_opts(WATERMARK_COMMIT_SECONDS.opts())?,
-            processed_files: IntCounter::with_opts(PROCESSED_FILES_TOTAL.opts())?,
+            processed_commits: IntCounter::with_opts(PROCESSED_COMMITS_TOTAL.opts())?,
             errors: IntCounterVec::new(ERRORS_TOTAL.opts(), &["kind"])?,
         })
     }
@@ -161,7 +161,7 @@ impl MetricSet for ModelerMetrics {
             self.pending_transactions,
             self.watermark_lsn,
             self.watermark_commit_seconds,
-            self.processed_files,
+            self.processed_commits,
             self.errors
         ]
     }

@@ -1,27 +1,36 @@
-//! The lake's `processed/` zone: the modelled tables as Parquet, written after applies.
+//! The lake's `processed/` zone: the warehouse's star schema as Delta tables, kept by the
+//! modeler in step with its watermark.
 //!
-//! Each export covers the applies between two watermarks `(from, to]` and writes, per
-//! modelled table, the version rows those applies created or closed, as they stand:
-//! `processed/<dim_x | fact_x>/<from>-<to>.parquet` (LSNs as 16 hex digits, so names
-//! sort in apply order). A row closed later appears again in a later file with its
-//! `valid_to`; readers keep the last file's copy of each version (`version_id`, or the
-//! fact's record id). The exported watermark is kept in `totesys_cdc.processed`; an
-//! export interrupted by a crash is redone under the same name, so nothing is lost or
-//! written twice.
+//! One table per warehouse table, under `processed/<name>/`:
+//! - `dim_date` and the contract dimensions (`dim_staff`, …): their current rows;
+//! - `dim_<x>_history`: every SCD2 version of each dimension;
+//! - the facts (`fact_sales_order`, …): every fact row with its version's validity
+//!   (`valid_from`, `valid_to`, `is_current`, …), so `WHERE is_current` gives each order's
+//!   current version.
+//!
+//! Each export brings each table that changed from the watermark its transaction record
+//! holds to the warehouse's watermark in one commit ([`cdc_lake::Upsert`]): the rows of
+//! the keys that changed in between are replaced by their rows now. A table with no record
+//! (a new lake) is written whole. The record is the table's own watermark, so an export
+//! interrupted by a crash is redone from where each table stands, and none is written
+//! twice. `totesys_cdc.processed` keeps the watermark every table has reached.
+//!
+//! Numerics, times and LSNs are PostgreSQL's text (Delta has no time of day).
 
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Int32Builder, Int64Builder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use cdc_core::Lsn;
-use cdc_lake::{LakeStore, ParquetOptions};
-use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
-use object_store::{ObjectStoreExt, PutPayload};
-use tokio_postgres::types::Type;
+use cdc_lake::{LakeTables, Upsert, Upserted};
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
 use crate::spec::{Dim, Fact};
@@ -44,103 +53,139 @@ pub async fn exported(client: &Client) -> Result<Lsn, ModelerError> {
     }
 }
 
-/// The queries of the processed tables: (name, SQL over `$1` < LSN ≤ `$2`).
-fn queries() -> Vec<(String, String)> {
-    let mut out = Vec::new();
+/// What a processed table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The calendar: rows are only ever added.
+    Calendar,
+    /// A contract dimension's current rows.
+    Current(Dim),
+    /// A dimension's SCD2 versions.
+    History(Dim),
+    /// A fact's rows with their versions' validity.
+    Fact(Fact),
+}
+
+/// A table of the processed zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedTable {
+    /// Its name: its directory under `processed/` and the warehouse table it mirrors.
+    pub name: String,
+    /// Its key column.
+    pub key: &'static str,
+    kind: Kind,
+}
+
+/// Every table of the processed zone.
+pub fn tables() -> Vec<ProcessedTable> {
+    let mut out = vec![ProcessedTable {
+        name: "dim_date".into(),
+        key: "date_id",
+        kind: Kind::Calendar,
+    }];
     for dim in Dim::ALL {
-        out.push((
-            dim.table().to_owned(),
-            format!(
-                "SELECT * FROM {h} WHERE (source_commit_lsn > $1::text::pg_lsn AND source_commit_lsn <= $2::text::pg_lsn)
-                    OR (closed_commit_lsn > $1::text::pg_lsn AND closed_commit_lsn <= $2::text::pg_lsn)
-                 ORDER BY version_id",
-                h = quote(&dim.history_table())
-            ),
-        ));
+        out.push(ProcessedTable {
+            name: dim.table().into(),
+            key: dim.key(),
+            kind: Kind::Current(dim),
+        });
+        out.push(ProcessedTable {
+            name: dim.history_table(),
+            key: "version_id",
+            kind: Kind::History(dim),
+        });
     }
     for fact in Fact::ALL {
-        out.push((
-            fact.table().to_owned(),
-            format!(
-                "SELECT f.*, v.valid_from, v.valid_to, v.is_current, v.source_commit_lsn,
-                        v.source_ordinal, v.closed_commit_lsn
-                 FROM {f} f JOIN {v} v USING ({r})
-                 WHERE (v.source_commit_lsn > $1::text::pg_lsn AND v.source_commit_lsn <= $2::text::pg_lsn)
-                    OR (v.closed_commit_lsn > $1::text::pg_lsn AND v.closed_commit_lsn <= $2::text::pg_lsn)
-                 ORDER BY {r}",
-                f = quote(fact.table()),
-                v = quote(&fact.version_table()),
-                r = quote(fact.record_id())
-            ),
-        ));
+        out.push(ProcessedTable {
+            name: fact.table().into(),
+            key: fact.record_id(),
+            kind: Kind::Fact(fact),
+        });
     }
     out
 }
 
-/// Writes the processed files for `(from, to]` and records `to` as exported; returns the
-/// number of files written.
-pub async fn export(
-    client: &Client,
-    lake: &LakeStore,
-    from: Lsn,
-    to: Lsn,
-) -> Result<usize, ModelerError> {
-    if to <= from {
-        return Ok(0);
-    }
-    let (from_text, to_text) = (from.to_string(), to.to_string());
-    let mut files = 0;
-    for (name, base) in queries() {
-        // Numerics and LSNs travel as text; everything else keeps its type.
-        let probe = client
-            .prepare(&base)
-            .await
-            .map_err(ModelerError::sql(format!("prepare the export of {name}")))?;
-        let select: Vec<String> = probe
-            .columns()
-            .iter()
-            .map(|c| match *c.type_() {
-                Type::NUMERIC | Type::PG_LSN => format!("{}::text AS {0}", quote(c.name())),
-                _ => quote(c.name()),
-            })
-            .collect();
-        let sql = format!("SELECT {} FROM ({base}) q", select.join(", "));
-        let statement = client
-            .prepare(&sql)
-            .await
-            .map_err(ModelerError::sql(format!("prepare the export of {name}")))?;
-        let rows = client
-            .query(&statement, &[&from_text, &to_text])
-            .await
-            .map_err(ModelerError::sql(format!("export {name}")))?;
-        if rows.is_empty() {
-            continue;
+/// Rows of `alias` created or closed by commits in `($1, $2]`.
+fn changed(alias: &str) -> String {
+    format!(
+        "(({a}.source_commit_lsn > $1::text::pg_lsn AND {a}.source_commit_lsn <= $2::text::pg_lsn)
+          OR ({a}.closed_commit_lsn > $1::text::pg_lsn AND {a}.closed_commit_lsn <= $2::text::pg_lsn))",
+        a = alias
+    )
+}
+
+impl ProcessedTable {
+    /// The query of its rows: all of them, or (`since`) those of keys changed by commits
+    /// in `($1, $2]`.
+    fn rows_sql(&self, since: bool) -> String {
+        match self.kind {
+            Kind::Calendar => "SELECT * FROM dim_date ORDER BY date_id".into(),
+            Kind::Current(dim) => {
+                let filter = if since {
+                    format!(
+                        "WHERE {k} IN (SELECT h.{k} FROM {h} h WHERE {c})",
+                        k = quote(dim.key()),
+                        h = quote(&dim.history_table()),
+                        c = changed("h")
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "SELECT * FROM {t} {filter} ORDER BY {k}",
+                    t = quote(dim.table()),
+                    k = quote(dim.key())
+                )
+            }
+            Kind::History(dim) => format!(
+                "SELECT * FROM {h} h {w} ORDER BY version_id",
+                h = quote(&dim.history_table()),
+                w = if since {
+                    format!("WHERE {}", changed("h"))
+                } else {
+                    String::new()
+                }
+            ),
+            Kind::Fact(fact) => format!(
+                "SELECT f.*, v.valid_from, v.valid_to, v.is_current, v.source_commit_lsn,
+                        v.source_ordinal, v.closed_commit_lsn
+                 FROM {f} f JOIN {v} v USING ({r}) {w}
+                 ORDER BY {r}",
+                f = quote(fact.table()),
+                v = quote(&fact.version_table()),
+                r = quote(fact.record_id()),
+                w = if since {
+                    format!("WHERE {}", changed("v"))
+                } else {
+                    String::new()
+                }
+            ),
         }
-        let batch =
-            to_batch(statement.columns(), &rows).map_err(|reason| ModelerError::LakeShape {
-                what: format!("processed {name}"),
-                reason,
-            })?;
-        let bytes = cdc_lake::encode(
-            &batch,
-            &ParquetOptions::default(),
-            vec![
-                ("totesys_cdc.from_lsn".into(), from_text.clone()),
-                ("totesys_cdc.to_lsn".into(), to_text.clone()),
-            ],
-        )
-        .map_err(ModelerError::lake(format!("encode processed {name}")))?;
-        let path = lake
-            .root
-            .clone()
-            .join("processed")
-            .join(name.as_str())
-            .join(format!("{:016X}-{:016X}.parquet", from.0, to.0).as_str());
-        lake.store
-            .put(&path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(ModelerError::lake(format!("write {path}")))?;
-        files += 1;
+    }
+
+    /// The query of the keys changed by commits in `($1, $2]`, for a table whose rows can
+    /// go (a current dimension loses a deleted key); `None`: the keys of the rows.
+    fn keys_sql(&self) -> Option<String> {
+        match self.kind {
+            Kind::Current(dim) => Some(format!(
+                "SELECT DISTINCT h.{k}::int8 FROM {h} h WHERE {c}",
+                k = quote(dim.key()),
+                h = quote(&dim.history_table()),
+                c = changed("h")
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Brings every processed table to the watermark `to`; returns the number of tables
+/// committed.
+pub async fn export(client: &Client, tables: &LakeTables, to: Lsn) -> Result<usize, ModelerError> {
+    let through = i64::try_from(to.0)
+        .map_err(|_| ModelerError::Warehouse(format!("watermark {to} is beyond a table record")))?;
+    let mut committed = 0;
+    for table in self::tables() {
+        committed += usize::from(export_table(client, tables, &table, to, through).await?);
     }
     client
         .execute(
@@ -148,11 +193,153 @@ pub async fn export(
              VALUES (true, $1::text::pg_lsn, now())
              ON CONFLICT (id) DO UPDATE SET commit_lsn = EXCLUDED.commit_lsn,
                  written_at = EXCLUDED.written_at",
-            &[&to_text],
+            &[&to.to_string()],
         )
         .await
         .map_err(ModelerError::sql("record the processed watermark"))?;
-    Ok(files)
+    Ok(committed)
+}
+
+/// Brings one table to `to`; whether it committed (a table already there, or with no
+/// change since its record, commits nothing).
+async fn export_table(
+    client: &Client,
+    tables: &LakeTables,
+    table: &ProcessedTable,
+    to: Lsn,
+    through: i64,
+) -> Result<bool, ModelerError> {
+    let name = table.name.as_str();
+    let lake = |what: &str| ModelerError::lake(format!("{what} processed table {name}"));
+    for _ in 0..3 {
+        let state = tables.modelled_state(name).await.map_err(lake("read"))?;
+        if state.record.is_some_and(|r| r >= through) {
+            return Ok(false);
+        }
+        let since = match (table.kind, state.record) {
+            // The calendar only grows: written again when it has rows the table lacks.
+            (Kind::Calendar, _) => {
+                let rows: i64 = client
+                    .query_one("SELECT count(*) FROM dim_date", &[])
+                    .await
+                    .map_err(ModelerError::sql("count dim_date"))?
+                    .get(0);
+                if state.record.is_some() && u64::try_from(rows).ok() == Some(state.rows) {
+                    return Ok(false);
+                }
+                None
+            }
+            (_, Some(record)) => Some(Lsn(u64::try_from(record).unwrap_or(0))),
+            (_, None) => None,
+        };
+        let (from_text, to_text) = (since.unwrap_or(Lsn::ZERO).to_string(), to.to_string());
+        let params: Vec<&(dyn ToSql + Sync)> = vec![&from_text, &to_text];
+        let params: &[&(dyn ToSql + Sync)] = if since.is_some() { &params } else { &[] };
+        let rows = select(client, name, &table.rows_sql(!params.is_empty()), params).await?;
+        let keys = if params.is_empty() {
+            None
+        } else {
+            let keys = match table.keys_sql() {
+                Some(sql) => client
+                    .query(&sql, params)
+                    .await
+                    .map_err(ModelerError::sql(format!("changed keys of {name}")))?
+                    .iter()
+                    .map(|row| row.get::<_, i64>(0))
+                    .collect(),
+                None => key_column(&rows, table.key)?,
+            };
+            if keys.is_empty() {
+                return Ok(false);
+            }
+            Some(keys)
+        };
+        let upsert = Upsert {
+            name: table.name.clone(),
+            key: table.key.to_owned(),
+            expect: state.record,
+            through,
+            keys,
+            rows,
+        };
+        match tables.upsert(upsert).await.map_err(lake("write"))? {
+            Upserted::Committed { version } => {
+                tracing::debug!(table = name, version, watermark = %to, "processed table written");
+                return Ok(true);
+            }
+            // Another modeler moved it: read where it stands and go on from there.
+            Upserted::Moved { record } => {
+                tracing::info!(
+                    table = name,
+                    ?record,
+                    "processed table moved under the export; reading it again"
+                );
+            }
+        }
+    }
+    Err(ModelerError::Warehouse(format!(
+        "processed table {name} kept moving under the export: is a second modeler running on this lake?"
+    )))
+}
+
+/// The values of column `key` of `rows` (an integer key).
+fn key_column(rows: &RecordBatch, key: &str) -> Result<Vec<i64>, ModelerError> {
+    let bad = |reason: String| ModelerError::LakeShape {
+        what: "processed rows".into(),
+        reason,
+    };
+    let column = rows
+        .column_by_name(key)
+        .ok_or_else(|| bad(format!("no key column {key}")))?;
+    let values: Vec<Option<i64>> = match column.data_type() {
+        DataType::Int32 => column
+            .as_primitive::<Int32Type>()
+            .iter()
+            .map(|v| v.map(i64::from))
+            .collect(),
+        DataType::Int64 => column.as_primitive::<Int64Type>().iter().collect(),
+        other => return Err(bad(format!("key column {key} is {other}"))),
+    };
+    values
+        .into_iter()
+        .map(|v| v.ok_or_else(|| bad(format!("a null {key}"))))
+        .collect()
+}
+
+/// The rows of `base` as one batch, numerics, times and LSNs as text.
+async fn select(
+    client: &Client,
+    name: &str,
+    base: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<RecordBatch, ModelerError> {
+    let probe = client
+        .prepare(base)
+        .await
+        .map_err(ModelerError::sql(format!("prepare the export of {name}")))?;
+    let select: Vec<String> = probe
+        .columns()
+        .iter()
+        .map(|c| match *c.type_() {
+            Type::NUMERIC | Type::PG_LSN | Type::TIME => {
+                format!("{}::text AS {0}", quote(c.name()))
+            }
+            _ => quote(c.name()),
+        })
+        .collect();
+    let sql = format!("SELECT {} FROM ({base}) q", select.join(", "));
+    let statement = client
+        .prepare(&sql)
+        .await
+        .map_err(ModelerError::sql(format!("prepare the export of {name}")))?;
+    let rows = client
+        .query(&statement, params)
+        .await
+        .map_err(ModelerError::sql(format!("export {name}")))?;
+    to_batch(statement.columns(), &rows).map_err(|reason| ModelerError::LakeShape {
+        what: format!("processed {name}"),
+        reason,
+    })
 }
 
 /// The rows as one Arrow batch, typed after their PostgreSQL columns.
@@ -192,20 +379,6 @@ fn to_batch(columns: &[tokio_postgres::Column], rows: &[Row]) -> Result<RecordBa
                     b.append_option(d.map(|d| (d - epoch).num_days() as i32));
                 }
                 (DataType::Date32, Arc::new(b.finish()))
-            }
-            Type::TIME => {
-                let mut b = Time64MicrosecondBuilder::with_capacity(rows.len());
-                for row in rows {
-                    let t = row.try_get::<_, Option<NaiveTime>>(i).map_err(get_err)?;
-                    b.append_option(t.map(|t| {
-                        i64::from(t.num_seconds_from_midnight()) * 1_000_000
-                            + i64::from(t.nanosecond() / 1000)
-                    }));
-                }
-                (
-                    DataType::Time64(TimeUnit::Microsecond),
-                    Arc::new(b.finish()),
-                )
             }
             Type::TIMESTAMPTZ => {
                 let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len());

@@ -363,9 +363,8 @@ impl Modeler {
 
     /// Writes the processed zone up to the watermark now.
     pub async fn export_processed(&mut self) -> Result<(), ModelerError> {
-        let files =
-            processed::export(&self.client, &self.lake, self.exported, self.watermark).await?;
-        self.metrics.processed_files.inc_by(files as u64);
+        let commits = processed::export(&self.client, &self.tables, self.watermark).await?;
+        self.metrics.processed_commits.inc_by(commits as u64);
         self.exported = self.watermark;
         self.last_export = Some(Instant::now());
         Ok(())

@@ -610,65 +610,143 @@ async fn read_invariants(
     ))
 }
 
-/// DuckDB reads the processed zone (keeping each version's copy from the last file) and
-/// finds every version and every current row the warehouse holds.
+/// DuckDB's delta extension and delta-rs's `deltalake` read every processed table as a
+/// Delta table and find exactly the warehouse table's rows: the same keys, the same
+/// current versions, and (for the dimensions) the same values.
 async fn check_processed_zone(pipeline: &Pipeline) {
-    const SCRIPT: &str = r#"
-import json, sys, duckdb
-lake = sys.argv[1]
-for table, id in [("dim_staff", "version_id"), ("dim_location", "version_id"),
-                  ("dim_counterparty", "version_id"), ("dim_transaction", "version_id"),
-                  ("fact_sales_order", "sales_record_id"), ("fact_purchase_order", "purchase_record_id"),
-                  ("fact_payment", "payment_record_id")]:
-    versions, current = duckdb.sql(f'''
-        SELECT count(*), count(*) FILTER (WHERE valid_to IS NULL) FROM (
-            SELECT * FROM read_parquet('{lake}/processed/{table}/*.parquet', filename = true)
-            QUALIFY row_number() OVER (PARTITION BY {id} ORDER BY filename DESC) = 1)''').fetchall()[0]
-    print(json.dumps({"table": table, "versions": versions, "current": current}))
-"#;
+    let script = format!(
+        "{}{}",
+        cdc_testkit::python::DELTA_DUCKDB,
+        r#"
+import hashlib, json, os, sys
+from deltalake import DeltaTable
+lake, tables = sys.argv[1], json.loads(sys.argv[2])
+con = delta_duckdb()
+for t in tables:
+    url = os.path.join(lake, "processed", t["name"])
+    scan = f"delta_scan('{url}')"
+    cols = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+    current = "count(*) FILTER (WHERE is_current)" if "is_current" in cols else "NULL"
+    values = ", ".join(f"CAST({c} AS VARCHAR)" for c in t["values"]) if t["values"] else "''"
+    rows, keys, cur, vals = con.sql(f"""
+        SELECT count(*), md5(string_agg(CAST({t['key']} AS VARCHAR), ',' ORDER BY {t['key']})), {current},
+               md5(string_agg(concat_ws('|', {values}), ',' ORDER BY {t['key']}))
+        FROM {scan}""").fetchall()[0]
+    arrow = DeltaTable(url).to_pyarrow_table()
+    rs_keys = hashlib.md5(",".join(str(k) for k in sorted(arrow.column(t["key"]).to_pylist())).encode()).hexdigest()
+    print(json.dumps({"name": t["name"], "rows": rows, "keys": keys, "current": cur, "values": vals,
+                      "rs_rows": arrow.num_rows, "rs_keys": rs_keys}), flush=True)
+os._exit(0)
+"#
+    );
+    let warehouse = pipeline.warehouse.client().await.unwrap();
+    let mut wanted = Vec::new();
+    let mut expected = HashMap::new();
+    for table in cdc_modeler::processed::tables() {
+        let (name, key) = (table.name.clone(), table.key);
+        // The values compared: a dimension's contract columns (ints, text and dates print
+        // alike in both); the facts and histories by their keys and current versions.
+        let values: Vec<String> = if name.starts_with("dim_") && !name.ends_with("_history") {
+            warehouse
+                .query(
+                    "SELECT column_name::text FROM information_schema.columns
+                     WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                    &[&name],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let versions = if name.starts_with("fact_") {
+            format!("{name}_version")
+        } else {
+            name.clone()
+        };
+        let current = if name.ends_with("_history") || name.starts_with("fact_") {
+            format!("(SELECT count(*) FROM {versions} WHERE is_current)")
+        } else {
+            "NULL::int8".into()
+        };
+        let concat = if values.is_empty() {
+            "''".to_owned()
+        } else {
+            values
+                .iter()
+                .map(|c| format!("{c}::text"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let row = warehouse
+            .query_one(
+                &format!(
+                    "SELECT count(*), md5(string_agg({key}::text, ',' ORDER BY {key})), {current},
+                            md5(string_agg(concat_ws('|', {concat}), ',' ORDER BY {key}))
+                     FROM {name}"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        let (rows, keys, current, vals): (i64, Option<String>, Option<i64>, Option<String>) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        expected.insert(name.clone(), (rows, keys, current, vals));
+        wanted.push(serde_json::json!({"name": name, "key": key, "values": values}));
+    }
     let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
     let output = tokio::process::Command::new(python)
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(script)
         .arg(pipeline.lake_dir.path())
+        .arg(Json::Array(wanted).to_string())
         .output()
         .await
         .unwrap();
     assert!(
         output.status.success(),
-        "DuckDB on the processed zone: {}",
+        "DuckDB and deltalake on the processed zone: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let warehouse = pipeline.warehouse.client().await.unwrap();
     let mut tables = 0;
     for line in String::from_utf8(output.stdout).unwrap().lines() {
         let read: Json = serde_json::from_str(line).unwrap();
-        let table = read["table"].as_str().unwrap();
-        let versions = if table.starts_with("dim_") {
-            format!("{table}_history")
-        } else {
-            format!("{table}_version")
-        };
-        let row = warehouse
-            .query_one(
-                &format!("SELECT count(*), count(*) FILTER (WHERE is_current) FROM {versions}"),
-                &[],
-            )
-            .await
-            .unwrap();
+        let name = read["name"].as_str().unwrap();
+        let (rows, keys, current, vals) = &expected[name];
+        assert!(*rows > 0, "warehouse {name} has rows to compare");
+        assert_eq!(read["rows"].as_i64(), Some(*rows), "processed {name}: rows");
         assert_eq!(
-            read["versions"].as_i64(),
-            Some(row.get::<_, i64>(0)),
-            "processed {table}: versions"
+            read["keys"].as_str(),
+            keys.as_deref(),
+            "processed {name}: keys"
         );
         assert_eq!(
             read["current"].as_i64(),
-            Some(row.get::<_, i64>(1)),
-            "processed {table}: current"
+            *current,
+            "processed {name}: current"
+        );
+        if !read["values"].is_null() && vals.is_some() {
+            assert_eq!(
+                read["values"].as_str(),
+                vals.as_deref(),
+                "processed {name}: values"
+            );
+        }
+        assert_eq!(
+            read["rs_rows"].as_i64(),
+            Some(*rows),
+            "deltalake on {name}: rows"
+        );
+        assert_eq!(
+            read["rs_keys"].as_str(),
+            keys.as_deref(),
+            "deltalake on {name}: keys"
         );
         tables += 1;
     }
-    assert_eq!(tables, 7, "DuckDB read every processed table");
+    assert_eq!(tables, expected.len(), "every processed table was read");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -51,7 +51,7 @@ pub struct ModelArgs {
     /// is never split).
     #[arg(long, default_value_t = ModelerConfig::default().max_batch_changes)]
     max_batch_changes: usize,
-    /// Write the processed zone (Parquet under processed/) at most this often; 0: never.
+    /// Bring the processed zone (Delta tables under processed/) up to date at most this often; 0: never.
     #[arg(long, default_value_t = 5)]
     processed_every_secs: u64,
     /// Serve Prometheus metrics (`/metrics`) and health (`/healthz`, `/readyz`) here.
