@@ -189,7 +189,7 @@ def read_table(spark, arg):
             from pyspark.sql.types import TimestampType
 
             utc = isinstance(df.schema[key].dataType, TimestampType)
-            values = sorted(as_text(r[0], utc) for r in df.select(key).toLocalIterator())
+            values = sorted(as_text(r[0], utc) for r in df.select(f"`{key}`").toLocalIterator())
             out["key"] = key
             out["md5_keys"] = hashlib.md5(",".join(values).encode("utf-8")).hexdigest()
         return out
