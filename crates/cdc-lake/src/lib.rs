@@ -16,6 +16,7 @@ mod compact;
 mod consume;
 mod decode;
 mod layout;
+mod log_listing;
 pub mod metrics;
 mod modelled;
 mod parquet_file;

@@ -36,7 +36,6 @@ use delta_kernel_default_engine::parquet::DataFileMetadata;
 use delta_kernel_default_engine::stats::collect_stats;
 use delta_kernel_default_engine::{build_add_file_metadata, DefaultEngineBuilder};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
@@ -196,7 +195,7 @@ impl LakeTables {
         let (store, base): (Arc<dyn ObjectStore>, Url) = match &lake.local_dir {
             // The engine takes `file://` URLs as absolute paths (and sorts local listings).
             Some(dir) => (
-                Arc::new(LocalFileSystem::new()),
+                Arc::new(crate::log_listing::LogListing::new()),
                 Url::from_directory_path(dir).map_err(|()| {
                     LakeError::bad_store(format!(
                         "lake directory {} is not absolute",

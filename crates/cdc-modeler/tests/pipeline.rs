@@ -610,9 +610,10 @@ async fn read_invariants(
     ))
 }
 
-/// DuckDB's delta extension and delta-rs's `deltalake` read every processed table as a
-/// Delta table and find exactly the warehouse table's rows: the same keys, the same
-/// current versions, and (for the dimensions) the same values.
+/// DuckDB's delta extension, delta-rs's `deltalake` and Apache Spark with Delta Lake read
+/// every processed table as a Delta table and find exactly the warehouse table's rows:
+/// the same keys, the same current versions, and (for the dimensions) the same values;
+/// Spark also reads every raw table and counts the rows DuckDB counts.
 async fn check_processed_zone(pipeline: &Pipeline) {
     let script = format!(
         "{}{}",
@@ -636,12 +637,18 @@ for t in tables:
     rs_keys = hashlib.md5(",".join(str(k) for k in sorted(arrow.column(t["key"]).to_pylist())).encode()).hexdigest()
     print(json.dumps({"name": t["name"], "rows": rows, "keys": keys, "current": cur, "values": vals,
                       "rs_rows": arrow.num_rows, "rs_keys": rs_keys}), flush=True)
+raw = os.path.join(lake, "raw")
+for d in sorted(os.listdir(raw)):
+    if os.path.isdir(os.path.join(raw, d, "_delta_log")):
+        n = con.sql(f"SELECT count(*) FROM delta_scan('{os.path.join(raw, d)}')").fetchall()[0][0]
+        print(json.dumps({"raw": os.path.join(raw, d), "rows": n}), flush=True)
 os._exit(0)
 "#
     );
     let warehouse = pipeline.warehouse.client().await.unwrap();
     let mut wanted = Vec::new();
     let mut expected = HashMap::new();
+    let mut text_keys = HashMap::new();
     for table in cdc_modeler::processed::tables() {
         let (name, key) = (table.name.clone(), table.key);
         // The values compared: a dimension's contract columns (ints, text and dates print
@@ -684,7 +691,8 @@ os._exit(0)
             .query_one(
                 &format!(
                     "SELECT count(*), md5(string_agg({key}::text, ',' ORDER BY {key})), {current},
-                            md5(string_agg(concat_ws('|', {concat}), ',' ORDER BY {key}))
+                            md5(string_agg(concat_ws('|', {concat}), ',' ORDER BY {key})),
+                            md5(string_agg({key}::text, ',' ORDER BY {key}::text COLLATE \"C\"))
                      FROM {name}"
                 ),
                 &[],
@@ -693,6 +701,7 @@ os._exit(0)
             .unwrap();
         let (rows, keys, current, vals): (i64, Option<String>, Option<i64>, Option<String>) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
+        text_keys.insert(name.clone(), row.get::<_, Option<String>>(4));
         expected.insert(name.clone(), (rows, keys, current, vals));
         wanted.push(serde_json::json!({"name": name, "key": key, "values": values}));
     }
@@ -711,8 +720,13 @@ os._exit(0)
         String::from_utf8_lossy(&output.stderr)
     );
     let mut tables = 0;
+    let mut raw_rows = HashMap::new();
     for line in String::from_utf8(output.stdout).unwrap().lines() {
         let read: Json = serde_json::from_str(line).unwrap();
+        if let Some(raw) = read["raw"].as_str() {
+            raw_rows.insert(raw.to_owned(), read["rows"].as_i64());
+            continue;
+        }
         let name = read["name"].as_str().unwrap();
         let (rows, keys, current, vals) = &expected[name];
         assert!(*rows > 0, "warehouse {name} has rows to compare");
@@ -747,6 +761,51 @@ os._exit(0)
         tables += 1;
     }
     assert_eq!(tables, expected.len(), "every processed table was read");
+    assert!(!raw_rows.is_empty(), "DuckDB read the raw tables");
+
+    let (python, jars, script) =
+        cdc_testkit::python::spark_reader().unwrap_or_else(|e| panic!("{e}"));
+    let processed = pipeline.lake_dir.path().join("processed");
+    let mut args: Vec<String> = cdc_modeler::processed::tables()
+        .iter()
+        .map(|t| format!("{}::{}", processed.join(&t.name).display(), t.key))
+        .collect();
+    args.extend(raw_rows.keys().cloned());
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(jars)
+        .args(&args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "Spark on the lake: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut read = 0;
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let spark: Json = serde_json::from_str(line).unwrap();
+        let path = spark["path"].as_str().unwrap();
+        match raw_rows.get(path) {
+            Some(rows) => assert_eq!(spark["rows"].as_i64(), *rows, "Spark on {path}: rows"),
+            None => {
+                let name = path.rsplit('/').next().unwrap();
+                assert_eq!(
+                    spark["rows"].as_i64(),
+                    Some(expected[name].0),
+                    "Spark on {name}: rows"
+                );
+                assert_eq!(
+                    spark["md5_keys"].as_str(),
+                    text_keys[name].as_deref(),
+                    "Spark on {name}: keys"
+                );
+            }
+        }
+        read += 1;
+    }
+    assert_eq!(read, args.len(), "Spark read every table");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

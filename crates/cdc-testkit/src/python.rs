@@ -44,3 +44,36 @@ def delta_duckdb():
     con.execute("LOAD '" + found[0].replace("'", "''") + "'")
     return con
 "#;
+
+/// Spark's Python and Delta Lake's jars (`scripts/spark-env` sets them up, under
+/// `$TOTESYS_CDC_CACHE`, else `~/.cache/totesys-cdc`), and `scripts/spark_read.py`: what
+/// runs Spark on the lake's tables; an error naming the fix when something is missing.
+pub fn spark_reader() -> Result<(PathBuf, PathBuf, PathBuf), TestkitError> {
+    let cache = match std::env::var_os("TOTESYS_CDC_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let home = std::env::var_os("HOME").ok_or_else(|| TestkitError::Command {
+                what: "HOME is not set, so Spark's venv cannot be found".into(),
+            })?;
+            PathBuf::from(home).join(".cache/totesys-cdc")
+        }
+    };
+    let python = match std::env::var_os("TOTESYS_CDC_SPARK_VENV") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => cache.join("spark-venv"),
+    }
+    .join("bin/python");
+    let jars = cache.join("spark-jars");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/spark_read.py");
+    for (what, path) in [("Spark's Python", &python), ("Delta's jars", &jars)] {
+        if !path.exists() {
+            return Err(TestkitError::Command {
+                what: format!(
+                    "{what} not found at {}: run scripts/spark-env, which scripts/setup runs",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok((python, jars, script))
+}
