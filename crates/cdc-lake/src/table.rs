@@ -60,6 +60,10 @@ pub(crate) const ENGINE_INFO: &str = concat!("totesys-cdc/", env!("CARGO_PKG_VER
 /// A checkpoint of a table's log is written every this many commits.
 pub(crate) const CHECKPOINT_EVERY: u64 = 100;
 
+/// Versions a cached snapshot is read on from before it is read afresh from the latest
+/// checkpoint.
+const REREAD_AFTER: u64 = 2 * CHECKPOINT_EVERY;
+
 /// Commit attempts before a commit that keeps meeting newer versions gives up.
 pub(crate) const MAX_ATTEMPTS: usize = 1_000;
 
@@ -162,7 +166,8 @@ pub(crate) struct Inner {
     pub(crate) engine: Arc<dyn Engine>,
     /// The URL of the lake's root as the engine's store sees it (ends in `/`).
     base: Url,
-    snapshots: Mutex<HashMap<String, SnapshotRef>>,
+    /// The latest snapshot of each table read, and the version it was last read afresh at.
+    snapshots: Mutex<HashMap<String, (SnapshotRef, u64)>>,
 }
 
 /// How a new table is laid out.
@@ -286,7 +291,7 @@ impl LakeTables {
             .snapshots
             .lock()
             .ok()
-            .and_then(|s| s.get(dir).cloned())
+            .and_then(|s| s.get(dir).map(|(snapshot, _)| Arc::clone(snapshot)))
     }
 
     /// Table `dir`'s latest snapshot (`None`: no table yet), read on from the cached one.
@@ -487,22 +492,38 @@ impl Inner {
     pub(crate) fn latest(&self, dir: &str) -> Result<SnapshotRef, LakeError> {
         let cached = self.snapshots.lock().ok().and_then(|s| s.get(dir).cloned());
         let engine = self.engine.as_ref();
-        let snapshot = match cached {
-            Some(old) => Snapshot::builder_from(old).build(engine),
-            None => Snapshot::builder_for(self.table_url(dir)?.as_str()).build(engine),
+        // A snapshot read on from an older one keeps every commit since the checkpoint it
+        // was first read from (a checkpoint at or before its version is never seen), and
+        // each read costs them all; past a few checkpoints, it is read afresh from the
+        // latest checkpoint.
+        let (snapshot, fresh) = match cached {
+            Some((old, fresh)) if old.version() < fresh + REREAD_AFTER => {
+                (Snapshot::builder_from(old).build(engine), false)
+            }
+            _ => (
+                Snapshot::builder_for(self.table_url(dir)?.as_str()).build(engine),
+                true,
+            ),
+        };
+        let snapshot = snapshot.map_err(kernel(format!("cannot read the log of table {dir}")))?;
+        if fresh {
+            if let Ok(mut snapshots) = self.snapshots.lock() {
+                snapshots.insert(dir.to_owned(), (Arc::clone(&snapshot), snapshot.version()));
+            }
+        } else {
+            self.remember(dir, &snapshot);
         }
-        .map_err(kernel(format!("cannot read the log of table {dir}")))?;
-        self.remember(dir, &snapshot);
         Ok(snapshot)
     }
 
     pub(crate) fn remember(&self, dir: &str, snapshot: &SnapshotRef) {
         if let Ok(mut snapshots) = self.snapshots.lock() {
-            let newer = snapshots
-                .get(dir)
-                .is_none_or(|old| old.version() < snapshot.version());
-            if newer {
-                snapshots.insert(dir.to_owned(), Arc::clone(snapshot));
+            match snapshots.get_mut(dir) {
+                Some((old, _)) if old.version() >= snapshot.version() => {}
+                Some((old, _)) => *old = Arc::clone(snapshot),
+                None => {
+                    snapshots.insert(dir.to_owned(), (Arc::clone(snapshot), snapshot.version()));
+                }
             }
         }
     }
