@@ -40,7 +40,7 @@ pub use consume::{
 pub use decode::{DeadLetter, Decoded, RecordDecoder};
 pub use layout::{commit_date, new_attempt, table_dir, DataFile};
 pub use metrics::LakeMetrics;
-pub use modelled::{ModelledState, Upsert, Upserted, MODELLED_APP, TARGET_ROWS};
+pub use modelled::{key_values, ModelledState, Upsert, Upserted, MODELLED_APP, TARGET_ROWS};
 pub use parquet_file::{encode, footer_metadata, ParquetOptions};
 pub use store::LakeStore;
 pub use table::{

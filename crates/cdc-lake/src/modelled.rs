@@ -298,8 +298,8 @@ fn rewrite(file: &LiveFile, keys: Option<&[i64]>) -> bool {
     }
 }
 
-/// The key column's values as i64 (dates as days since 1970-01-01).
-fn key_values(column: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
+/// A key column's values as i64 (Int32, Int64, or Date32 as days since 1970-01-01).
+pub fn key_values(column: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
     let values = match column.data_type() {
         DataType::Int32 => column
             .as_primitive::<Int32Type>()

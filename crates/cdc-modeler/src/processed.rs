@@ -23,9 +23,7 @@ use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use cdc_core::Lsn;
 use cdc_lake::{LakeTables, Upsert, Upserted};
@@ -282,7 +280,7 @@ async fn export_table(
     )))
 }
 
-/// The values of column `key` of `rows` (an integer key).
+/// The values of column `key` of `rows`, none null.
 fn key_column(rows: &RecordBatch, key: &str) -> Result<Vec<i64>, ModelerError> {
     let bad = |reason: String| ModelerError::LakeShape {
         what: "processed rows".into(),
@@ -291,16 +289,8 @@ fn key_column(rows: &RecordBatch, key: &str) -> Result<Vec<i64>, ModelerError> {
     let column = rows
         .column_by_name(key)
         .ok_or_else(|| bad(format!("no key column {key}")))?;
-    let values: Vec<Option<i64>> = match column.data_type() {
-        DataType::Int32 => column
-            .as_primitive::<Int32Type>()
-            .iter()
-            .map(|v| v.map(i64::from))
-            .collect(),
-        DataType::Int64 => column.as_primitive::<Int64Type>().iter().collect(),
-        other => return Err(bad(format!("key column {key} is {other}"))),
-    };
-    values
+    cdc_lake::key_values(column)
+        .map_err(|reason| bad(format!("key column {key}: {reason}")))?
         .into_iter()
         .map(|v| v.ok_or_else(|| bad(format!("a null {key}"))))
         .collect()
