@@ -433,30 +433,15 @@ mod tests {
             .unwrap();
         assert_eq!(first, Upserted::Committed { version: 1 });
         // Key 2 changes, key 3 is gone, key 4 is new.
-        let second = tables
-            .upsert(upsert(
-                Some(10),
-                20,
-                Some(vec![2, 3, 4]),
-                rows(&[2, 4], "b"),
-            ))
-            .await
-            .unwrap();
+        let change = || upsert(Some(10), 20, Some(vec![2, 3, 4]), rows(&[2, 4], "b"));
+        let second = tables.upsert(change()).await.unwrap();
         assert!(matches!(second, Upserted::Committed { .. }));
         assert_eq!(
             read(&tables).await,
             vec![(1, "a1".into()), (2, "b2".into()), (4, "b4".into())]
         );
         // The same commit again (a crash before the watermark was kept) finds it made.
-        let again = tables
-            .upsert(upsert(
-                Some(10),
-                20,
-                Some(vec![2, 3, 4]),
-                rows(&[2, 4], "b"),
-            ))
-            .await
-            .unwrap();
+        let again = tables.upsert(change()).await.unwrap();
         assert_eq!(again, Upserted::Moved { record: Some(20) });
         let state = tables.modelled_state("dim_staff").await.unwrap();
         assert_eq!((state.record, state.rows, state.files), (Some(20), 3, 1));
