@@ -41,6 +41,19 @@ async fn start_writer(stack: &Stack, lake: &LakeStore, group: &str) -> Writer {
 }
 
 /// The partitions a writer's consumer-lag gauge has a series for.
+/// Files a writer has committed, over all its tables.
+fn files_written(writer: &Writer) -> u64 {
+    use prometheus::core::Collector;
+    writer
+        .metrics
+        .files
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
 fn lag_series(writer: &Writer) -> BTreeSet<(String, String)> {
     use prometheus::core::Collector;
     writer
@@ -542,7 +555,16 @@ async fn partitions_move_between_two_writers_mid_stream() {
     let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
     let load = stack.spawn_workload(3_000, 600.0, 23).await;
     let first = start_writer(&stack, &lake, "lake").await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The first writes before the second joins (a fixed wait was too short on a loaded
+    // machine, and the first then wrote nothing).
+    let start = Instant::now();
+    while files_written(&first) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the first writer wrote no file"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A second member joins: the group splits the partitions between them.
     let second = start_writer(&stack, &lake, "lake").await;
     tokio::time::sleep(Duration::from_millis(2_000)).await;
