@@ -68,7 +68,7 @@ pub struct CompactReport {
 }
 
 /// Merges the small files of every table (or of `table`), checkpoints each log it changed
-/// and vacuums each table.
+/// and vacuums each table (with every table, the processed zone's too).
 pub async fn compact(
     tables: &LakeTables,
     table: Option<&str>,
@@ -127,6 +127,12 @@ pub async fn compact(
             tables.checkpoint(&dir).await?;
         }
         report.vacuumed += tables.vacuum(&dir, options.retention).await?;
+    }
+    // The processed zone's commits replace files too (the modeler compacts as it writes).
+    if table.is_none() {
+        for dir in tables.processed_tables().await? {
+            report.vacuumed += tables.vacuum(&dir, options.retention).await?;
+        }
     }
     Ok(report)
 }

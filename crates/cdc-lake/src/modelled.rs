@@ -445,6 +445,14 @@ mod tests {
         assert_eq!(again, Upserted::Moved { record: Some(20) });
         let state = tables.modelled_state("dim_staff").await.unwrap();
         assert_eq!((state.record, state.rows, state.files), (Some(20), 3, 1));
+        // The file the second commit replaced goes with the raw zone's vacuum.
+        let vacuum = crate::CompactOptions {
+            retention: std::time::Duration::ZERO,
+            ..crate::CompactOptions::default()
+        };
+        let report = crate::compact(&tables, None, &vacuum).await.unwrap();
+        assert_eq!(report.vacuumed, 1, "{report:?}");
+        assert_eq!(read(&tables).await.len(), 3);
     }
 
     #[test]

@@ -253,19 +253,36 @@ impl LakeTables {
 
     /// The table directories under `raw/` that hold a table.
     pub async fn tables(&self) -> Result<Vec<String>, LakeError> {
-        let raw = raw_path(&self.inner.lake.root);
+        self.tables_in(None).await
+    }
+
+    /// The table directories (`processed/<name>`) of the processed zone that hold a table.
+    pub async fn processed_tables(&self) -> Result<Vec<String>, LakeError> {
+        self.tables_in(Some("processed")).await
+    }
+
+    /// The tables under `raw/` (their names), or under `<zone>/` (as `<zone>/<name>`).
+    async fn tables_in(&self, zone: Option<&str>) -> Result<Vec<String>, LakeError> {
+        let parent = match zone {
+            None => raw_path(&self.inner.lake.root),
+            Some(zone) => self.inner.lake.root.clone().join(zone),
+        };
         let listed = self
             .inner
             .lake
             .store
-            .list_with_delimiter(Some(&raw))
+            .list_with_delimiter(Some(&parent))
             .await
-            .map_err(LakeError::store(format!("cannot list {raw}")))?;
+            .map_err(LakeError::store(format!("cannot list {parent}")))?;
         let mut dirs = Vec::new();
         for prefix in listed.common_prefixes {
-            if let Some(dir) = prefix.filename() {
-                if self.exists(dir).await? {
-                    dirs.push(dir.to_owned());
+            if let Some(name) = prefix.filename() {
+                let dir = match zone {
+                    None => name.to_owned(),
+                    Some(zone) => format!("{zone}/{name}"),
+                };
+                if self.exists(&dir).await? {
+                    dirs.push(dir);
                 }
             }
         }
