@@ -12,9 +12,12 @@
 //!
 //! # Vacuum
 //!
-//! A file the latest snapshot no longer holds (merged away, or written by a writer that
-//! stopped before its commit or whose commit was refused) is deleted once it is older than
-//! the retention: a reader still reading an older snapshot had that long to finish.
+//! A file the latest snapshot no longer holds is deleted once the retention has passed
+//! since the commit that removed it (merged away), or since it was written when no commit
+//! ever held it (a writer stopped before its commit, or its commit was refused): a reader
+//! still reading an older snapshot had that long to finish. Counting from the removal,
+//! not from the file's writing, is what keeps a day-old file that compaction merged a
+//! second ago readable by the snapshots that still name it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

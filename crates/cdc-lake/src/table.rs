@@ -415,8 +415,8 @@ impl LakeTables {
     }
 
     /// Deletes the data files of table `dir` that its latest snapshot does not hold and
-    /// that are older than `retention` (readers of older snapshots had that long); returns
-    /// how many were deleted.
+    /// that left it (or, never committed, were written) more than `retention` ago:
+    /// readers of older snapshots had that long; returns how many were deleted.
     pub async fn vacuum(&self, dir: &str, retention: Duration) -> Result<usize, LakeError> {
         let Some((_, live)) = self.live_files(dir).await? else {
             return Ok(0);
@@ -432,19 +432,39 @@ impl LakeTables {
             return Ok(0);
         };
         let store = &self.inner.lake.store;
-        let stale: Vec<Path> = store
+        let listed: Vec<object_store::ObjectMeta> = store
             .list(Some(&table))
-            .try_filter(|meta| {
-                let keep = meta.location.prefix_matches(&log)
-                    || live.contains(&meta.location)
-                    || meta.last_modified > cutoff
-                    || !meta.location.as_ref().ends_with(".parquet");
-                futures_util::future::ready(!keep)
-            })
-            .map_ok(|meta| meta.location)
             .try_collect()
             .await
             .map_err(LakeError::store(format!("cannot list {table}")))?;
+        // A file's age is counted from the commit that removed it, not from its writing:
+        // a file written a day ago and merged away a second ago is still being read.
+        let mut recently_removed = HashSet::new();
+        for commit in listed.iter().filter(|meta| {
+            meta.location.prefix_matches(&log)
+                && meta.last_modified > cutoff
+                && meta.location.as_ref().ends_with(".json")
+        }) {
+            let bytes = store
+                .get(&commit.location)
+                .await
+                .map_err(LakeError::store(format!("cannot read {}", commit.location)))?
+                .bytes()
+                .await
+                .map_err(LakeError::store(format!("cannot read {}", commit.location)))?;
+            recently_removed.extend(removed_paths(&table, &commit.location, &bytes)?);
+        }
+        let stale: Vec<Path> = listed
+            .into_iter()
+            .filter(|meta| {
+                !(meta.location.prefix_matches(&log)
+                    || live.contains(&meta.location)
+                    || recently_removed.contains(&meta.location)
+                    || meta.last_modified > cutoff
+                    || !meta.location.as_ref().ends_with(".parquet"))
+            })
+            .map(|meta| meta.location)
+            .collect();
         for path in &stale {
             match store.delete(path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -453,6 +473,33 @@ impl LakeTables {
         }
         Ok(stale.len())
     }
+}
+
+/// The files a commit's `remove` actions name, as paths in the store under `table`.
+fn removed_paths(table: &Path, commit: &Path, bytes: &[u8]) -> Result<Vec<Path>, LakeError> {
+    let bad = |what: String| LakeError::bad_store(format!("commit {commit}: {what}"));
+    let mut paths = Vec::new();
+    for line in bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+    {
+        let action: serde_json::Value =
+            serde_json::from_slice(line).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let Some(removed) = action.get("remove") else {
+            continue;
+        };
+        let Some(relative) = removed.get("path").and_then(|p| p.as_str()) else {
+            return Err(bad("a remove action without a path".to_owned()));
+        };
+        let relative = Path::from_url_path(relative)
+            .map_err(|e| bad(format!("file path {relative:?}: {e}")))?;
+        paths.push(
+            relative
+                .parts()
+                .fold(table.clone(), |path, part| path.join(part)),
+        );
+    }
+    Ok(paths)
 }
 
 /// The runtime the tables' I/O runs on: one per process, never dropped (a runtime cannot

@@ -82,7 +82,7 @@ async fn readers_see_each_change_once_during_commits_compaction_and_vacuum() {
             let options = CompactOptions {
                 min_age: Duration::ZERO,
                 target_rows: 96,
-                retention: Duration::from_secs(3),
+                retention: Duration::from_secs(5),
                 ..CompactOptions::default()
             };
             let (mut merged, mut vacuumed, mut rounds) = (0, 0, 0);
@@ -97,7 +97,7 @@ async fn readers_see_each_change_once_during_commits_compaction_and_vacuum() {
                 }
             }
             // Vacuum what the last rounds replaced, once readers had the retention.
-            tokio::time::sleep(Duration::from_secs(4)).await;
+            tokio::time::sleep(Duration::from_secs(6)).await;
             let report = compact(&tables, Some("staff"), &options).await.unwrap();
             (merged + report.merged, vacuumed + report.vacuumed)
         });
@@ -133,4 +133,100 @@ async fn readers_see_each_change_once_during_commits_compaction_and_vacuum() {
         merged > 100 && vacuumed > 100,
         "compaction merged {merged} and vacuum deleted {vacuumed} files"
     );
+}
+
+/// A file written long ago and merged away a moment ago stays for the retention counted
+/// from its removal (older snapshots still name it); a file no commit ever held goes
+/// once it is older than the retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_counts_the_retention_from_the_removal_not_the_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeStore::open(dir.path().to_str().unwrap()).unwrap();
+    let tables = LakeTables::new(&lake).unwrap();
+    let table = staff_table();
+    let mut writer = PartitionWriter::new(
+        &tables,
+        "t.public.staff",
+        0,
+        ParquetOptions::default(),
+        FlushPolicy::default(),
+    );
+    for chunk in sample_rows(&table, 0..40).chunks(10) {
+        for row in chunk.iter().cloned() {
+            writer.push(&table, row, 10).await.unwrap();
+        }
+        writer.flush().await.unwrap().unwrap();
+    }
+    let (before, written) = tables.live_files("staff").await.unwrap().unwrap();
+    assert_eq!(written.len(), 4);
+    let on_disk = |path: &object_store::path::Path| dir.path().join(path.as_ref());
+    // Two hours old: written files, and one that no commit holds (a dead writer's).
+    let orphan = on_disk(&written[0].path).with_file_name("t.public.staff+0+orphan.parquet");
+    std::fs::copy(on_disk(&written[0].path), &orphan).unwrap();
+    let young_orphan = orphan.with_file_name("t.public.staff+0+young.parquet");
+    std::fs::copy(&orphan, &young_orphan).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7_200);
+    for path in written
+        .iter()
+        .map(|f| on_disk(&f.path))
+        .chain([orphan.clone()])
+    {
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(two_hours_ago).unwrap();
+    }
+
+    let options = CompactOptions {
+        min_age: Duration::ZERO,
+        retention: Duration::from_secs(3_600),
+        ..CompactOptions::default()
+    };
+    let report = compact(&tables, Some("staff"), &options).await.unwrap();
+    assert_eq!(report.merged, 4, "{report:?}");
+    assert_eq!(report.vacuumed, 1, "only the old orphan goes: {report:?}");
+    assert!(!orphan.exists() && young_orphan.exists());
+    for file in &written {
+        assert!(
+            on_disk(&file.path).exists(),
+            "{} was merged a moment ago: a reader of version {before} still needs it",
+            file.path
+        );
+    }
+    // The old snapshot still reads whole, from any reader.
+    let offsets = read_offsets_at(&dir.path().join("raw").join("staff"), before);
+    assert_eq!(offsets, (0..40).collect::<Vec<i64>>());
+
+    let now = CompactOptions {
+        retention: Duration::ZERO,
+        ..options
+    };
+    let report = compact(&tables, Some("staff"), &now).await.unwrap();
+    assert_eq!(
+        report.vacuumed, 5,
+        "the merged files and the young orphan: {report:?}"
+    );
+    assert!(written.iter().all(|f| !on_disk(&f.path).exists()));
+}
+
+/// The `_kafka_offset`s of the table at `version`, sorted, as delta-rs's `deltalake` reads
+/// them (time travel to a snapshot older than the latest).
+fn read_offsets_at(table: &std::path::Path, version: u64) -> Vec<i64> {
+    let python = cdc_testkit::python::venv_python().unwrap_or_else(|e| panic!("{e}"));
+    let output = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            "import json, sys\n\
+             from deltalake import DeltaTable\n\
+             t = DeltaTable(sys.argv[1], version=int(sys.argv[2]))\n\
+             print(json.dumps(sorted(t.to_pyarrow_table(columns=['_kafka_offset']).column(0).to_pylist())))",
+        )
+        .arg(table)
+        .arg(version.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "deltalake at version {version}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(output.stdout.trim_ascii()).unwrap()
 }
