@@ -18,6 +18,7 @@ mod decode;
 mod layout;
 mod log_listing;
 pub mod metrics;
+mod migrate;
 mod modelled;
 mod parquet_file;
 mod store;
@@ -40,6 +41,7 @@ pub use consume::{
 pub use decode::{DeadLetter, Decoded, RecordDecoder};
 pub use layout::{commit_date, new_attempt, table_dir, DataFile};
 pub use metrics::LakeMetrics;
+pub use migrate::{migrate, MigrateReport, MIGRATION_GROUP};
 pub use modelled::{key_values, ModelledState, Upsert, Upserted, MODELLED_APP, TARGET_ROWS};
 pub use parquet_file::{encode, footer_metadata, ParquetOptions};
 pub use store::LakeStore;

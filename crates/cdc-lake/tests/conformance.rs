@@ -25,6 +25,161 @@ async fn suite(lake: LakeStore) {
     rowless_tails_redeliveries_and_restarts(&lake).await;
     repeated_changes_are_left_out_and_the_chain_agrees(&lake).await;
     a_zombie_writers_commit_is_refused(&lake).await;
+    an_old_lake_is_migrated_into_its_tables(&lake).await;
+}
+
+/// A lake written before its tables (`date=` directories, no log, a `time` column as
+/// microseconds, and an old compaction stopped between its put and its deletes) moves
+/// into its table: each change once, times as text, the old files gone; a run stopped
+/// after a commit but before deleting its old file commits nothing twice when run again.
+async fn an_old_lake_is_migrated_into_its_tables(lake: &LakeStore) {
+    use arrow_array::{Array, RecordBatch, Time64MicrosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    let topic = "t.public.old_staff";
+    let table = staff_table();
+    let builder = cdc_lake::BatchBuilder::new(table.clone());
+    let dir = lake
+        .root
+        .clone()
+        .join("raw")
+        .join("old_staff")
+        .join("date=2026-11-21");
+    let put_old = |rows: Vec<cdc_lake::LakeRow>, merged_to: Option<i64>| {
+        let batch = builder.build(&rows).unwrap();
+        let shift =
+            Time64MicrosecondArray::from_iter_values(rows.iter().map(|r| r.offset * 1_000_000));
+        let mut fields = batch.schema().fields().to_vec();
+        fields
+            .push(Field::new("shift_start", DataType::Time64(TimeUnit::Microsecond), true).into());
+        let mut columns = batch.columns().to_vec();
+        columns.push(std::sync::Arc::new(shift));
+        let batch = RecordBatch::try_new(Schema::new(fields).into(), columns).unwrap();
+        let (first, partition) = (rows[0].offset, rows[0].partition);
+        let last = merged_to.unwrap_or(rows[rows.len() - 1].offset);
+        let bytes = cdc_lake::encode(
+            &batch,
+            &ParquetOptions::default(),
+            vec![
+                ("totesys_cdc.kafka.topic".into(), topic.into()),
+                (cdc_lake::FIRST_OFFSET_KEY.into(), first.to_string()),
+                (cdc_lake::LAST_OFFSET_KEY.into(), last.to_string()),
+            ],
+        )
+        .unwrap();
+        let mut name = format!("{topic}+{partition}+{first:020}");
+        if let Some(last) = merged_to {
+            name.push_str(&format!("+{last:020}"));
+        }
+        (dir.clone().join(format!("{name}.parquet")), bytes)
+    };
+    let rows = sample_rows(&table, 0..15);
+    let mut second: Vec<_> = sample_rows(&table, 0..5);
+    for row in &mut second {
+        row.partition = 1;
+    }
+    let files = [
+        put_old(rows[0..5].to_vec(), None),
+        put_old(rows[5..10].to_vec(), None),
+        put_old(rows[0..10].to_vec(), Some(9)), // merged, its small files not yet deleted
+        put_old(rows[10..15].to_vec(), None),
+        put_old(second.clone(), None),
+    ];
+    for (path, bytes) in &files {
+        lake.store.put(path, bytes.clone().into()).await.unwrap();
+    }
+    let old_processed = lake
+        .root
+        .clone()
+        .join("processed")
+        .join("dim_staff")
+        .join("0000000000000001-00000000000000FF.parquet");
+    lake.store
+        .put(&old_processed, files[0].1.clone().into())
+        .await
+        .unwrap();
+
+    let tables = cdc_lake::LakeTables::new(lake).unwrap();
+    let parquet = ParquetOptions::default();
+    let report = cdc_lake::migrate(&tables, &parquet).await.unwrap();
+    assert_eq!(
+        (
+            report.committed,
+            report.superseded,
+            report.rows,
+            report.already,
+            report.processed
+        ),
+        (3, 2, 20, 0, 1),
+        "{report:?}"
+    );
+    let mut expected: Vec<(i64, Vec<String>)> = rows
+        .iter()
+        .chain(&second)
+        .map(|r| (r.offset, expected_cells(r)))
+        .collect();
+    expected.sort();
+    let mut migrated = read_rows(lake, topic).await;
+    migrated.sort();
+    assert_eq!(migrated, expected, "each change once");
+    assert_eq!(
+        tables
+            .committed_through("old_staff", topic, 0)
+            .await
+            .unwrap(),
+        Some(14)
+    );
+    assert_eq!(
+        tables
+            .committed_through("old_staff", topic, 1)
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    let (_, live) = tables.live_files("old_staff").await.unwrap().unwrap();
+    for file in &live {
+        let data = lake
+            .store
+            .get(&file.path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let offsets = batch.column_by_name("_kafka_offset").unwrap();
+        let offsets = offsets
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap();
+        let shifts = batch.column_by_name("shift_start").unwrap();
+        let shifts = shifts
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            let seconds = offsets.value(i);
+            assert_eq!(shifts.value(i), format!("00:00:{seconds:02}"));
+        }
+    }
+    for path in files.iter().map(|(p, _)| p).chain([&old_processed]) {
+        assert!(lake.store.head(path).await.is_err(), "{path} is gone");
+    }
+
+    // Stopped after its commit, before deleting the old file: the next run only deletes it.
+    let (path, bytes) = &files[4];
+    lake.store.put(path, bytes.clone().into()).await.unwrap();
+    let report = cdc_lake::migrate(&tables, &parquet).await.unwrap();
+    assert_eq!((report.committed, report.already), (0, 1), "{report:?}");
+    let mut again = read_rows(lake, topic).await;
+    again.sort();
+    assert_eq!(again, expected, "nothing twice");
+    assert!(lake.store.head(path).await.is_err());
 }
 
 /// A writer that lost its partition (a zombie: paused past its session, then back) flushes

@@ -10,6 +10,7 @@ mod init;
 mod kafka;
 mod lake;
 mod metrics;
+mod migrate;
 mod model;
 mod registry;
 mod replay;
@@ -44,8 +45,10 @@ enum Command {
     Init(Box<init::InitArgs>),
     /// Apply the lake's changes to the warehouse: SCD2 history, whole source transactions in commit order, exactly once.
     Model(Box<model::ModelArgs>),
-    /// Merge the lake's small files into large ones, each run swapped in by one create-only put.
+    /// Merge the lake tables' small files into large ones (one commit per run), checkpoint their logs, vacuum what no snapshot needs.
     Compact(Box<compact::CompactArgs>),
+    /// Move a lake written before its tables (`date=` directories, no Delta log) into the table layout, in place.
+    MigrateLake(Box<migrate::MigrateArgs>),
     /// Serve the Confluent-compatible schema registry (REST) over PostgreSQL.
     Registry(registry::RegistryArgs),
     /// Print a line for the registry's --users-file; the password is read from standard input.
@@ -156,6 +159,7 @@ fn main() -> std::process::ExitCode {
             Command::Init(args) => init::run(*args).await,
             Command::Model(args) => model::run(*args).await,
             Command::Compact(args) => compact::run(*args).await,
+            Command::MigrateLake(args) => migrate::run(*args).await,
             Command::Registry(args) => registry::run(args).await,
             Command::RegistryUser(args) => registry::user_line(&args),
             Command::Topics(args) => topics::run(args).await,
