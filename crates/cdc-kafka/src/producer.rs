@@ -88,6 +88,16 @@ impl Producer {
     /// Delivers every record of the open transaction and commits it; readers with
     /// `isolation.level=read_committed` see its records only from then on.
     pub async fn commit_transaction(&self) -> Result<(), KafkaError> {
+        // rdkafka's commit flushes first, and its flush sleeps a whole 100 ms whenever a
+        // record is still on its way (rdkafka 0.39's `BaseProducer::flush` polls for
+        // min(remaining, 100 ms) and returns only at that deadline): every commit cost
+        // 100 ms more than its deliveries. Waiting for the deliveries here, in 1 ms steps,
+        // leaves its flush nothing to wait for; librdkafka's own commit then flushes
+        // nothing and sends EndTxn at once.
+        let deadline = tokio::time::Instant::now() + TRANSACTION_CALL;
+        while self.inner.in_flight_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         self.transaction_call("commit", |p| p.commit_transaction(TRANSACTION_CALL))
             .await
     }

@@ -79,6 +79,10 @@ pub struct CaptureArgs {
     /// large source transaction); at most the broker's `transaction.max.timeout.ms`.
     #[arg(long, default_value_t = 900)]
     transaction_timeout_secs: u64,
+    /// Batches handed to the sink and not yet durable, at most (backpressure; a source
+    /// transaction's commit takes one, its changes one per thousand).
+    #[arg(long, default_value_t = CaptureConfig::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// Milliseconds during which small source transactions are grouped into one Kafka
     /// transaction (exactly-once).
     #[arg(long, default_value_t = 50)]
@@ -136,6 +140,7 @@ pub async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         SnapshotMode::Initial
     };
     config.snapshot.parallelism = args.snapshot_parallelism.max(1);
+    config.max_in_flight = args.max_in_flight.max(1);
     config.logical_decoding_work_mem = args.logical_decoding_work_mem.clone();
     config.heartbeat_interval =
         (args.heartbeat_secs > 0).then(|| Duration::from_secs(args.heartbeat_secs));
