@@ -45,6 +45,10 @@ struct Options {
     rate: f64,
     burst: u64,
     catch_up: u64,
+    /// The lake writer's flush age (`--flush-age-ms`; default: the writer's).
+    flush_age: Duration,
+    /// The modeler's poll interval (`--poll-ms`; default: the modeler's).
+    poll: Duration,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -53,6 +57,8 @@ fn options() -> anyhow::Result<Options> {
         rate: WorkloadConfig::default().rate_per_sec,
         burst: 20_000,
         catch_up: 50_000,
+        flush_age: FlushPolicy::default().max_age,
+        poll: ModelerConfig::default().poll,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,8 +68,15 @@ fn options() -> anyhow::Result<Options> {
             "--rate" => options.rate = value()?.parse().context("--rate")?,
             "--burst" => options.burst = value()?.parse().context("--burst")?,
             "--catch-up" => options.catch_up = value()?.parse().context("--catch-up")?,
+            "--flush-age-ms" => {
+                options.flush_age =
+                    Duration::from_millis(value()?.parse().context("--flush-age-ms")?)
+            }
+            "--poll-ms" => {
+                options.poll = Duration::from_millis(value()?.parse().context("--poll-ms")?)
+            }
             _ => anyhow::bail!(
-                "usage: pipeline-freshness [--seconds S] [--rate CHANGES_PER_S] [--burst N] [--catch-up N]"
+                "usage: pipeline-freshness [--seconds S] [--rate CHANGES_PER_S] [--burst N] [--catch-up N] [--flush-age-ms MS] [--poll-ms MS]"
             ),
         }
     }
@@ -158,7 +171,10 @@ async fn main() -> anyhow::Result<()> {
         stack.registry.clone(),
         &lake,
         "lake",
-        FlushPolicy::default(),
+        FlushPolicy {
+            max_age: options.flush_age,
+            ..FlushPolicy::default()
+        },
     )
     .await;
     let lake_metrics = writer.metrics.clone();
@@ -166,10 +182,14 @@ async fn main() -> anyhow::Result<()> {
     let client = warehouse.client().await?;
     cdc_modeler::warehouse::init(&client).await?;
     let metrics = ModelerMetrics::unregistered()?;
+    let modeler_config = ModelerConfig {
+        poll: options.poll,
+        ..ModelerConfig::default()
+    };
     let mut modeler = Modeler::new(
         lake.clone(),
         client,
-        ModelerConfig::default(),
+        modeler_config.clone(),
         metrics.clone(),
     )
     .await?;
@@ -185,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
     // 1. Freshness at a steady rate.
     let before = buckets(&metrics);
     let applied_before = applied(&metrics);
+    let files_before = total(&lake_metrics.files);
     eprintln!("{} changes/s for {} s …", options.rate, options.seconds);
     let source = stack.db.client().await?;
     let (_never, running) = watch::channel(false);
@@ -216,6 +237,29 @@ async fn main() -> anyhow::Result<()> {
         quantile(&steady, count, 0.90),
         quantile(&steady, count, 0.99),
         sum / count as f64
+    );
+    let files = total(&lake_metrics.files) - files_before;
+    println!(
+        "  lake files: {files} in {:.0} s: {:.0} a minute (flush age {} ms, modeler poll {} ms)",
+        stats.elapsed.as_secs_f64(),
+        files as f64 * 60.0 / stats.elapsed.as_secs_f64(),
+        options.flush_age.as_millis(),
+        options.poll.as_millis()
+    );
+    // What keeping that many files in check costs: one compaction of the whole lake.
+    let tables = cdc_lake::LakeTables::new(&lake)?;
+    let compaction = cdc_lake::CompactOptions {
+        min_age: Duration::ZERO,
+        ..cdc_lake::CompactOptions::default()
+    };
+    let started = Instant::now();
+    let report = cdc_lake::compact(&tables, None, &compaction).await?;
+    println!(
+        "  compaction: {} files merged into {} in {:.2} s ({:.1} ms a merged file)",
+        report.merged,
+        report.written,
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1000.0 / report.merged.max(1) as f64
     );
     let lake_fresh = lake_metrics.commit_to_lake_seconds.collect();
     let (mut lake_count, mut lake_sum) = (0u64, 0.0);
@@ -299,7 +343,7 @@ async fn main() -> anyhow::Result<()> {
         let mut modeler = Modeler::new(
             lake,
             warehouse.client().await?,
-            ModelerConfig::default(),
+            modeler_config,
             metrics.clone(),
         )
         .await?;
