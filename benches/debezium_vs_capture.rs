@@ -62,6 +62,16 @@ const OURS_TOPIC: &str = "totesys.public.sales_order";
 /// Debezium's topic prefixes: streaming turns, and its snapshot turn.
 const DBZ_PREFIX: &str = "dbz";
 const DBZ_SNAPSHOT_PREFIX: &str = "dbzsnap";
+/// `$2` new sales orders copying order `$1`'s references (units vary by row).
+const INSERT_ORDERS: &str = "INSERT INTO public.sales_order (design_id, staff_id, \
+     counterparty_id, units_sold, unit_price, currency_id, agreed_delivery_date, \
+     agreed_payment_date, agreed_delivery_location_id) \
+     SELECT design_id, staff_id, counterparty_id, (1000 + (g::bigint * 7919) % 99000)::int, \
+     unit_price, currency_id, agreed_delivery_date, agreed_payment_date, \
+     agreed_delivery_location_id \
+     FROM public.sales_order t, generate_series(1, $2::int) g \
+     WHERE t.sales_order_id = $1";
+
 /// Seconds at the rate before a latency turn measures.
 const WARM_UP_SECS: u64 = 5;
 /// How long a turn may take before the run fails.
@@ -927,16 +937,7 @@ impl<'a> Bench<'a> {
             let (first, span) = (self.first_order, self.span);
             tasks.push(tokio::spawn(async move {
                 let insert = client
-                    .prepare(
-                        "INSERT INTO public.sales_order (design_id, staff_id, counterparty_id, \
-                         units_sold, unit_price, currency_id, agreed_delivery_date, \
-                         agreed_payment_date, agreed_delivery_location_id) \
-                         SELECT design_id, staff_id, counterparty_id, (1000 + (g::bigint * 7919) % 99000)::int, \
-                         unit_price, currency_id, agreed_delivery_date, agreed_payment_date, \
-                         agreed_delivery_location_id \
-                         FROM public.sales_order t, generate_series(1, $2::int) g \
-                         WHERE t.sales_order_id = $1",
-                    )
+                    .prepare(INSERT_ORDERS)
                     .await?;
                 let update = client
                     .prepare(
@@ -1100,19 +1101,7 @@ async fn fill_sales_orders(
     let mut left = rows;
     while left > 0 {
         let take = left.min(1_000_000) as i32;
-        client
-            .execute(
-                "INSERT INTO public.sales_order (design_id, staff_id, counterparty_id, \
-                 units_sold, unit_price, currency_id, agreed_delivery_date, \
-                 agreed_payment_date, agreed_delivery_location_id) \
-                 SELECT design_id, staff_id, counterparty_id, (1000 + (g::bigint * 7919) % 99000)::int, \
-                 unit_price, currency_id, agreed_delivery_date, agreed_payment_date, \
-                 agreed_delivery_location_id \
-                 FROM public.sales_order t, generate_series(1, $2::int) g \
-                 WHERE t.sales_order_id = $1",
-                &[&template, &take],
-            )
-            .await?;
+        client.execute(INSERT_ORDERS, &[&template, &take]).await?;
         left -= take as i64;
     }
     client
