@@ -20,7 +20,6 @@ use arrow_schema::{DataType, Schema, TimeUnit};
 use chrono::NaiveDate;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::layout::{new_attempt, raw_path, DataFile};
 use crate::parquet_file::{encode, footer_metadata, read_all, ParquetOptions};
@@ -131,14 +130,7 @@ pub async fn migrate(
     parquet: &ParquetOptions,
 ) -> Result<MigrateReport, LakeError> {
     let lake = tables.lake();
-    let raw = raw_path(&lake.root);
-    let listed: Vec<Path> = lake
-        .store
-        .list(Some(&raw))
-        .map_ok(|meta| meta.location)
-        .try_collect()
-        .await
-        .map_err(LakeError::store(format!("cannot list {raw}")))?;
+    let listed = list_under(tables, &raw_path(&lake.root)).await?;
     let mut partitions: BTreeMap<(String, String, i32), Vec<OldFile>> = BTreeMap::new();
     for path in &listed {
         if let Some(old) = OldFile::parse(path) {
@@ -194,17 +186,7 @@ pub async fn migrate(
             let size = encoded.len() as u64;
             let path = file.path(&lake.root);
             lake.ensure_dir(&file.dir(&lake.root))?;
-            lake.store
-                .put_opts(
-                    &path,
-                    PutPayload::from_bytes(encoded),
-                    PutOptions {
-                        mode: PutMode::Create,
-                        ..PutOptions::default()
-                    },
-                )
-                .await
-                .map_err(LakeError::store(format!("cannot write {path}")))?;
+            lake.put_new(&path, encoded).await?;
             let appended = tables
                 .append(Append {
                     dir: table.clone(),
@@ -230,14 +212,14 @@ pub async fn migrate(
                 }
                 Appended::Covered { .. } => {
                     report.already += 1;
-                    delete(tables, &path).await?;
+                    lake.delete_if_present(&path).await?;
                 }
             }
-            delete(tables, &old.path).await?;
+            lake.delete_if_present(&old.path).await?;
         }
         for old in gone {
             report.superseded += 1;
-            delete(tables, &old.path).await?;
+            lake.delete_if_present(&old.path).await?;
         }
     }
     for table in &touched {
@@ -248,22 +230,27 @@ pub async fn migrate(
     Ok(report)
 }
 
+/// Every object under `prefix`.
+async fn list_under(tables: &LakeTables, prefix: &Path) -> Result<Vec<Path>, LakeError> {
+    tables
+        .lake()
+        .store
+        .list(Some(prefix))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await
+        .map_err(LakeError::store(format!("cannot list {prefix}")))
+}
+
 /// Deletes the old processed zone's files (`processed/<name>/<from LSN>-<to LSN>.parquet`,
 /// 16 hex digits each): version rows of the warehouse, which the modeler now keeps as
 /// tables it writes whole when they have no record yet.
 async fn delete_old_processed(tables: &LakeTables) -> Result<usize, LakeError> {
     let lake = tables.lake();
-    let processed = lake.root.clone().join("processed");
-    let listed: Vec<Path> = lake
-        .store
-        .list(Some(&processed))
-        .map_ok(|meta| meta.location)
-        .try_collect()
-        .await
-        .map_err(LakeError::store(format!("cannot list {processed}")))?;
+    let listed = list_under(tables, &lake.root.clone().join("processed")).await?;
     let mut deleted = 0;
     for path in listed.iter().filter(|p| is_old_processed(p)) {
-        delete(tables, path).await?;
+        lake.delete_if_present(path).await?;
         deleted += 1;
     }
     Ok(deleted)
@@ -280,13 +267,6 @@ fn is_old_processed(path: &Path) -> bool {
             .strip_suffix(".parquet")
             .and_then(|n| n.split_once('-'))
             .is_some_and(|(from, to)| hex16(from) && hex16(to))
-}
-
-async fn delete(tables: &LakeTables, path: &Path) -> Result<(), LakeError> {
-    match tables.lake().store.delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(LakeError::store(format!("cannot delete {path}"))(e)),
-    }
 }
 
 /// `batch` with every `time` column (Time64, or a list of them) as PostgreSQL's text.

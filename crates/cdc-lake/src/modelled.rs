@@ -23,7 +23,7 @@ use arrow_schema::{DataType, SchemaRef};
 use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 
 use crate::parquet_file::{encode_all, read_all};
 use crate::table::{blocking, kernel, pause, Layout, LiveFile, ENGINE_INFO, MAX_ATTEMPTS};
@@ -252,16 +252,7 @@ impl LakeTables {
             )?;
             let size = bytes.len() as u64;
             let path = table.clone().join(name.as_str());
-            self.inner
-                .lake
-                .store
-                .put_opts(
-                    &path,
-                    PutPayload::from(bytes),
-                    PutOptions::from(PutMode::Create),
-                )
-                .await
-                .map_err(LakeError::store(format!("cannot write {path}")))?;
+            self.inner.lake.put_new(&path, bytes).await?;
             files.push((name, size, part));
         }
         Ok(files)

@@ -125,6 +125,28 @@ impl LakeStore {
             .map_err(cannot())
     }
 
+    /// Writes a new object at `path`, failing if one is there (create-only: a writer never
+    /// replaces another's file).
+    pub async fn put_new(&self, path: &Path, bytes: bytes::Bytes) -> Result<(), LakeError> {
+        self.store
+            .put_opts(
+                path,
+                object_store::PutPayload::from_bytes(bytes),
+                object_store::PutOptions::from(object_store::PutMode::Create),
+            )
+            .await
+            .map(|_| ())
+            .map_err(LakeError::store(format!("cannot write {path}")))
+    }
+
+    /// Deletes the object at `path`; one already gone is no error.
+    pub async fn delete_if_present(&self, path: &Path) -> Result<(), LakeError> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(LakeError::store(format!("cannot delete {path}"))(e)),
+        }
+    }
+
     /// Makes sure directory `path` exists, for a lake on the local filesystem (object
     /// stores have no directories).
     pub fn ensure_dir(&self, path: &Path) -> Result<(), LakeError> {

@@ -37,7 +37,7 @@ use delta_kernel_default_engine::stats::collect_stats;
 use delta_kernel_default_engine::{build_add_file_metadata, DefaultEngineBuilder};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use url::Url;
 
 use crate::layout::{raw_path, table_path};
@@ -445,13 +445,7 @@ impl LakeTables {
                 && meta.last_modified > cutoff
                 && meta.location.as_ref().ends_with(".json")
         }) {
-            let bytes = store
-                .get(&commit.location)
-                .await
-                .map_err(LakeError::store(format!("cannot read {}", commit.location)))?
-                .bytes()
-                .await
-                .map_err(LakeError::store(format!("cannot read {}", commit.location)))?;
+            let bytes = self.inner.lake.read(&commit.location).await?;
             recently_removed.extend(removed_paths(&table, &commit.location, &bytes)?);
         }
         let stale: Vec<Path> = listed
@@ -466,13 +460,17 @@ impl LakeTables {
             .map(|meta| meta.location)
             .collect();
         for path in &stale {
-            match store.delete(path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(LakeError::store(format!("cannot delete {path}"))(e)),
-            }
+            self.inner.lake.delete_if_present(path).await?;
         }
         Ok(stale.len())
     }
+}
+
+/// `relative` (a path the log names) under the table directory `table`.
+fn under(table: &Path, relative: &Path) -> Path {
+    relative
+        .parts()
+        .fold(table.clone(), |path, part| path.join(part))
 }
 
 /// The files a commit's `remove` actions name, as paths in the store under `table`.
@@ -493,11 +491,7 @@ fn removed_paths(table: &Path, commit: &Path, bytes: &[u8]) -> Result<Vec<Path>,
         };
         let relative = Path::from_url_path(relative)
             .map_err(|e| bad(format!("file path {relative:?}: {e}")))?;
-        paths.push(
-            relative
-                .parts()
-                .fold(table.clone(), |path, part| path.join(part)),
-        );
+        paths.push(under(table, &relative));
     }
     Ok(paths)
 }
@@ -940,9 +934,7 @@ impl Inner {
             let table_path = paths.value(i).to_owned();
             let relative = Path::from_url_path(&table_path)
                 .map_err(|e| bad(&format!("file path {table_path:?}: {e}")))?;
-            let path = relative
-                .parts()
-                .fold(table.clone(), |path, part| path.join(part));
+            let path = under(&table, &relative);
             let stats = stats
                 .filter(|s| s.is_valid(i))
                 .map(|s| parse_stats(s.value(i)));
@@ -1172,6 +1164,8 @@ pub(crate) fn urlencode(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use object_store::ObjectStoreExt;
+
     use super::*;
 
     #[test]

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeSet;
 
 use cdc_core::{Position, TableSchema};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 
 use crate::batch::{BatchBuilder, LakeRow};
 use crate::layout::{commit_date, table_dir, DataFile};
@@ -347,20 +347,7 @@ impl PartitionWriter {
         let lake = self.tables.lake();
         let path = file.path(&lake.root);
         lake.ensure_dir(&file.dir(&lake.root))?;
-        let put = lake
-            .store
-            .put_opts(
-                &path,
-                PutPayload::from_bytes(bytes),
-                PutOptions {
-                    mode: PutMode::Create,
-                    ..PutOptions::default()
-                },
-            )
-            .await;
-        if let Err(e) = put {
-            return Err(LakeError::store(format!("cannot write {path}"))(e));
-        }
+        lake.put_new(&path, bytes).await?;
         let new_file = NewFile {
             date: file.date,
             name: file.name(),
