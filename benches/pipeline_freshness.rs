@@ -123,15 +123,7 @@ fn minus(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
 
 /// The sum of a counter's series.
 fn total(counter: &prometheus::IntCounterVec) -> u64 {
-    counter
-        .collect()
-        .iter()
-        .flat_map(|f| {
-            f.get_metric()
-                .iter()
-                .map(|m| m.get_counter().get_value() as u64)
-        })
-        .sum()
+    cdc_core::counter_total(counter)
 }
 
 fn applied(metrics: &ModelerMetrics) -> u64 {

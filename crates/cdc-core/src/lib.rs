@@ -23,7 +23,7 @@ mod value;
 
 pub use event::{ChangeEvent, Op, Position, TransactionInfo, TruncateOptions};
 pub use lsn::{Lsn, ParseLsnError, Xid};
-pub use metrics::{register_all, Metric, MetricSet};
+pub use metrics::{counter_total, register_all, Metric, MetricSet};
 pub use pg_text::{decimal_text, pg_text};
 pub use pg_type::{ColumnKind, NumericTypmod, PgType};
 pub use retry::{Backoff, Supervisor};

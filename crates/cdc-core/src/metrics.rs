@@ -30,6 +30,17 @@ impl Metric {
     }
 }
 
+/// The sum of a labelled counter over all its series.
+pub fn counter_total(counter: &prometheus::IntCounterVec) -> u64 {
+    use prometheus::core::Collector;
+    counter
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
 /// A component's metrics as one set: created together, listed together, registered together.
 pub trait MetricSet: Sized {
     /// Creates the metrics without registering them anywhere (tests, embedding, listing).

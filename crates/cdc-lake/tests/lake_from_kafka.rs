@@ -40,20 +40,12 @@ async fn start_writer(stack: &Stack, lake: &LakeStore, group: &str) -> Writer {
     Writer::start(kafka, stack.registry.clone(), lake, group, flush).await
 }
 
-/// The partitions a writer's consumer-lag gauge has a series for.
 /// Files a writer has committed, over all its tables.
 fn files_written(writer: &Writer) -> u64 {
-    use prometheus::core::Collector;
-    writer
-        .metrics
-        .files
-        .collect()
-        .iter()
-        .flat_map(|family| family.get_metric())
-        .map(|m| m.get_counter().get_value() as u64)
-        .sum()
+    cdc_core::counter_total(&writer.metrics.files)
 }
 
+/// The partitions a writer's consumer-lag gauge has a series for.
 fn lag_series(writer: &Writer) -> BTreeSet<(String, String)> {
     use prometheus::core::Collector;
     writer

@@ -145,14 +145,7 @@ struct Applied {
 
 /// Records read so far (the lake writer's records counter over every topic).
 fn records_read(metrics: &LakeMetrics) -> u64 {
-    use prometheus::core::Collector;
-    metrics
-        .records
-        .collect()
-        .iter()
-        .flat_map(|family| family.get_metric())
-        .map(|m| m.get_counter().get_value() as u64)
-        .sum()
+    cdc_core::counter_total(&metrics.records)
 }
 
 /// Runs `replay`.
